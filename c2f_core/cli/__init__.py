@@ -1,0 +1,1 @@
+"""The `c2f` command: one thin module per subcommand."""

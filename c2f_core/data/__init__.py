@@ -1,0 +1,1 @@
+"""Datasets (synthetic takes, DexYCB, ObMan), SDF sample preparation, augmentation."""

@@ -1,0 +1,1 @@
+"""Reconstruction and contact metrics, evaluation protocols, reports."""

@@ -1,0 +1,1 @@
+"""Pure geometry: camera models, frame transforms, grids, kNN, marching-cubes helpers."""

@@ -1,0 +1,1 @@
+"""Hand models (the open anny hand, MANO) behind one interface."""

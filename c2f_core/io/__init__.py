@@ -1,0 +1,1 @@
+"""Takes, frames, intrinsics, mesh and USD writers (no torch)."""

@@ -1,0 +1,1 @@
+"""Crop finding, dense and surface-aware mesh extraction, the sequence runner."""

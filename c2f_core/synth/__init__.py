@@ -1,0 +1,1 @@
+"""Synthetic hand-object RGB-D takes with exact ground truth."""

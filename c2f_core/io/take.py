@@ -13,6 +13,7 @@ Reading is lazy: opening a take lists file names only, and frames are decoded on
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +186,16 @@ def read_gt(path: str | Path) -> dict[str, np.ndarray]:
         raise C2FError(f"cannot read ground truth {path}: {exc}") from None
 
 
+def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write a compressed npz atomically and byte-for-byte reproducibly (fixed zip timestamps)."""
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w") as handle:
+                np.lib.format.write_array(handle, np.asarray(value), allow_pickle=False)
+
+
 def _read_timestamps(path: Path) -> dict[int, float]:
     if not path.is_file():
         return {}
@@ -232,9 +243,7 @@ class TakeWriter:
         write_color(self.root / "color" / f"{frame_id:06d}.{self.color_format}", color)
         write_depth_raw(self.root / "depth" / f"{frame_id:06d}.png", self.depth_to_raw(depth_m))
         if gt is not None:
-            with atomic_path(self.root / "gt" / f"{frame_id:06d}.npz") as tmp:
-                with open(tmp, "wb") as handle:
-                    np.savez_compressed(handle, **gt)
+            write_npz(self.root / "gt" / f"{frame_id:06d}.npz", gt)
         if timestamp is not None:
             self.timestamps[frame_id] = float(timestamp)
 

@@ -18,12 +18,12 @@ from c2f_core.errors import C2FError
 def ensure_writable_dir(path: str | Path) -> Path:
     """Create `path` if needed and check that files can be written in it."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise C2FError(f"output path {path} exists and is not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise C2FError(f"cannot create output folder {path}: {exc.strerror}") from None
-    if not path.is_dir():
-        raise C2FError(f"output path {path} exists and is not a folder")
     if not os.access(path, os.W_OK | os.X_OK):
         raise C2FError(f"output folder {path} is not writable")
     return path

@@ -250,7 +250,7 @@ class TakeWriter:
     def close(self) -> None:
         """Write the timestamps file, if any frame had a timestamp."""
         if self.timestamps:
-            lines = ["frame,seconds"] + [f"{k},{v:.6f}" for k, v in sorted(self.timestamps.items())]
+            lines = ["frame,seconds"] + [f"{k},{v:.9f}" for k, v in sorted(self.timestamps.items())]
             write_text_atomic(self.root / "timestamps.csv", "\n".join(lines) + "\n")
 
     def __enter__(self) -> "TakeWriter":

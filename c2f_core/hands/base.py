@@ -20,9 +20,7 @@ JOINT_NAMES = ("wrist",) + tuple(
 )
 """The 21 joint names in the common order; `<finger>1` is the joint nearest the palm."""
 
-PARENTS = (-1,) + tuple(
-    parent for first in range(1, 21, 4) for parent in (0, first, first + 1, first + 2)
-)
+PARENTS = (-1,) + tuple(parent for first in range(1, 21, 4) for parent in (0, first, first + 1, first + 2))
 """Parent of each joint in `JOINT_NAMES` (-1 for the wrist)."""
 
 NUM_JOINTS = len(JOINT_NAMES)

@@ -75,9 +75,7 @@ def knn(
     return dist_sq, idx
 
 
-def _check_inputs(
-    queries: torch.Tensor, points: torch.Tensor, k: int, metric: str, backend: str
-) -> None:
+def _check_inputs(queries: torch.Tensor, points: torch.Tensor, k: int, metric: str, backend: str) -> None:
     """Raise ValueError naming the bad argument if the kNN inputs do not fit together."""
     if queries.ndim != 3 or queries.shape[-1] != 3:
         raise ValueError(f"queries must be (B, Q, 3) or (Q, 3), got {tuple(queries.shape)}")

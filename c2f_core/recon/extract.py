@@ -76,7 +76,9 @@ class ExtractionResult:
     def _single(self) -> Mesh:
         """The only mesh of a single-channel result."""
         if len(self.meshes) != 1:
-            raise ValueError(f"result holds {len(self.meshes)} meshes {list(self.meshes)}; index .meshes by name")
+            raise ValueError(
+                f"result holds {len(self.meshes)} meshes {list(self.meshes)}; index .meshes by name"
+            )
         return next(iter(self.meshes.values()))
 
 
@@ -149,14 +151,12 @@ class FieldSampler:
         return out
 
 
-def marching_cubes_masked(
-    volume: np.ndarray, cube: GridCube, cell_mask: np.ndarray | None = None
-) -> Mesh:
+def marching_cubes_masked(volume: np.ndarray, cube: GridCube, cell_mask: np.ndarray | None = None) -> Mesh:
     """Zero level set of a sampled field as a mesh in metres, optionally on a subset of cells.
 
     Args:
         volume: (N, N, N) float field values at the samples of ``cube`` (negative inside). Samples
-            outside every masked cell may hold anything finite: they are never read for a surface.
+            that were never queried hold NaN; every corner of a masked cell must be finite.
         cube: the grid; vertices come out at ``origin + continuous_index * voxel_size``.
         cell_mask: (N-1, N-1, N-1) bool, True for cells (indexed by their lowest corner) whose 8
             corners all hold real values. Only these cells produce triangles, so unqueried
@@ -168,17 +168,27 @@ def marching_cubes_masked(
     n = cube.resolution
     if volume.shape != (n, n, n):
         raise ValueError(f"volume must be ({n}, {n}, {n}) for this grid, got {volume.shape}")
+    finite = np.isfinite(volume)
+    if cell_mask is None and not finite.all():
+        raise ValueError("volume holds NaN or infinite samples; pass a cell_mask that excludes them")
     skimage_mask = None
     if cell_mask is not None:
         if cell_mask.shape != (n - 1,) * 3:
             raise ValueError(f"cell_mask must be ({n - 1},)*3, got {cell_mask.shape}")
         if not cell_mask.any():
             return Mesh.empty()
+        if (cell_mask & ~cells_with_all_corners(finite)).any():
+            raise ValueError("cell_mask includes cells with an unqueried (NaN) corner")
+        # Unqueried samples only border masked-out cells; skimage needs finite numbers there, and
+        # the value chosen cannot reach a triangle because those cells are never polygonised.
+        volume = np.where(finite, volume, np.float32(1.0))
         # skimage's mask has the volume's shape and flags one corner of each cell; which corner
         # (lowest or highest) is an implementation detail, probed once instead of assumed.
         offset = _skimage_mask_corner_offset()
         skimage_mask = np.zeros((n, n, n), dtype=bool)
         skimage_mask[offset : offset + n - 1, offset : offset + n - 1, offset : offset + n - 1] = cell_mask
+    if not volume.min() <= 0.0 <= volume.max():  # skimage refuses a level outside the data range
+        return Mesh.empty()
     try:
         verts, faces, _, _ = marching_cubes(
             np.ascontiguousarray(volume, dtype=np.float32), level=0.0, mask=skimage_mask
@@ -220,7 +230,11 @@ def cells_with_all_corners(known: np.ndarray) -> np.ndarray:
         for dj in (0, 1):
             for dk in (0, 1):
                 if di or dj or dk:
-                    cells &= known[di : di + known.shape[0] - 1, dj : dj + known.shape[1] - 1, dk : dk + known.shape[2] - 1]
+                    cells &= known[
+                        di : di + known.shape[0] - 1,
+                        dj : dj + known.shape[1] - 1,
+                        dk : dk + known.shape[2] - 1,
+                    ]
     return cells
 
 
@@ -248,7 +262,9 @@ def keep_largest_component(mesh: Mesh) -> Mesh:
     _, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
     face_labels = labels[faces[:, 0]]
     corners = unique_vertices[faces].astype(np.float64)
-    areas = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    areas = 0.5 * np.linalg.norm(
+        np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1
+    )
     largest = np.argmax(np.bincount(face_labels, weights=areas))
     kept = faces[face_labels == largest]
     used, remapped = np.unique(kept, return_inverse=True)

@@ -54,7 +54,9 @@ def test_linear_round_trip_uses_floor_division(kind):
     index = linear_to_index(linear, n)
     assert index.dtype in (np.int64, torch.int64)
     # True division (the reference bug, method D.12) would give non-integer or sheared indices.
-    expected = np.stack([np.asarray(linear) // n**2, (np.asarray(linear) // n) % n, np.asarray(linear) % n], -1)
+    expected = np.stack(
+        [np.asarray(linear) // n**2, (np.asarray(linear) // n) % n, np.asarray(linear) % n], -1
+    )
     np.testing.assert_array_equal(np.asarray(index), expected)
     np.testing.assert_array_equal(np.asarray(index_to_linear(index, n)), np.asarray(linear))
 

@@ -60,7 +60,7 @@ def test_k_larger_than_points_repeats_farthest(backend):
 def test_unbatched_input(clouds):
     queries, points = clouds
     dist_sq, idx = knn(queries[1], points[1], 4)
-    ref_dist, ref_idx = knn(queries[1:2], points[1:2], 4)
+    _, ref_idx = knn(queries[1:2], points[1:2], 4)
     assert dist_sq.shape == (200, 4)
     torch.testing.assert_close(idx, ref_idx[0])
 

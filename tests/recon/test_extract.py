@@ -1,0 +1,222 @@
+"""Tests for the mesh extractors on analytic SDFs: dense, SER (selected blocks) and SER + octree.
+
+A counting wrapper stands in for the network, so the reported query counts can be checked exactly.
+"""
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial import cKDTree
+
+from c2f_core.geometry.grid import GridCube
+from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
+from c2f_core.recon.extract import Mesh, cells_with_all_corners, keep_largest_component, marching_cubes_masked
+from c2f_core.recon.ser import SurfaceAwareExtractor, SurfaceAwareExtractorConfig, select_coarse_blocks
+
+CENTER = np.array([0.02, -0.03, 0.55])  # off the origin, so metres and placement are checked
+RADIUS = 0.08
+CLAMP = 0.016
+TORUS_MAJOR, TORUS_MINOR = 0.07, 0.025
+
+
+class CountingField:
+    """A stub network: an analytic SDF that counts the points it is asked about."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.count = 0
+        self.calls = 0
+
+    def __call__(self, points):
+        assert points.dtype == torch.float32 and points.ndim == 2 and points.shape[1] == 3
+        assert not torch.is_grad_enabled()
+        self.count += len(points)
+        self.calls += 1
+        return self.fn(points)
+
+
+def sphere_sdf(points):
+    return (points - torch.tensor(CENTER, dtype=points.dtype)).norm(dim=-1) - RADIUS
+
+
+def torus_sdf(points):
+    local = points - torch.tensor(CENTER, dtype=points.dtype)
+    ring = torch.stack([local[:, :2].norm(dim=-1) - TORUS_MAJOR, local[:, 2]], -1)
+    return ring.norm(dim=-1) - TORUS_MINOR
+
+
+def truncated(fn):
+    return lambda points: fn(points).clamp(-CLAMP, CLAMP)
+
+
+def surface_markers(kind, count=3000, seed=0):
+    """Points on the analytic surface, standing in for the network's marker points."""
+    rng = np.random.default_rng(seed)
+    u, v = rng.uniform(0, 2 * np.pi, count), rng.uniform(0, 2 * np.pi, count)
+    if kind == "sphere":
+        d = rng.normal(size=(count, 3))
+        return CENTER + RADIUS * d / np.linalg.norm(d, axis=1, keepdims=True)
+    ring = TORUS_MAJOR + TORUS_MINOR * np.cos(v)
+    return CENTER + np.stack([ring * np.cos(u), ring * np.sin(u), TORUS_MINOR * np.sin(v)], -1)
+
+
+def cube_of(resolution):
+    return GridCube.from_center(CENTER, side=0.3, resolution=resolution)
+
+
+def hausdorff(a, b):
+    return max(cKDTree(b).query(a)[0].max(), cKDTree(a).query(b)[0].max())
+
+
+def signed_volume(mesh):
+    corners = mesh.vertices.astype(np.float64)[mesh.faces]
+    return np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])).sum() / 6
+
+
+SDFS = {
+    "sphere": sphere_sdf,
+    "torus": torus_sdf,
+    "sphere_truncated": truncated(sphere_sdf),
+    "torus_truncated": truncated(torus_sdf),
+}
+
+
+@pytest.fixture(scope="module")
+def dense_meshes():
+    """Dense reference meshes at 64^3 for every analytic SDF."""
+    return {name: DenseExtractor().extract(fn, cube_of(64)) for name, fn in SDFS.items()}
+
+
+def test_dense_queries_every_sample_and_places_sphere_in_metres():
+    cube = cube_of(64)
+    field = CountingField(sphere_sdf)
+    result = DenseExtractor(DenseExtractorConfig(chunk_size=50_000)).extract(field, cube)
+    assert result.queries == field.count == 64**3
+    assert field.calls == int(np.ceil(64**3 / 50_000))
+    assert result.vertices.dtype == np.float32 and result.faces.dtype == np.int64
+    radius = np.linalg.norm(result.vertices - CENTER, axis=1)
+    assert np.abs(radius - RADIUS).max() < 0.5 * cube.voxel_size
+    assert signed_volume(Mesh(result.vertices, result.faces)) > 0  # normals point outwards
+    assert signed_volume(Mesh(result.vertices, result.faces)) == pytest.approx(
+        4 / 3 * np.pi * RADIUS**3, rel=0.01
+    )
+    assert set(result.timings) >= {"query", "marching_cubes", "total"}
+
+
+@pytest.mark.parametrize("name", list(SDFS))
+@pytest.mark.parametrize("octree", [False, True])
+def test_ser_matches_dense_with_fewer_queries(name, octree, dense_meshes):
+    cube = cube_of(64)
+    selection = select_coarse_blocks(cube, markers=surface_markers(name.split("_")[0]), coarse_resolution=16)
+    field = CountingField(SDFS[name])
+    config = SurfaceAwareExtractorConfig(octree=octree, top_stride=8)
+    result = SurfaceAwareExtractor(config).extract(field, cube, selection)
+    assert result.queries == field.count
+    dense = dense_meshes[name]
+    assert len(result.faces) == len(dense.faces)
+    assert hausdorff(result.vertices, dense.vertices) < 1e-3 * cube.voxel_size
+    ratio = result.queries / cube.num_samples
+    assert ratio < (0.12 if octree else 0.5)
+
+
+def test_octree_query_ratio_at_128():
+    cube = cube_of(128)
+    selection = select_coarse_blocks(cube, markers=surface_markers("sphere"))
+    field = CountingField(truncated(sphere_sdf))
+    result = SurfaceAwareExtractor().extract(field, cube, selection)
+    assert result.queries == field.count
+    assert result.queries / cube.num_samples < 0.05
+    radius = np.linalg.norm(result.vertices - CENTER, axis=1)
+    assert np.abs(radius - RADIUS).max() < 0.5 * cube.voxel_size
+    assert signed_volume(Mesh(result.vertices, result.faces)) == pytest.approx(
+        4 / 3 * np.pi * RADIUS**3, rel=0.01
+    )
+
+
+def test_octree_without_selection_covers_whole_grid(dense_meshes):
+    cube = cube_of(64)
+    field = CountingField(torus_sdf)
+    result = SurfaceAwareExtractor(SurfaceAwareExtractorConfig(top_stride=16)).extract(field, cube)
+    assert hausdorff(result.vertices, dense_meshes["torus"].vertices) < 1e-3 * cube.voxel_size
+    assert result.queries == field.count < 0.15 * cube.num_samples
+
+
+@pytest.mark.parametrize("octree", [False, True])
+def test_half_selection_gives_open_surface_without_phantom_wall(octree):
+    cube = cube_of(64)
+    selection = select_coarse_blocks(cube, markers=surface_markers("sphere"), coarse_resolution=16)
+    selection[8:] = False  # keep blocks with x index < 8: samples up to x = origin + 31 voxels
+    result = SurfaceAwareExtractor(SurfaceAwareExtractorConfig(octree=octree)).extract(
+        CountingField(sphere_sdf), cube, selection
+    )
+    vertices = result.vertices.astype(np.float64)
+    # Every vertex lies on the sphere: a wall at the selection boundary would put vertices inside.
+    radius = np.linalg.norm(vertices - CENTER, axis=1)
+    assert np.abs(radius - RADIUS).max() < 0.5 * cube.voxel_size
+    assert vertices[:, 0].max() <= cube.origin[0] + 31 * cube.voxel_size + 1e-6
+    # The cut leaves a boundary: edges used by a single face.
+    edges = np.sort(
+        np.concatenate([result.faces[:, [0, 1]], result.faces[:, [1, 2]], result.faces[:, [2, 0]]]), axis=1
+    )
+    _, uses = np.unique(edges, axis=0, return_counts=True)
+    assert (uses == 1).sum() > 20
+
+
+def test_two_channels_share_queries(dense_meshes):
+    cube = cube_of(64)
+    markers = np.concatenate([surface_markers("sphere"), surface_markers("torus")])
+    selection = select_coarse_blocks(cube, markers=markers, coarse_resolution=16)
+    both = CountingField(lambda p: torch.stack([sphere_sdf(p), torus_sdf(p)], -1))
+    result = SurfaceAwareExtractor().extract(both, cube, selection, names=("hand", "object"))
+    assert set(result.meshes) == {"hand", "object"}
+    assert result.queries == both.count
+    assert hausdorff(result.meshes["hand"].vertices, dense_meshes["sphere"].vertices) < 1e-3 * cube.voxel_size
+    assert (
+        hausdorff(result.meshes["object"].vertices, dense_meshes["torus"].vertices) < 1e-3 * cube.voxel_size
+    )
+    singles = [SurfaceAwareExtractor().extract(fn, cube, selection).queries for fn in (sphere_sdf, torus_sdf)]
+    assert max(singles) <= result.queries < sum(singles)
+    with pytest.raises(ValueError, match="several|meshes"):
+        _ = result.vertices
+
+
+def test_field_output_shape_is_checked():
+    cube = cube_of(8)
+    with pytest.raises(ValueError, match="expected"):
+        DenseExtractor().extract(lambda p: torch.zeros(len(p), 3), cube, names=("hand", "object"))
+    with pytest.raises(ValueError, match="NaN"):
+        DenseExtractor().extract(lambda p: torch.full((len(p),), float("nan")), cube)
+
+
+def test_no_surface_gives_empty_mesh():
+    result = DenseExtractor().extract(lambda p: torch.ones(len(p)), cube_of(16))
+    assert result.meshes["sdf"].is_empty and result.vertices.shape == (0, 3)
+    empty = SurfaceAwareExtractor().extract(CountingField(sphere_sdf), cube_of(16), np.zeros((4, 4, 4), bool))
+    assert empty.queries == 0 and empty.meshes["sdf"].is_empty
+
+
+def test_masked_marching_cubes_rejects_unqueried_corners():
+    cube = cube_of(8)
+    volume = np.ones((8, 8, 8), np.float32)
+    volume[3, 3, 3] = -1
+    volume[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        marching_cubes_masked(volume, cube)
+    with pytest.raises(ValueError, match="unqueried"):
+        marching_cubes_masked(volume, cube, np.ones((7, 7, 7), bool))
+    mask = cells_with_all_corners(np.isfinite(volume))
+    assert not mask[0, 0, 0] and mask[1, 1, 1]
+    mesh = marching_cubes_masked(volume, cube, mask)
+    assert len(mesh.faces) == 8  # the one negative sample is a corner of 8 cells
+
+
+def test_keep_largest_component_by_area():
+    big = DenseExtractor().extract(sphere_sdf, cube_of(32)).meshes["sdf"]
+    small = Mesh(big.vertices * 0.3 + np.float32(1.0), big.faces)
+    merged = Mesh(
+        np.concatenate([small.vertices, big.vertices]),
+        np.concatenate([small.faces, big.faces + len(small.vertices)]),
+    )
+    kept = keep_largest_component(merged)
+    assert len(kept.faces) == len(big.faces)
+    np.testing.assert_allclose(np.sort(kept.vertices, axis=0), np.sort(big.vertices, axis=0))

@@ -1,0 +1,255 @@
+"""Frames to network tensors: the training dataset over takes (or any RGBDFrame source) and ``make_input``.
+
+One frame becomes (all 3D values in net units around the frame's reference point, see
+``c2f_core.geometry.frames``):
+
+- inputs, built without ground truth (``prepare_inputs``, ``make_input``): ``rgb`` (3, S, S)
+  ImageNet-normalised, ``depth_norm`` (1, S, S), ``K_crop`` (3, 3), ``ref_m`` (3,) metres,
+  ``pcl_nu`` (N_pcl, 3), ``box`` (4,) the crop box in source pixels;
+- training targets (``make_targets``): ``query_nu`` (Q, 3), ``query_sdf_nu`` (Q,) and
+  ``query_is_hand`` (Q,) (first half hand samples, second half object samples), ``joints_nu``
+  (21, 3), ``object_center_nu`` (3,), ``hand_points_nu`` (n, 3) points on the GT hand surface,
+  ``heatmap`` (2, R, R, R) axes [x, y, z].
+
+In training the crop is the GT hand+object box, jittered; at inference the caller gives the box
+(crop finding belongs to reconstruction). Every random choice of a sample comes from a generator
+seeded by (seed, key), where key = epoch * len + index, so a run is repeatable and resumes exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from c2f_core.data.augment import augment_crop, jitter_box
+from c2f_core.data.config import AugmentConfig, DataConfig, FramesConfig
+from c2f_core.data.crop import Box, crop_frame, gt_box
+from c2f_core.data.samples import sample_depth_points, sample_sdf_queries, sample_surface, splat_heatmap, subsample
+from c2f_core.errors import C2FError
+from c2f_core.geometry.frames import cam_to_nu, normalize_depth, reference_point
+from c2f_core.io.frames import RGBDFrame
+from c2f_core.io.take import Take
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+"""Per-channel mean of RGB in [0, 1] subtracted before the encoder."""
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+"""Per-channel standard deviation RGB is divided by."""
+HEATMAP_SURFACE_POINTS = 2048
+"""Points sampled on each GT mesh surface to splat its heatmap channel."""
+REQUIRED_GT = ("hand_verts", "hand_faces", "object_verts", "object_faces", "hand_joints", "object_center",
+               "sdf_hand_points", "sdf_hand", "sdf_object_points", "sdf_object")
+"""Ground-truth keys a training frame needs (``c2f_core.io.frames.GT_KEYS`` plus the SDF samples)."""
+
+
+class FrameSource(Protocol):
+    """Anything indexable that yields RGBDFrames: a take adapter, a DexYCB or ObMan reader, a list."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> RGBDFrame: ...
+
+
+class InputConfig(Protocol):
+    """The parts of the run config that building inputs needs (``train.config.C2FConfig`` has them)."""
+
+    frames: FramesConfig
+    data: DataConfig
+
+
+class TakeFrames:
+    """A take as a ``FrameSource``: item i is its i-th frame (by frame number), with ground truth."""
+
+    def __init__(self, take: Take):
+        self.take = take
+
+    def __len__(self) -> int:
+        return len(self.take)
+
+    def __getitem__(self, index: int) -> RGBDFrame:
+        return self.take.read_frame(self.take.frame_ids[index], with_gt=True)
+
+
+def find_takes(path: str | Path) -> list[Path]:
+    """The take folders at ``path``: the folder itself if it is a take, else its sub-folders that are takes."""
+    path = Path(path)
+    if not path.is_dir():
+        raise C2FError(f"training data not found: {path} (give a take folder or a folder of takes)")
+    if (path / "intrinsics.json").is_file():
+        return [path]
+    takes = sorted(p for p in path.iterdir() if p.is_dir() and (p / "intrinsics.json").is_file())
+    if not takes:
+        raise C2FError(f"{path} is neither a take (no intrinsics.json) nor a folder of takes")
+    return takes
+
+
+def open_sources(paths: Sequence[str | Path]) -> list[TakeFrames]:
+    """Open every take found at ``paths`` (takes or parent folders of takes) as frame sources."""
+    return [TakeFrames(Take.open(p)) for path in paths for p in find_takes(path)]
+
+
+def _normalise_rgb(color: np.ndarray) -> np.ndarray:
+    """(S, S, 3) uint8 -> (3, S, S) float32, ImageNet-normalised."""
+    rgb = (color.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+
+def prepare_inputs(
+    frame: RGBDFrame,
+    box: Box,
+    config: InputConfig,
+    rng: np.random.Generator,
+    augment: AugmentConfig | None = None,
+) -> dict[str, np.ndarray]:
+    """The network inputs of one frame cropped to ``box`` (no ground truth used).
+
+    Args:
+        frame: the RGB-D frame (metres, OpenCV camera).
+        box: square crop box (x0, y0, x1, y1) in the frame's pixels.
+        config: frames and data settings.
+        rng: draws the depth points (and the augmentation).
+        augment: colour/depth augmentation and reference-point jitter, or None (inference).
+
+    Returns:
+        ``rgb``, ``depth_norm``, ``K_crop``, ``ref_m``, ``pcl_nu``, ``box`` as float32 numpy arrays
+        (shapes in the module docstring).
+    """
+    frames, data = config.frames, config.data
+    color, depth_m, K_crop = crop_frame(frame.color, frame.depth_m, frame.K, box, data.crop_size)
+    if augment is not None:
+        color, depth_m = augment_crop(color, depth_m, rng, augment)
+    try:
+        ref_m = reference_point(depth_m, K_crop, frames.ref_percentile, frames.ref_band_m)
+    except C2FError:
+        raise C2FError(f"frame {frame.name or frame.index}: the crop box {box} holds no valid depth") from None
+    if augment is not None and augment.ref_jitter_m > 0:
+        ref_m = ref_m + rng.normal(0.0, augment.ref_jitter_m, size=3)
+    depth_norm = normalize_depth(depth_m.astype(np.float64), ref_m[2], frames.depth_half_m)
+    pcl = sample_depth_points(depth_norm, K_crop, ref_m, frames.cube_half_m, frames.depth_half_m, data.n_pcl, rng)
+    return {
+        "rgb": _normalise_rgb(color),
+        "depth_norm": depth_norm[None].astype(np.float32),
+        "K_crop": K_crop.astype(np.float32),
+        "ref_m": ref_m.astype(np.float32),
+        "pcl_nu": pcl,
+        "box": np.asarray(box, np.float32),
+    }
+
+
+def make_input(frame: RGBDFrame, box: Box, config: InputConfig, device: str | torch.device = "cpu",
+               seed: int = 0) -> dict[str, torch.Tensor]:
+    """The network input batch (batch size 1) for one frame and a crop box, without ground truth.
+
+    Reconstruction finds the box, calls this, then ``C2FNetwork.encode`` and ``query``. The depth
+    points are drawn with ``seed``, so the same call gives the same input.
+
+    Returns:
+        dict of tensors on ``device``, each with a leading batch axis of 1 (keys: see module docstring).
+    """
+    arrays = prepare_inputs(frame, box, config, np.random.default_rng(seed))
+    return {k: torch.from_numpy(v)[None].to(device) for k, v in arrays.items()}
+
+
+def _require_gt(frame: RGBDFrame) -> dict[str, np.ndarray]:
+    if frame.gt is None:
+        raise C2FError(f"frame {frame.name or frame.index} has no ground truth (gt/NNNNNN.npz) to train on")
+    missing = [k for k in REQUIRED_GT if k not in frame.gt]
+    if missing:
+        raise C2FError(f"frame {frame.name or frame.index}: ground truth lacks '{missing[0]}' (needs {', '.join(REQUIRED_GT)})")
+    return frame.gt
+
+
+def make_targets(gt: dict[str, np.ndarray], ref_m: np.ndarray, config: InputConfig,
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Training targets of one frame in net units around ``ref_m`` (see the module docstring)."""
+    frames, data = config.frames, config.data
+    half = frames.cube_half_m
+    n_hand = data.n_queries // 2
+    hand_q, hand_sdf = sample_sdf_queries(gt["sdf_hand_points"], gt["sdf_hand"], n_hand, rng, ref_m, half)
+    obj_q, obj_sdf = sample_sdf_queries(gt["sdf_object_points"], gt["sdf_object"], data.n_queries - n_hand, rng,
+                                        ref_m, half)
+    hand_surface = sample_surface(gt["hand_verts"], gt["hand_faces"], HEATMAP_SURFACE_POINTS, rng)
+    object_surface = sample_surface(gt["object_verts"], gt["object_faces"], HEATMAP_SURFACE_POINTS, rng)
+    hand_surface_nu = cam_to_nu(hand_surface, ref_m, half)
+    heatmap = np.stack([
+        splat_heatmap(hand_surface_nu, frames.heatmap_res, data.heatmap_sigma_vox, data.heatmap_clip),
+        splat_heatmap(cam_to_nu(object_surface, ref_m, half), frames.heatmap_res, data.heatmap_sigma_vox,
+                      data.heatmap_clip),
+    ])
+    is_hand = np.zeros(data.n_queries, bool)
+    is_hand[:n_hand] = True
+    return {
+        "query_nu": np.concatenate([hand_q, obj_q]),
+        "query_sdf_nu": np.concatenate([hand_sdf, obj_sdf]),
+        "query_is_hand": is_hand,
+        "joints_nu": cam_to_nu(np.asarray(gt["hand_joints"], np.float64).reshape(21, 3), ref_m, half).astype(np.float32),
+        "object_center_nu": cam_to_nu(np.asarray(gt["object_center"], np.float64).reshape(3), ref_m, half).astype(
+            np.float32),
+        "hand_points_nu": subsample(hand_surface_nu, data.n_hand_points, rng).astype(np.float32),
+        "heatmap": heatmap,
+    }
+
+
+class FrameDataset(torch.utils.data.Dataset):
+    """Training or validation samples over frame sources.
+
+    Args:
+        sources: frame sources (``open_sources`` for takes; any ``FrameSource``).
+        config: the run config (frames, data, augment).
+        train: jitter the GT crop box and augment; False = the plain GT box, no augmentation.
+        seed: base seed of every per-sample random generator.
+        indices: which frames (positions over the concatenated sources) this dataset covers.
+
+    Item ``key`` is frame ``indices[key % len]`` drawn with generator seed (seed, key).
+    """
+
+    def __init__(self, sources: Sequence[FrameSource], config: Any, train: bool, seed: int = 0,
+                 indices: Sequence[int] | None = None):
+        self.sources = list(sources)
+        self.config = config
+        self.train = train
+        self.seed = seed
+        self._offsets = np.cumsum([0] + [len(s) for s in self.sources])
+        total = int(self._offsets[-1])
+        self.indices = list(range(total)) if indices is None else [int(i) for i in indices]
+        if not self.indices:
+            raise C2FError("the dataset holds no frames")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def frame(self, position: int) -> RGBDFrame:
+        """The RGBDFrame at ``position`` in this dataset's frame list."""
+        flat = self.indices[position]
+        source = int(np.searchsorted(self._offsets, flat, side="right") - 1)
+        return self.sources[source][flat - int(self._offsets[source])]
+
+    def __getitem__(self, key: int) -> dict[str, Any]:
+        rng = np.random.default_rng([self.seed, int(key)])
+        frame = self.frame(int(key) % len(self.indices))
+        gt = _require_gt(frame)
+        config = self.config
+        box = gt_box(gt, frame.K, config.data.box_margin_px, config.data.box_scale)
+        augment = config.augment if self.train else None
+        if augment is not None:
+            box = jitter_box(box, rng, augment.box_shift, augment.box_scale)
+        sample: dict[str, Any] = prepare_inputs(frame, box, config, rng, augment)
+        sample.update(make_targets(gt, sample["ref_m"].astype(np.float64), config, rng))
+        sample["key"] = np.int64(key)
+        return sample
+
+
+def split_indices(count: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Split frame positions 0..count-1 into (train, val), val being a seeded random ``val_fraction``."""
+    n_val = int(round(count * val_fraction))
+    if n_val == 0:
+        return list(range(count)), []
+    if n_val >= count:
+        raise C2FError(f"data.val_fraction {val_fraction} leaves no training frame out of {count}")
+    order = np.random.default_rng(seed).permutation(count)
+    val = sorted(int(i) for i in order[:n_val])
+    val_set = set(val)
+    return [i for i in range(count) if i not in val_set], val

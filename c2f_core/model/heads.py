@@ -1,0 +1,80 @@
+"""Heads used by surface-aware reconstruction: joints, object centre, hand surface points, heatmap.
+
+All 3D outputs are in net units around the reference point (``geometry.frames``), so inference
+needs no ground truth (method B.8-B.10, with our differences):
+
+- Joints: 21 x 3 regressed directly (the joint order of ``c2f_core.hands``).
+- Hand surface points: a fixed-size unordered set regressed directly and trained with a Chamfer
+  loss against points sampled on the GT hand surface, so any hand model's mesh (MANO, the open
+  hand) can supervise it; the reference poses MANO instead (no MANO in this project).
+- Object centre: 3 values regressed directly (the reference soft-argmaxes a 64^3 volume).
+- Heatmap: 2 x R^3 (hand, object), layout [x, y, z] over the reconstruction cube; the image rows
+  and columns map to y and x and the conv channels to z, so the volume is image-aligned.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from c2f_core.model.config import HeadsConfig
+from c2f_core.model.layers import MLP, norm2d, upsample2
+
+NUM_JOINTS = 21
+"""Hand joints predicted (the 21-joint order of ``c2f_core.hands``)."""
+
+
+class PoseHeads(nn.Module):
+    """Bottleneck -> 1x1 conv + norm + ReLU -> mean pool -> MLP trunk -> joints, hand points, object centre."""
+
+    def __init__(self, bottleneck_channels: int, config: HeadsConfig, norm: str):
+        super().__init__()
+        hidden = config.hidden
+        self.reduce = nn.Sequential(nn.Conv2d(bottleneck_channels, hidden, 1, bias=False), norm2d(norm, hidden),
+                                    nn.ReLU(inplace=True))
+        self.trunk = nn.Sequential(MLP([hidden, hidden, hidden]), nn.ReLU(inplace=True))
+        self.joints = nn.Linear(hidden, NUM_JOINTS * 3)
+        self.hand_points = nn.Linear(hidden, config.n_hand_points * 3)
+        self.object_center = nn.Linear(hidden, 3)
+        self.n_hand_points = config.n_hand_points
+
+    def forward(self, bottleneck: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, C, h, w) -> joints (B, 21, 3), hand points (B, n, 3), object centre (B, 3), all nu."""
+        x = self.trunk(self.reduce(bottleneck).mean(dim=(2, 3)))
+        batch = x.shape[0]
+        return (
+            self.joints(x).view(batch, NUM_JOINTS, 3),
+            self.hand_points(x).view(batch, self.n_hand_points, 3),
+            self.object_center(x),
+        )
+
+
+class HeatmapHead(nn.Module):
+    """Bottleneck -> transposed-conv upsampling to R x R -> 1x1 conv to 2R channels -> (B, 2, R, R, R).
+
+    Linear output (no sigmoid); the targets are in [0, 1] (``data.samples.splat_heatmap``).
+    """
+
+    def __init__(self, bottleneck_channels: int, bottleneck_size: int, resolution: int, channels: int, norm: str):
+        super().__init__()
+        ups = max(0, math.ceil(math.log2(resolution / bottleneck_size)))
+        blocks: list[nn.Module] = []
+        in_ch = bottleneck_channels
+        for _ in range(ups):
+            blocks += [nn.ConvTranspose2d(in_ch, channels, 4, stride=2, padding=1, bias=False), norm2d(norm, channels),
+                       nn.ReLU(inplace=True)]
+            in_ch = channels
+        self.neck = nn.Sequential(*blocks)
+        self.out = nn.Conv2d(in_ch, 2 * resolution, 1)
+        self.resolution = resolution
+
+    def forward(self, bottleneck: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) -> (B, 2, R, R, R), channels (hand, object), axes [x, y, z]."""
+        res = self.resolution
+        y = self.neck(bottleneck)
+        if tuple(y.shape[-2:]) != (res, res):
+            y = upsample2(y, size=(res, res))
+        y = self.out(y).view(y.shape[0], 2, res, res, res)  # [channel, z, row=y, col=x]
+        return y.permute(0, 1, 4, 3, 2)

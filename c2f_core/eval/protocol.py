@@ -1,0 +1,182 @@
+"""Evaluation of a `c2f reconstruct` output folder against a take's ground truth, two protocols.
+
+- `aligned`: the reference protocol (method D.2 step 10, E): the predicted hand is fitted to the
+  GT hand by scale + translation ICP, and the same transform is applied to the object, before any
+  metric. Comparable to the paper's tables; it uses GT, so it is not what a user gets.
+- `raw`: no alignment at all, meshes as reconstructed in metric camera space. What a user gets.
+
+Per protocol: hand Chamfer (cm^2) and F@1/5 mm, object Chamfer and F@5/10 mm, and the contact
+metrics (penetration depth, intersection volume, contact ratio) of the predicted meshes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from c2f_core.errors import C2FError
+from c2f_core.eval.align import icp_scale_translation
+from c2f_core.eval.contact import ContactMetrics, contact_metrics, summarize_contact
+from c2f_core.eval.metrics import (
+    HAND_THRESHOLDS_CM,
+    OBJECT_THRESHOLDS_CM,
+    ReconMetrics,
+    reconstruction_metrics,
+    summarize,
+)
+from c2f_core.io.recon_output import read_frame_meshes, read_reconstruction
+from c2f_core.io.take import Take
+from c2f_core.progress import progress
+
+Protocol = Literal["aligned", "raw"]
+PROTOCOLS: tuple[Protocol, ...] = ("aligned", "raw")
+
+
+@dataclass
+class FrameEvaluation:
+    """Metrics of one frame under one protocol."""
+
+    frame: int
+    hand: ReconMetrics
+    object: ReconMetrics
+    contact: ContactMetrics
+    alignment: dict[str, float] = field(default_factory=dict)
+    """ICP scale and translation (aligned protocol)."""
+
+
+def _missing(reason: str) -> tuple[ReconMetrics, ReconMetrics, ContactMetrics]:
+    nan = float("nan")
+    return (
+        ReconMetrics(nan, {t: nan for t in HAND_THRESHOLDS_CM}, reason),
+        ReconMetrics(nan, {t: nan for t in OBJECT_THRESHOLDS_CM}, reason),
+        ContactMetrics(False, 0.0, 0.0, reason=reason),
+    )
+
+
+def evaluate_frame(
+    pred: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    gt: dict[str, np.ndarray],
+    protocol: Protocol,
+    frame: int = 0,
+    seed: int = 0,
+    num_samples: int = 30_000,
+) -> FrameEvaluation:
+    """Metrics of predicted (hand_v, hand_f, obj_v, obj_f) against a GT dict, metres, camera frame."""
+    hand_v, hand_f, obj_v, obj_f = (np.asarray(a) for a in pred)
+    alignment: dict[str, float] = {}
+    if protocol == "aligned":
+        if len(hand_v) == 0 or len(hand_f) == 0:
+            hand, obj, contact = _missing("prediction: empty hand mesh, nothing to align")
+            return FrameEvaluation(frame, hand, obj, contact)
+        transform = icp_scale_translation(
+            hand_v, hand_f, gt["hand_verts"], gt["hand_faces"], num_samples=num_samples, seed=seed
+        )
+        hand_v = transform.apply(hand_v)
+        obj_v = transform.apply(obj_v) if len(obj_v) else obj_v
+        alignment = {"scale": transform.scale, **{f"t{a}": float(v) for a, v in zip("xyz", transform.translation)}}
+    hand = reconstruction_metrics(
+        hand_v, hand_f, gt["hand_verts"], gt["hand_faces"], HAND_THRESHOLDS_CM, num_samples, seed
+    )
+    obj = reconstruction_metrics(
+        obj_v, obj_f, gt["object_verts"], gt["object_faces"], OBJECT_THRESHOLDS_CM, num_samples, seed
+    )
+    contact = contact_metrics(hand_v, hand_f, obj_v, obj_f)
+    return FrameEvaluation(frame, hand, obj, contact, alignment)
+
+
+def _summary(evaluations: list[FrameEvaluation]) -> dict[str, dict[str, float]]:
+    return {
+        "hand": summarize([e.hand for e in evaluations]),
+        "object": summarize([e.object for e in evaluations]),
+        "contact": summarize_contact([e.contact for e in evaluations]),
+    }
+
+
+def evaluate_folder(
+    pred_dir: str,
+    gt_take: str,
+    protocols: Iterable[Protocol] = PROTOCOLS,
+    seed: int = 0,
+    num_samples: int = 30_000,
+    quiet: bool = False,
+) -> dict:
+    """Evaluate every GT frame of a take against a reconstruction folder; missing results count as failures."""
+    recon = read_reconstruction(pred_dir)
+    take = Take.open(gt_take)
+    gt_frames = [i for i in take.frame_ids if take.paths(i).gt is not None]
+    if not gt_frames:
+        raise C2FError(f"take {gt_take} has no ground truth (gt/NNNNNN.npz)")
+    protocols = list(protocols)
+    per_protocol: dict[str, list[FrameEvaluation]] = {p: [] for p in protocols}
+    missing: dict[int, str] = {}
+    for frame in progress(gt_frames, total=len(gt_frames), desc="evaluating", quiet=quiet, unit="frame"):
+        gt = take.read_frame(frame, check=False).gt or {}
+        for key in ("hand_verts", "hand_faces", "object_verts", "object_faces"):
+            if key not in gt:
+                raise C2FError(f"ground truth of frame {frame} in {gt_take} lacks '{key}'")
+        if frame in recon.frames:
+            meshes = read_frame_meshes(recon, frame)
+            pred = (meshes.hand_vertices, meshes.hand_faces, meshes.object_vertices, meshes.object_faces)
+            for protocol in protocols:
+                per_protocol[protocol].append(evaluate_frame(pred, gt, protocol, frame, seed, num_samples))
+        else:
+            reason = recon.failed.get(frame, "no reconstruction for this frame")
+            missing[frame] = reason
+            for protocol in protocols:
+                per_protocol[protocol].append(FrameEvaluation(frame, *_missing(f"prediction: {reason}")))
+    return {
+        "prediction": str(recon.root),
+        "ground_truth": str(take.root),
+        "frames": len(gt_frames),
+        "missing": {str(k): v for k, v in missing.items()},
+        "seed": seed,
+        "protocols": {p: _summary(evs) for p, evs in per_protocol.items()},
+        "per_frame": {
+            p: [
+                {
+                    "frame": e.frame,
+                    "hand_chamfer_cm2": e.hand.chamfer_cm2,
+                    "hand_fscore": {f"{t:g}cm": v for t, v in e.hand.fscores.items()},
+                    "object_chamfer_cm2": e.object.chamfer_cm2,
+                    "object_fscore": {f"{t:g}cm": v for t, v in e.object.fscores.items()},
+                    "penetration_cm": e.contact.penetration_depth_cm,
+                    "intersection_cm3": e.contact.intersection_volume_cm3,
+                    "contact": e.contact.in_contact,
+                    "alignment": e.alignment,
+                    "problem": e.hand.reason or e.object.reason or e.contact.reason,
+                }
+                for e in evs
+            ]
+            for p, evs in per_protocol.items()
+        },
+    }
+
+
+TABLE_COLUMNS = (
+    ("CD_h", "hand", "chamfer_cm2_mean"),
+    ("F_h@1", "hand", "fscore@0.1cm"),
+    ("F_h@5", "hand", "fscore@0.5cm"),
+    ("CD_o", "object", "chamfer_cm2_mean"),
+    ("F_o@5", "object", "fscore@0.5cm"),
+    ("F_o@10", "object", "fscore@1cm"),
+    ("PD cm", "contact", "penetration_depth_cm_mean"),
+    ("IV cm3", "contact", "intersection_volume_cm3_mean"),
+    ("CR %", "contact", "contact_ratio_percent"),
+)
+
+
+def format_table(report: dict) -> str:
+    """The paper-style table (one row per protocol) of an `evaluate_folder` report, as Markdown."""
+    header = "| protocol | " + " | ".join(c[0] for c in TABLE_COLUMNS) + " | frames |"
+    lines = [header, "|" + "---|" * (len(TABLE_COLUMNS) + 2)]
+    for protocol, summary in report["protocols"].items():
+        cells = []
+        for _, part, key in TABLE_COLUMNS:
+            value = summary[part].get(key, float("nan"))
+            cells.append("n/a" if not np.isfinite(value) else f"{value:.3f}")
+        count = int(summary["hand"]["count"])
+        lines.append(f"| {protocol} | " + " | ".join(cells) + f" | {count}/{report['frames']} |")
+    return "\n".join(lines)

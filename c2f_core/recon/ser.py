@@ -39,7 +39,7 @@ _PARENTS_PER_BATCH = 16_384
 """Parent cells handled at once when deciding which children to refine (bounds temporary memory)."""
 
 
-def select_coarse_blocks(
+def coarse_scores(
     cube: GridCube,
     heatmap: np.ndarray | None = None,
     markers: np.ndarray | torch.Tensor | None = None,
@@ -47,14 +47,10 @@ def select_coarse_blocks(
     coarse_resolution: int = 32,
     marker_value: float = 2.0,
 ) -> np.ndarray:
-    """Coarse blocks of ``cube`` that may hold the surface (method D.2 steps 1-5).
+    """Per-block score before smoothing: thresholded heatmap plus marker marks (D.2 steps 1-3).
 
-    Steps: heatmap values below ``threshold`` are zeroed; every block containing at least one
-    marker gets ``+marker_value`` once (duplicates do not accumulate); a 3x3x3 mean filter with
-    replicate padding spreads each mark to its 26 neighbours (a single mark of 2 gives 2/27 to each,
-    in effect a one-block dilation); blocks whose smoothed value exceeds ``threshold`` are selected.
-    The reference's extra step of cropping to a tighter cube (D.2 step 4) is not done here: the
-    caller chooses the cube.
+    Heatmap values below ``threshold`` are zeroed; every block containing at least one marker gets
+    ``+marker_value`` once (duplicates do not accumulate).
 
     Convention: block (a, b, c), axis order x, y, z, owns fine samples ``a*sub .. a*sub+sub-1``
     along x (likewise y, z), ``sub = cube.resolution // coarse_resolution``. A marker belongs to
@@ -67,12 +63,12 @@ def select_coarse_blocks(
         heatmap: (M, M, M) float, hand + object heatmap in [0, 1] laid out like the blocks, or None.
         markers: (K, 3) metres, same frame as ``cube`` (predicted hand vertices, near-surface depth
             points and their mirror copies), or None.
-        threshold: selection threshold on the smoothed score (the reference's hm_threshold).
+        threshold: heatmap values below this count as 0 (the reference's hm_threshold).
         coarse_resolution: M, blocks per axis.
         marker_value: score added to a block holding a marker.
 
     Returns:
-        (M, M, M) bool, True for selected blocks (all False when there is neither heatmap nor marker).
+        (M, M, M) float64 scores (all 0 when there is neither heatmap nor marker).
     """
     m = coarse_resolution
     if m < 1 or cube.resolution % m != 0:
@@ -97,8 +93,116 @@ def select_coarse_blocks(
         cells = np.minimum(point_to_cell(inside, cube), cube.resolution - 1)
         blocks = np.unique(cells // sub, axis=0)
         score[blocks[:, 0], blocks[:, 1], blocks[:, 2]] += marker_value
-    smoothed = scipy.ndimage.uniform_filter(score, size=3, mode="nearest")
-    return smoothed > threshold
+    return score
+
+
+def blocks_from_scores(scores: np.ndarray, threshold: float = 0.005) -> np.ndarray:
+    """Selected blocks: 3x3x3 mean of the scores (replicate padding) above ``threshold`` (D.2 step 5).
+
+    A single mark of 2 gives 2/27 to each of its 27 blocks: in effect a one-block dilation.
+
+    Args:
+        scores: (M, M, M) from ``coarse_scores`` (or a crop of it).
+        threshold: selection threshold on the smoothed score.
+
+    Returns:
+        (M, M, M) bool.
+    """
+    return (
+        scipy.ndimage.uniform_filter(np.asarray(scores, dtype=np.float64), size=3, mode="nearest") > threshold
+    )
+
+
+def select_coarse_blocks(
+    cube: GridCube,
+    heatmap: np.ndarray | None = None,
+    markers: np.ndarray | torch.Tensor | None = None,
+    threshold: float = 0.005,
+    coarse_resolution: int = 32,
+    marker_value: float = 2.0,
+) -> np.ndarray:
+    """Coarse blocks of ``cube`` that may hold the surface (method D.2 steps 1-3 and 5).
+
+    ``blocks_from_scores(coarse_scores(...))``; see those for the steps and the block convention.
+    The reference's zoom onto a tighter cube (step 4) is ``zoom_to_scores``.
+
+    Args:
+        cube: the fine grid; ``cube.resolution`` must be a multiple of ``coarse_resolution``.
+        heatmap: (M, M, M) float in [0, 1] laid out like the blocks, or None.
+        markers: (K, 3) metres, same frame as ``cube``, or None.
+        threshold: heatmap zeroing and selection threshold (the reference's hm_threshold).
+        coarse_resolution: M, blocks per axis.
+        marker_value: score added to a block holding a marker.
+
+    Returns:
+        (M, M, M) bool, True for selected blocks (all False when there is neither heatmap nor marker).
+    """
+    scores = coarse_scores(cube, heatmap, markers, threshold, coarse_resolution, marker_value)
+    return blocks_from_scores(scores, threshold)
+
+
+def zoom_to_scores(
+    cube: GridCube,
+    scores: np.ndarray,
+    threshold: float = 0.005,
+    min_marginal: float = 2.5,
+    resolution: int | None = None,
+) -> tuple[GridCube, np.ndarray]:
+    """A finer grid over the tight cube of blocks holding the scores, and its selection (D.2 steps 4-5).
+
+    Per axis, the blocks whose marginal score sum (over the other two axes) exceeds
+    ``min_marginal`` give a [min, max] range; S = the largest extent, and the range start is moved
+    down where needed so S blocks fit in the grid. The crop of S^3 blocks becomes a new grid of
+    ``sub' * S`` samples per axis, ``sub' = resolution // S`` (so a tight crop gets a finer voxel),
+    spanning the cells of those blocks: from the first sample of the first block to the first
+    sample after the last block (a marker in the cell joining two blocks belongs to the lower
+    one, so that cell must be covered). Its selection is ``blocks_from_scores`` on the cropped
+    scores, so new block j stands for old block start + j.
+
+    Args:
+        cube: the grid ``scores`` refers to.
+        scores: (M, M, M) from ``coarse_scores``.
+        threshold: selection threshold (step 5).
+        min_marginal: marginal sum a block slice needs to count for the bounding range (2.5 keeps
+            slices with two marks or more, dropping a lone stray marker).
+        resolution: samples per axis to aim for (default ``cube.resolution``); the result has
+            ``(resolution // S) * S`` <= resolution.
+
+    Returns:
+        The new grid and its (S, S, S) bool selection. When no slice passes ``min_marginal``, the
+        input grid and ``blocks_from_scores(scores)`` are returned unchanged.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    m = scores.shape[0]
+    if scores.shape != (m, m, m) or cube.resolution % m:
+        raise ValueError(
+            f"scores must be (M, M, M) with {cube.resolution} a multiple of M, got {scores.shape}"
+        )
+    resolution = resolution or cube.resolution
+    starts, extents = [], []
+    for axis in range(3):
+        marginal = scores.sum(axis=tuple(a for a in range(3) if a != axis))
+        kept = np.flatnonzero(marginal > min_marginal)
+        if len(kept) == 0:
+            return cube, blocks_from_scores(scores, threshold)
+        starts.append(int(kept[0]))
+        extents.append(int(kept[-1] - kept[0] + 1))
+    size = max(extents)
+    if resolution < size:
+        raise ValueError(f"resolution {resolution} is smaller than the {size} blocks to cover")
+    start = np.array([min(s, m - size) for s in starts])
+    cropped = scores[start[0] : start[0] + size, start[1] : start[1] + size, start[2] : start[2] + size]
+
+    sub = cube.resolution // m
+    first_sample = start * sub
+    side = size * sub * cube.voxel_size  # may reach one voxel past the old grid: the field is defined there
+    new_resolution = (resolution // size) * size
+    zoomed = GridCube(
+        origin=cube.origin + first_sample * cube.voxel_size,
+        voxel_size=side / (new_resolution - 1),
+        resolution=new_resolution,
+    )
+    return zoomed, blocks_from_scores(cropped, threshold)
 
 
 @dataclass
@@ -287,17 +391,19 @@ class SurfaceAwareExtractor:
             region_count: counts region cells in index boxes (``_box_counter``).
         """
         last = cube.resolution - 1
-        child_lo = lo[:, None, :] + _CORNER_OFFSETS[None] * half  # (P, 8, 3)
+        lo32, hi32 = lo.astype(np.int32), hi.astype(np.int32)  # int32 halves the temporaries
+        child_lo = lo32[:, None, :] + _CORNER_OFFSETS[None].astype(np.int32) * half  # (P, 8, 3)
         child_hi = np.minimum(child_lo + half, last)
         exists = np.all(child_lo < last, axis=-1)
-        corners = np.where(_CORNER_OFFSETS[None] == 1, hi[:, None], lo[:, None])  # (P, 8, 3)
+        corners = np.where(_CORNER_OFFSETS[None] == 1, hi32[:, None], lo32[:, None])  # (P, 8, 3)
         # Farthest distance from each parent corner to each child box, per axis then Euclidean.
         along = np.maximum(
             np.abs(corners[:, None, :, :] - child_lo[:, :, None, :]),
             np.abs(corners[:, None, :, :] - child_hi[:, :, None, :]),
         )  # (P, child 8, corner 8, 3) in voxels
-        reach = self.config.lipschitz * cube.voxel_size * np.sqrt((along.astype(np.float64) ** 2).sum(-1))
-        magnitude = np.abs(values[:, corner_ids]).astype(np.float64)  # (C, P, corner 8)
+        scale = np.float32(self.config.lipschitz * cube.voxel_size)
+        reach = scale * np.sqrt((along * along).sum(-1, dtype=np.int32).astype(np.float32))
+        magnitude = np.abs(values[:, corner_ids])  # (C, P, corner 8) float32
         cleared = np.any(magnitude[:, :, None, :] > reach[None], axis=-1)  # (C, P, child 8)
         keep = exists & ~np.all(cleared, axis=0)
         child_lo, child_hi = child_lo[keep], child_hi[keep]
@@ -328,11 +434,13 @@ def _box_counter(cells: np.ndarray):
     Returns:
         ``count(lo, hi)`` for (..., 3) int arrays ``lo <= hi <= A``, returning (...,) int64.
     """
-    table = np.zeros(tuple(s + 1 for s in cells.shape), dtype=np.int64)
-    table[1:, 1:, 1:] = cells.astype(np.int64).cumsum(0).cumsum(1).cumsum(2)
+    table = np.zeros(tuple(s + 1 for s in cells.shape), dtype=np.int32)
+    table[1:, 1:, 1:] = (
+        cells.astype(np.int32).cumsum(0, dtype=np.int32).cumsum(1, dtype=np.int32).cumsum(2, dtype=np.int32)
+    )
 
     def count(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        total = np.zeros(lo.shape[:-1], dtype=np.int64)
+        total = np.zeros(lo.shape[:-1], dtype=np.int64)  # int32 table, 3 int64 sums: no overflow
         for offset in _CORNER_OFFSETS:
             pick = np.where(offset == 1, hi, lo)
             sign = -1 if (3 - offset.sum()) % 2 else 1  # inclusion-exclusion over the 8 corners

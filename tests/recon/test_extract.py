@@ -11,7 +11,13 @@ from scipy.spatial import cKDTree
 from c2f_core.geometry.grid import GridCube
 from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
 from c2f_core.recon.extract import Mesh, cells_with_all_corners, keep_largest_component, marching_cubes_masked
-from c2f_core.recon.ser import SurfaceAwareExtractor, SurfaceAwareExtractorConfig, select_coarse_blocks
+from c2f_core.recon.ser import (
+    SurfaceAwareExtractor,
+    SurfaceAwareExtractorConfig,
+    coarse_scores,
+    select_coarse_blocks,
+    zoom_to_scores,
+)
 
 CENTER = np.array([0.02, -0.03, 0.55])  # off the origin, so metres and placement are checked
 RADIUS = 0.08
@@ -220,3 +226,19 @@ def test_keep_largest_component_by_area():
     kept = keep_largest_component(merged)
     assert len(kept.faces) == len(big.faces)
     np.testing.assert_allclose(np.sort(kept.vertices, axis=0), np.sort(big.vertices, axis=0))
+
+
+def test_zoomed_extraction_of_a_small_sphere():
+    cube = GridCube.from_center(np.zeros(3), side=0.3, resolution=128)
+    center, radius = np.array([0.031, -0.02, 0.012]), 0.03
+    d = np.random.default_rng(1).normal(size=(3000, 3))
+    markers = center + radius * d / np.linalg.norm(d, axis=1, keepdims=True)
+    zoomed, selection = zoom_to_scores(cube, coarse_scores(cube, markers=markers))
+    field = CountingField(lambda p: (p - torch.tensor(center, dtype=p.dtype)).norm(dim=-1) - radius)
+    result = SurfaceAwareExtractor().extract(field, zoomed, selection)
+    error = np.abs(np.linalg.norm(result.vertices - center, axis=1) - radius)
+    assert error.max() < 0.5 * zoomed.voxel_size < 0.25 * cube.voxel_size
+    assert signed_volume(Mesh(result.vertices, result.faces)) == pytest.approx(
+        4 / 3 * np.pi * radius**3, rel=0.005
+    )
+    assert result.queries == field.count < 0.1 * zoomed.num_samples  # the sphere fills the zoomed cube

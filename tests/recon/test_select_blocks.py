@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from c2f_core.geometry.grid import GridCube
-from c2f_core.recon.ser import select_coarse_blocks
+from c2f_core.recon.ser import blocks_from_scores, coarse_scores, select_coarse_blocks, zoom_to_scores
 
 CUBE = GridCube(origin=np.zeros(3), voxel_size=0.01, resolution=128)  # sub = 4 samples per block
 
@@ -72,3 +72,32 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="markers"):
         select_coarse_blocks(CUBE, markers=np.zeros((4, 2)))
     assert not select_coarse_blocks(CUBE).any()
+
+
+def sphere_markers(center, radius, count=2000):
+    d = np.random.default_rng(0).normal(size=(count, 3))
+    return center + radius * d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def test_zoom_gives_finer_grid_around_the_marks():
+    cube = GridCube.from_center(np.zeros(3), side=0.3, resolution=128)
+    center, radius = np.array([0.031, -0.02, 0.012]), 0.03
+    markers = sphere_markers(center, radius)
+    stray = np.array([[-0.14, 0.14, 0.14]])  # a lone marker: its slices sum to 2 < 2.5
+    scores = coarse_scores(cube, markers=np.concatenate([markers, stray]))
+    zoomed, selection = zoom_to_scores(cube, scores)
+    size = selection.shape[0]
+    assert selection.shape == (size,) * 3 and 5 <= size <= 9
+    assert zoomed.resolution == (128 // size) * size
+    assert zoomed.voxel_size < cube.voxel_size / 2
+    assert zoomed.contains(markers).all() and not zoomed.contains(stray).any()
+    # The selection re-derived in the zoomed grid agrees with the cropped one, up to block edges.
+    again = select_coarse_blocks(zoomed, markers=markers, coarse_resolution=size)
+    assert (again & ~selection).sum() <= 0.1 * again.sum()
+
+
+def test_zoom_without_enough_marks_keeps_the_grid():
+    scores = coarse_scores(CUBE, markers=block_center(3, 3, 3)[None])
+    zoomed, selection = zoom_to_scores(CUBE, scores)
+    assert zoomed is CUBE
+    np.testing.assert_array_equal(selection, blocks_from_scores(scores))

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from mano_fixture import (
-    NUM_VERTS,
-    PARENTS,
-    TIP_ORDER,
-    TIP_VERTEX_IDS,
-    Ch,
-    ChumpyAdd,
-    Evil,
-    make_mano_arrays,
-    write_mano_fixture,
-)
 from scipy.spatial.transform import Rotation
 
 from c2f_core.errors import C2FError
@@ -32,6 +22,27 @@ from c2f_core.hands.mano import (
     load_restricted_pickle,
 )
 from c2f_core.hands.rotations import axis_angle_to_matrix
+
+
+def _load_mano_fixture():
+    # Loaded by path so the import works however pytest puts test folders on sys.path.
+    path = Path(__file__).resolve().parent / "mano_fixture.py"
+    spec = importlib.util.spec_from_file_location("hands_test_mano_fixture", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+mano_fixture = _load_mano_fixture()
+NUM_VERTS = mano_fixture.NUM_VERTS
+PARENTS = mano_fixture.PARENTS
+TIP_ORDER = mano_fixture.TIP_ORDER
+TIP_VERTEX_IDS = mano_fixture.TIP_VERTEX_IDS
+Ch = mano_fixture.Ch
+ChumpyAdd = mano_fixture.ChumpyAdd
+Evil = mano_fixture.Evil
+make_mano_arrays = mano_fixture.make_mano_arrays
+write_mano_fixture = mano_fixture.write_mano_fixture
 
 ATOL = 1e-6  # metres; float32 evaluation of a ~10 cm hand
 

@@ -281,10 +281,12 @@ class DexYCBReader:
                                 subject, sequence, serial, frame, ycb_ids, grasp_index, self.side, betas
                             )
                         )
-        if missing_cameras:
+        missing_subjects = len(wanted) - len(present)
+        if missing_subjects or missing_cameras:
             warnings.warn(
-                f"DexYCB: {missing_cameras} camera folders of the {self.split} split are missing under "
-                f"{self.root} (an incomplete download?); their frames are left out",
+                f"DexYCB: {missing_subjects} subject folders and {missing_cameras} camera folders of the "
+                f"{self.split} split are missing under {self.root} (an incomplete download?); their frames "
+                "are left out",
                 stacklevel=3,
             )
         return samples

@@ -185,7 +185,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory, mano: ManoLayer) -> tuple[
 
 def reader(root: Path, split: str, **kwargs) -> DexYCBReader:
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*camera folders.*")
+        warnings.filterwarnings("ignore", message=".*folders of the .* split are missing")
         return DexYCBReader(root, split, **kwargs)
 
 
@@ -217,10 +217,12 @@ def test_s0_split_counts_and_order(dataset, mano, split):
     assert all(int(f.name[-6:]) % 5 == 0 for f in frames)
 
 
-def test_missing_camera_folders_are_reported(dataset, mano):
+def test_missing_subject_and_camera_folders_are_reported(dataset, mano):
     root, _ = dataset
-    with pytest.warns(UserWarning, match="camera folders"):
+    with pytest.warns(UserWarning, match="1 subject folders and 6 camera folders of the val split"):
         DexYCBReader(root, "val", mano=mano)
+    with pytest.warns(UserWarning, match="7 subject folders and 6 camera folders of the test split"):
+        DexYCBReader(root, "test", mano=mano, contact_filter=False)
 
 
 def test_frame_contents(dataset, mano):

@@ -27,26 +27,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("source", metavar="SOURCE", type=Path, help="the capture file or folder")
     parser.add_argument("out", metavar="OUT", type=Path, help="the take folder to write")
     selection = parser.add_argument_group("frame selection (source frames count from 0)")
-    selection.add_argument("--start", type=int, default=0, metavar="N", help="first frame to import (default 0)")
-    selection.add_argument("--end", type=int, default=None, metavar="N", help="stop before frame N (default: the end)")
-    selection.add_argument("--step", type=int, default=1, metavar="K", help="keep every K-th frame (default 1)")
+    selection.add_argument(
+        "--start", type=int, default=0, metavar="N", help="first frame to import (default 0)"
+    )
+    selection.add_argument(
+        "--end", type=int, default=None, metavar="N", help="stop before frame N (default: the end)"
+    )
+    selection.add_argument(
+        "--step", type=int, default=1, metavar="K", help="keep every K-th frame (default 1)"
+    )
     camera = parser.add_argument_group("camera (image folders; .bag and .r3d files record their own)")
     camera.add_argument(
         "--intrinsics",
         type=Path,
         metavar="FILE",
-        help="camera file: our intrinsics.json, or JSON/YAML with fx fy cx cy (DexYCB's <serial>_640x480.yml works)",
+        help="camera file: our intrinsics.json, or JSON/YAML with fx fy cx cy (or DexYCB's "
+        "<serial>_640x480.yml)",
     )
-    camera.add_argument("--depth-scale", type=float, metavar="M", help="metres per unit of the 16-bit depth images")
+    camera.add_argument(
+        "--depth-scale", type=float, metavar="M", help="metres per unit of the 16-bit depth images"
+    )
     camera.add_argument("--fps", type=float, metavar="F", help="frame rate of an image folder")
     parser.add_argument(
         "--min-confidence",
         type=int,
         choices=(0, 1, 2),
         default=0,
-        help="Record3D: drop depth below this ARKit confidence (0 low, 1 medium, 2 high; default 0 keeps all)",
+        help="Record3D: drop depth below this ARKit confidence (0 low, 1 medium, 2 high; 0 keeps all)",
     )
-    parser.add_argument("--color-format", choices=("png", "jpg"), default="png", help="colour files in the take")
+    parser.add_argument(
+        "--color-format", choices=("png", "jpg"), default="png", help="colour files in the take"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace a take already in OUT")
     parser.set_defaults(run=run)
 
@@ -90,4 +101,3 @@ def run(args: argparse.Namespace) -> int:
         f"depth unit {intr.depth_scale:g} m{rate})"
     )
     return 1 if result.failures or result.stream_error else 0
-

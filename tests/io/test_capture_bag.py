@@ -16,8 +16,8 @@ from c2f_core.io.capture.bag import parse_image
 from c2f_core.io.take import Take
 
 rosbags = pytest.importorskip("rosbags")
-from rosbags.rosbag1 import Writer  # noqa: E402
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore  # noqa: E402
+from rosbags.rosbag1 import Writer
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 STREAM_INFO_MSG = "uint32 fps\nstring encoding\nbool is_recommended\n"
 BASE_TIME_S = 1_650_000_000.0
@@ -45,7 +45,7 @@ class StreamSpec:
 
 
 def _ns(seconds: float) -> int:
-    return int(round(seconds * 1e9))
+    return round(seconds * 1e9)
 
 
 def write_realsense_bag(
@@ -67,21 +67,33 @@ def write_realsense_bag(
 
     def time(seconds: float) -> object:
         sec = int(seconds)
-        return T["builtin_interfaces/msg/Time"](sec=sec, nanosec=int(round((seconds - sec) * 1e9)))
+        return T["builtin_interfaces/msg/Time"](sec=sec, nanosec=round((seconds - sec) * 1e9))
 
     if extra_topics:
         add("/file_version", "std_msgs/msg/UInt32", static_ns, T["std_msgs/msg/UInt32"](data=3))
     for spec in streams:
         height, width = spec.frames[0].shape[:2]
         header = T["std_msgs/msg/Header"](seq=0, stamp=time(0.0), frame_id="")
-        roi = T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+        roi = T["sensor_msgs/msg/RegionOfInterest"](
+            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+        )
         info = T["sensor_msgs/msg/CameraInfo"](
-            header=header, height=height, width=width, distortion_model="Brown Conrady",
-            D=np.array(spec.distortion, dtype=np.float64), K=spec.K.reshape(-1).astype(np.float64),
-            R=np.eye(3).reshape(-1), P=np.zeros(12), binning_x=0, binning_y=0, roi=roi,
+            header=header,
+            height=height,
+            width=width,
+            distortion_model="Brown Conrady",
+            D=np.array(spec.distortion, dtype=np.float64),
+            K=spec.K.reshape(-1).astype(np.float64),
+            R=np.eye(3).reshape(-1),
+            P=np.zeros(12),
+            binning_x=0,
+            binning_y=0,
+            roi=roi,
         )
         add(spec.prefix + "/info/camera_info", "sensor_msgs/msg/CameraInfo", static_ns, info)
-        stream_info = T["realsense_msgs/msg/StreamInfo"](fps=spec.fps, encoding=spec.encoding, is_recommended=True)
+        stream_info = T["realsense_msgs/msg/StreamInfo"](
+            fps=spec.fps, encoding=spec.encoding, is_recommended=True
+        )
         add(spec.prefix + "/info", "realsense_msgs/msg/StreamInfo", static_ns, stream_info)
         if spec.extrinsic is not None:
             R, t = spec.extrinsic
@@ -100,19 +112,36 @@ def write_realsense_bag(
                 row = np.concatenate([row, np.full((height, spec.step_padding), 7, np.uint8)], axis=1)
             image = T["sensor_msgs/msg/Image"](
                 header=T["std_msgs/msg/Header"](seq=seq, stamp=time(stamp), frame_id=""),
-                height=height, width=width, encoding=spec.encoding, is_bigendian=0,
-                step=row.shape[1], data=np.ascontiguousarray(row).reshape(-1),
+                height=height,
+                width=width,
+                encoding=spec.encoding,
+                is_bigendian=0,
+                step=row.shape[1],
+                data=np.ascontiguousarray(row).reshape(-1),
             )
             raw = bytes(store.serialize_ros1(image, "sensor_msgs/msg/Image"))
             if depth_units_tail is not None:  # librealsense's extra float32 after the pixel data
                 raw += struct.pack("<f", depth_units_tail if spec.kind == "Depth" else 0.0)
-            messages.append((spec.prefix + "/image/data", "sensor_msgs/msg/Image",
-                             _ns(stamp - BASE_TIME_S + 1.0 + spec.bag_delay_s), raw))
+            messages.append(
+                (
+                    spec.prefix + "/image/data",
+                    "sensor_msgs/msg/Image",
+                    _ns(stamp - BASE_TIME_S + 1.0 + spec.bag_delay_s),
+                    raw,
+                )
+            )
     if depth_units is not None:
-        depth_sensor = next(s.sensor for s in streams if s.kind == "Depth") if any(
-            s.kind == "Depth" for s in streams) else 0
-        add(f"/device_0/sensor_{depth_sensor}/option/Depth Units/value", "std_msgs/msg/Float32", static_ns,
-            T["std_msgs/msg/Float32"](data=depth_units))
+        depth_sensor = (
+            next(s.sensor for s in streams if s.kind == "Depth")
+            if any(s.kind == "Depth" for s in streams)
+            else 0
+        )
+        add(
+            f"/device_0/sensor_{depth_sensor}/option/Depth Units/value",
+            "std_msgs/msg/Float32",
+            static_ns,
+            T["std_msgs/msg/Float32"](data=depth_units),
+        )
     with Writer(path) as writer:
         connections = {}
         for topic, msgtype, _t, _raw in messages:
@@ -127,8 +156,13 @@ def camera_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
-def aligned_streams(n_color: int = 3, n_depth: int = 3, color_encoding: str = "rgb8", padding: int = 0,
-                    depth_delay_s: float = 0.0) -> tuple[StreamSpec, StreamSpec]:
+def aligned_streams(
+    n_color: int = 3,
+    n_depth: int = 3,
+    color_encoding: str = "rgb8",
+    padding: int = 0,
+    depth_delay_s: float = 0.0,
+) -> tuple[StreamSpec, StreamSpec]:
     """A colour and a depth stream of one camera (depth already aligned): 16x12 px, 30 fps."""
     rng = np.random.default_rng(3)
     K = camera_matrix(20.0, 21.0, 7.5, 5.5)
@@ -140,10 +174,27 @@ def aligned_streams(n_color: int = 3, n_depth: int = 3, color_encoding: str = "r
         depth = (500 + 10 * i + rng.integers(0, 5, (12, 16))).astype(np.uint16)
         depth[0, 0] = 0
         depths.append(depth)
-    color = StreamSpec("Color", 1, colors, [BASE_TIME_S + i / 30 for i in range(n_color)], K, color_encoding,
-                       extrinsic=(np.eye(3), np.zeros(3)), step_padding=padding)
-    depth = StreamSpec("Depth", 0, depths, [BASE_TIME_S + i / 30 + 0.002 for i in range(n_depth)], K, "mono16",
-                       extrinsic=(np.eye(3), np.zeros(3)), step_padding=padding, bag_delay_s=depth_delay_s)
+    color = StreamSpec(
+        "Color",
+        1,
+        colors,
+        [BASE_TIME_S + i / 30 for i in range(n_color)],
+        K,
+        color_encoding,
+        extrinsic=(np.eye(3), np.zeros(3)),
+        step_padding=padding,
+    )
+    depth = StreamSpec(
+        "Depth",
+        0,
+        depths,
+        [BASE_TIME_S + i / 30 + 0.002 for i in range(n_depth)],
+        K,
+        "mono16",
+        extrinsic=(np.eye(3), np.zeros(3)),
+        step_padding=padding,
+        bag_delay_s=depth_delay_s,
+    )
     return color, depth
 
 
@@ -169,7 +220,9 @@ def test_aligned_bag_pixels_depth_intrinsics_and_timestamps(tmp_path, encoding, 
 def test_depth_units_from_librealsense_image_tail(tmp_path):
     """Without the option topic the units come from the float32 librealsense appends to each Image."""
     color, depth = aligned_streams()
-    bag = write_realsense_bag(tmp_path / "l515.bag", [depth, color], depth_units=None, depth_units_tail=0.00025)
+    bag = write_realsense_bag(
+        tmp_path / "l515.bag", [depth, color], depth_units=None, depth_units_tail=0.00025
+    )
     assert parse_image(_first_depth_raw(bag)).depth_units == pytest.approx(0.00025)
     import_capture(bag, tmp_path / "take", quiet=True)
     take = Take.open(tmp_path / "take")
@@ -252,13 +305,19 @@ def test_unaligned_depth_is_reprojected_into_the_colour_camera(tmp_path, pin):
     assert np.mean(error < 0.003) > 0.9  # only pixels on the box's edge may disagree
 
     # The box face appears where the extrinsics put it (a wrong convention would move it by ~10 px).
-    box_center_depth = np.array([((box[0] + box[2] - 1) / 2 - 15.5) * 0.6 / 30.0,
-                                 ((box[1] + box[3] - 1) / 2 - 11.5) * 0.6 / 30.0, 0.6])
+    box_center_depth = np.array(
+        [
+            ((box[0] + box[2] - 1) / 2 - 15.5) * 0.6 / 30.0,
+            ((box[1] + box[3] - 1) / 2 - 11.5) * 0.6 / 30.0,
+            0.6,
+        ]
+    )
     center_color = R @ box_center_depth + t
     expected_uv = 60.0 * center_color[:2] / center_color[2] + np.array([23.5, 17.5])
     near_rows, near_cols = np.nonzero((aligned > 0) & (aligned < 0.7))
     assert abs(near_cols.mean() - expected_uv[0]) < 1.0 and abs(near_rows.mean() - expected_uv[1]) < 1.0
-    assert aligned[int(round(expected_uv[1])), int(round(expected_uv[0]))] == pytest.approx(center_color[2], abs=0.002)
+    row, col = (int(np.round(x)) for x in expected_uv[::-1])
+    assert aligned[row, col] == pytest.approx(center_color[2], abs=0.002)
     # The box fills its footprint: no holes although the colour camera has twice the focal length.
     assert len(near_rows) >= 0.9 * (8 * 6) * (60.0 / 30.0) ** 2 * (0.6 / center_color[2]) ** 2
 
@@ -266,8 +325,14 @@ def test_unaligned_depth_is_reprojected_into_the_colour_camera(tmp_path, pin):
 def test_unaligned_depth_without_extrinsics_is_an_error(tmp_path):
     K_depth, depth_mm, _ = _depth_camera_scene()
     depth = StreamSpec("Depth", 0, [depth_mm], [BASE_TIME_S], K_depth, "mono16")
-    color = StreamSpec("Color", 1, [np.zeros((36, 48, 3), np.uint8)], [BASE_TIME_S],
-                       camera_matrix(60.0, 60.0, 23.5, 17.5), "rgb8")
+    color = StreamSpec(
+        "Color",
+        1,
+        [np.zeros((36, 48, 3), np.uint8)],
+        [BASE_TIME_S],
+        camera_matrix(60.0, 60.0, 23.5, 17.5),
+        "rgb8",
+    )
     bag = write_realsense_bag(tmp_path / "no_tf.bag", [depth, color])
     with pytest.raises(C2FError, match="not aligned to colour.*no depth/colour extrinsics"):
         open_capture(bag)
@@ -275,12 +340,18 @@ def test_unaligned_depth_without_extrinsics_is_an_error(tmp_path):
 
 def test_bag_without_depth_lists_its_streams(tmp_path):
     color, _ = aligned_streams()
-    infrared = StreamSpec("Infrared", 0, [np.zeros((12, 16), np.uint8)] * 2, color.stamps[:2], color.K, "mono8")
+    infrared = StreamSpec(
+        "Infrared", 0, [np.zeros((12, 16), np.uint8)] * 2, color.stamps[:2], color.K, "mono8"
+    )
     bag = write_realsense_bag(tmp_path / "color_only.bag", [color, infrared], depth_units=None)
     with pytest.raises(C2FError) as info:
         open_capture(bag)
     message = str(info.value)
-    assert "no depth frames" in message and "Color_0 (3 frames)" in message and "Infrared_0 (2 frames)" in message
+    assert (
+        "no depth frames" in message
+        and "Color_0 (3 frames)" in message
+        and "Infrared_0 (2 frames)" in message
+    )
     assert "\n" not in message
 
 

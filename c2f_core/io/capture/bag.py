@@ -3,7 +3,7 @@
 Topic layout of librealsense's file format (version 3, `src/media/ros/ros_file_format.h`):
 
 ```
-/device_0/sensor_S/<Stream>_<i>/image/data        sensor_msgs/Image (Depth: mono16 = Z16; Color: rgb8, bgr8, ...)
+/device_0/sensor_S/<Stream>_<i>/image/data        sensor_msgs/Image (Depth: mono16 = Z16; Color: rgb8...)
 /device_0/sensor_S/<Stream>_<i>/info/camera_info  sensor_msgs/CameraInfo (width, height, K, D)
 /device_0/sensor_S/<Stream>_<i>/info              realsense_msgs/StreamInfo (fps, encoding)
 /device_0/sensor_S/<Stream>_<i>/tf/<group>        geometry_msgs/Transform, the extrinsic FROM the group's
@@ -46,15 +46,31 @@ from c2f_core.io.intrinsics import Intrinsics
 
 _IMAGE_TOPIC = re.compile(r"^/device_(\d+)/sensor_(\d+)/([A-Za-z]+)_(\d+)/image/data$")
 _TF_TOPIC = re.compile(r"/tf/(\d+)$")
-_COLOR_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8uc1": 1, "yuyv": 2, "uyvy": 2,
-                   "yuv422": 2}
+_COLOR_CHANNELS = {
+    "rgb8": 3,
+    "bgr8": 3,
+    "rgba8": 4,
+    "bgra8": 4,
+    "mono8": 1,
+    "8uc1": 1,
+    "yuyv": 2,
+    "uyvy": 2,
+    "yuv422": 2,
+}
 _DEPTH_ENCODINGS = ("mono16", "16uc1", "z16")
 DEFAULT_DEPTH_UNITS_M = 0.001
 """Depth unit assumed when a bag records none (the D400 series default)."""
 _CLOCK_MISMATCH_S = 1.0
 """Header stamps of colour and depth that start further apart than this are on different clocks."""
 
-_READ_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, struct.error, ValueError, KeyError, IndexError)
+_READ_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError,
+    OSError,
+    struct.error,
+    ValueError,
+    KeyError,
+    IndexError,
+)
 
 
 def _import_rosbags() -> tuple[Any, Any]:
@@ -149,7 +165,8 @@ def decode_color(image: RosImage) -> np.ndarray:
     encoding = image.encoding.lower()
     if encoding not in _COLOR_CHANNELS:
         raise C2FError(
-            f"colour encoding '{image.encoding}' is not supported (supported: {', '.join(sorted(_COLOR_CHANNELS))})"
+            f"colour encoding '{image.encoding}' is not supported "
+            f"(supported: {', '.join(sorted(_COLOR_CHANNELS))})"
         )
     channels = _COLOR_CHANNELS[encoding]
     pixels = np.ascontiguousarray(_image_rows(image, channels)).reshape(image.height, image.width, channels)
@@ -175,7 +192,9 @@ def decode_depth_units(image: RosImage) -> np.ndarray:
     if image.encoding.lower() not in _DEPTH_ENCODINGS:
         raise C2FError(f"depth encoding '{image.encoding}' is not supported (expected 16-bit mono16 / Z16)")
     rows = np.ascontiguousarray(_image_rows(image, 2))
-    return rows.view(">u2" if image.is_bigendian else "<u2").reshape(image.height, image.width).astype(np.uint16)
+    return (
+        rows.view(">u2" if image.is_bigendian else "<u2").reshape(image.height, image.width).astype(np.uint16)
+    )
 
 
 @dataclass(frozen=True)
@@ -187,14 +206,17 @@ class _Alignment:
 
 
 class RealSenseBag(CaptureReader):
-    """A RealSense `.bag` recording: colour frames, depth aligned to colour, the colour camera's intrinsics."""
+    """A RealSense `.bag` recording: colour frames, depth aligned to colour, the colour intrinsics."""
 
     format_name = "RealSense bag"
 
     def __init__(self, path: Path):
         super().__init__(path)
         rosbag1, typesys = _import_rosbags()
+        from rosbags.serde import SerdeError
+
         self._reader_error = rosbag1.ReaderError
+        self._message_errors = (rosbag1.ReaderError, SerdeError, typesys.TypesysError, *_READ_ERRORS)
         self._typesys = typesys
         self._typestore = typesys.get_typestore(typesys.Stores.ROS1_NOETIC)
         if not path.is_file():
@@ -203,7 +225,9 @@ class RealSenseBag(CaptureReader):
         try:
             self._reader.open()
         except (rosbag1.ReaderError, *_READ_ERRORS) as exc:
-            raise C2FError(f"{path}: truncated or damaged RealSense bag, cannot read its index ({exc})") from None
+            raise C2FError(
+                f"{path}: truncated or damaged RealSense bag, cannot read its index ({exc})"
+            ) from None
         try:
             self._setup()
         except BaseException:
@@ -247,9 +271,7 @@ class RealSenseBag(CaptureReader):
                 if conn.msgtype not in self._typestore.types:
                     self._typestore.register(self._typesys.get_types_from_msg(conn.msgdef.data, conn.msgtype))
                 return self._typestore.deserialize_ros1(raw, conn.msgtype)
-        except C2FError:
-            raise
-        except Exception as exc:  # rosbags raises several error types for damaged or foreign messages
+        except self._message_errors as exc:
             raise C2FError(f"{self.path}: cannot read {topic} ({exc})") from None
         return None
 
@@ -258,7 +280,9 @@ class RealSenseBag(CaptureReader):
         missing = [name for name, kind in (("colour", "Color"), ("depth", "Depth")) if not streams.get(kind)]
         if not missing:
             missing = [
-                name for name, kind in (("colour", "Color"), ("depth", "Depth")) if streams[kind][0].count == 0
+                name
+                for name, kind in (("colour", "Color"), ("depth", "Depth"))
+                if streams[kind][0].count == 0
             ]
         if missing:
             raise C2FError(
@@ -269,11 +293,15 @@ class RealSenseBag(CaptureReader):
         for kind in ("Color", "Depth"):
             if len(streams[kind]) > 1:
                 others = ", ".join(s.label for s in streams[kind][1:])
-                self.warnings.append(f"bag has several {kind} streams; using {streams[kind][0].label}, ignoring {others}")
+                self.warnings.append(
+                    f"bag has several {kind} streams; using {streams[kind][0].label}, ignoring {others}"
+                )
 
         color_info = self._first(self._color.prefix + "/info/camera_info")
         if color_info is None:
-            raise C2FError(f"{self.path}: the colour stream has no camera_info (intrinsics); cannot import it")
+            raise C2FError(
+                f"{self.path}: the colour stream has no camera_info (intrinsics); cannot import it"
+            )
         depth_info = self._first(self._depth.prefix + "/info/camera_info")
         self._depth_units = self._read_depth_units()
         fps_color = self._stream_fps(self._color)
@@ -293,10 +321,15 @@ class RealSenseBag(CaptureReader):
             fps=fps_color,
         )
         if K_color[0, 0] <= 0 or K_color[1, 1] <= 0 or color_info.width <= 0 or color_info.height <= 0:
-            raise C2FError(f"{self.path}: the colour camera_info holds no usable intrinsics (K={list(color_info.K)})")
+            raise C2FError(
+                f"{self.path}: the colour camera_info holds no usable intrinsics (K={list(color_info.K)})"
+            )
         self._alignment = self._plan_alignment(color_info, depth_info)
-        distorted = [name for name, info in (("colour", color_info), ("depth", depth_info))
-                     if info is not None and np.any(np.abs(np.asarray(info.D, dtype=np.float64)) > 1e-6)]
+        distorted = [
+            name
+            for name, info in (("colour", color_info), ("depth", depth_info))
+            if info is not None and np.any(np.abs(np.asarray(info.D, dtype=np.float64)) > 1e-6)
+        ]
         if distorted:
             self.warnings.append(
                 f"the {' and '.join(distorted)} camera has lens distortion coefficients; they are ignored "
@@ -305,7 +338,9 @@ class RealSenseBag(CaptureReader):
         self.frame_count = min(self._color.count, self._depth.count)
 
     def _read_depth_units(self) -> float:
-        option = self._first(f"/device_{self._depth.device}/sensor_{self._depth.sensor}/option/Depth Units/value")
+        option = self._first(
+            f"/device_{self._depth.device}/sensor_{self._depth.sensor}/option/Depth Units/value"
+        )
         if option is not None and float(option.data) > 0:
             return float(option.data)
         for _conn, _time, raw in self._reader.messages(connections=self._depth.connections):
@@ -336,8 +371,13 @@ class RealSenseBag(CaptureReader):
         if color_stamp == 0 or depth_stamp == 0:
             self.warnings.append("frames carry no timestamps; pairing colour and depth by recording time")
             return False
-        if abs(color_stamp - depth_stamp) > _CLOCK_MISMATCH_S and abs(color_bag - depth_bag) < _CLOCK_MISMATCH_S:
-            self.warnings.append("colour and depth timestamps are on different clocks; pairing by recording time")
+        if (
+            abs(color_stamp - depth_stamp) > _CLOCK_MISMATCH_S
+            and abs(color_bag - depth_bag) < _CLOCK_MISMATCH_S
+        ):
+            self.warnings.append(
+                "colour and depth timestamps are on different clocks; pairing by recording time"
+            )
             return False
         return True
 
@@ -348,12 +388,14 @@ class RealSenseBag(CaptureReader):
             if match and conn.topic.startswith(stream.prefix + "/tf/"):
                 tf = self._first(conn.topic)
                 rotation = quaternion_to_matrix(tf.rotation.x, tf.rotation.y, tf.rotation.z, tf.rotation.w)
-                translation = np.array([tf.translation.x, tf.translation.y, tf.translation.z], dtype=np.float64)
+                translation = np.array(
+                    [tf.translation.x, tf.translation.y, tf.translation.z], dtype=np.float64
+                )
                 found[int(match.group(1))] = (rotation, translation)
         return found
 
     def _depth_to_color(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """Rotation and translation taking depth-camera points to the colour camera, from the bag's tf topics."""
+        """Rotation and translation taking depth-camera points to the colour camera, from the tf topics."""
         to_depth = self._extrinsic_from_reference(self._depth)
         to_color = self._extrinsic_from_reference(self._color)
         shared = sorted(set(to_depth) & set(to_color))
@@ -369,7 +411,9 @@ class RealSenseBag(CaptureReader):
         K_color = np.array(color_info.K, dtype=np.float64).reshape(3, 3)
         color_size = (int(color_info.width), int(color_info.height))
         if depth_info is None:
-            self.warnings.append("the depth stream has no camera_info; assuming depth is already aligned to colour")
+            self.warnings.append(
+                "the depth stream has no camera_info; assuming depth is already aligned to colour"
+            )
             return None
         K_depth = np.array(depth_info.K, dtype=np.float64).reshape(3, 3)
         depth_size = (int(depth_info.width), int(depth_info.height))
@@ -387,7 +431,9 @@ class RealSenseBag(CaptureReader):
         if same_camera and np.allclose(R, np.eye(3), atol=1e-9) and np.linalg.norm(t) < 1e-9:
             return None
         if K_depth[0, 0] <= 0 or K_depth[1, 1] <= 0:
-            raise C2FError(f"{self.path}: the depth camera_info holds no usable intrinsics (K={list(depth_info.K)})")
+            raise C2FError(
+                f"{self.path}: the depth camera_info holds no usable intrinsics (K={list(depth_info.K)})"
+            )
         return _Alignment(K_depth, K_color, R, t)
 
     def _stamp(self, raw: bytes, bag_ns: int) -> float:
@@ -397,19 +443,23 @@ class RealSenseBag(CaptureReader):
         return bag_ns * 1e-9
 
     def frames(self) -> Iterator[CaptureFrame]:
-        """Yield colour/depth pairs (nearest in time, within half a frame period) while reading the bag once."""
+        """Yield colour/depth pairs (nearest in time, within half a frame period), reading the bag once."""
         color_ids = {c.id for c in self._color.connections}
         matcher = TimeMatcher(self._max_gap)
         index = 0
         try:
-            for conn, bag_ns, raw in self._reader.messages(connections=self._color.connections + self._depth.connections):
+            for conn, bag_ns, raw in self._reader.messages(
+                connections=self._color.connections + self._depth.connections
+            ):
                 side = 0 if conn.id in color_ids else 1
                 stamp = self._stamp(raw, bag_ns)
                 for color_item, depth_item in matcher.push(side, stamp, (stamp, raw)):
                     yield self._frame(index, color_item, depth_item)
                     index += 1
         except (self._reader_error, *_READ_ERRORS) as exc:
-            raise C2FError(f"{self.path}: the bag is truncated or damaged after {index} frame pairs ({exc})") from None
+            raise C2FError(
+                f"{self.path}: the bag is truncated or damaged after {index} frame pairs ({exc})"
+            ) from None
         for color_item, depth_item in matcher.close():
             yield self._frame(index, color_item, depth_item)
             index += 1
@@ -421,7 +471,9 @@ class RealSenseBag(CaptureReader):
                 f"{unpaired_depth} depth frames without a partner"
             )
 
-    def _frame(self, index: int, color_item: tuple[float, bytes], depth_item: tuple[float, bytes]) -> CaptureFrame:
+    def _frame(
+        self, index: int, color_item: tuple[float, bytes], depth_item: tuple[float, bytes]
+    ) -> CaptureFrame:
         stamp, color_raw = color_item
         return CaptureFrame(
             index=index,
@@ -439,15 +491,21 @@ class RealSenseBag(CaptureReader):
                 f"{intr.width}x{intr.height}"
             )
         depth_image = parse_image(depth_raw)
-        units = depth_image.depth_units if depth_image.depth_units and math.isfinite(depth_image.depth_units) and \
-            depth_image.depth_units > 0 else self._depth_units
+        units = (
+            depth_image.depth_units
+            if depth_image.depth_units
+            and math.isfinite(depth_image.depth_units)
+            and depth_image.depth_units > 0
+            else self._depth_units
+        )
         depth_m = decode_depth_units(depth_image).astype(np.float32) * np.float32(units)
         if self._alignment is not None:
             a = self._alignment
             depth_m = reproject_depth(depth_m, a.K_depth, a.K_color, a.R, a.t, (intr.width, intr.height))
         elif depth_m.shape != color.shape[:2]:
             raise C2FError(
-                f"depth frame is {depth_m.shape[1]}x{depth_m.shape[0]} but colour is {intr.width}x{intr.height}, "
+                f"depth frame is {depth_m.shape[1]}x{depth_m.shape[0]} but colour is "
+                f"{intr.width}x{intr.height}, "
                 "and the bag gives no way to align them"
             )
         return color, depth_m

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import yaml
@@ -30,6 +30,9 @@ FLOAT_DEPTH_SCALE_M = 0.0001
 MAX_SPLAT_PX = 8
 """Largest footprint (pixels per side) one depth pixel may cover when re-projected into another camera;
 bigger footprints come from depth within millimetres of the camera and are noise."""
+
+PIXEL_EDGE_EPS = 1e-6
+"""Pixels: how far a re-projected footprint edge may pass a pixel border by rounding error alone."""
 
 
 @dataclass
@@ -78,7 +81,7 @@ class CaptureReader(ABC):
     def close(self) -> None:
         """Release open files (a no-op for readers that hold none)."""
 
-    def __enter__(self) -> CaptureReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -112,7 +115,7 @@ class TimeMatcher:
         self.unmatched = [0, 0]
 
     def push(self, side: int, t: float, item: Any) -> list[tuple[Any, Any]]:
-        """Add an item of stream `side` at time `t` (seconds); return the (colour, depth) pairs now settled."""
+        """Add an item of stream `side` at time `t` (seconds); return the (colour, depth) pairs now final."""
         times, entries = self._times[side], self._entries[side]
         pos = bisect.bisect_right(times, t)
         times.insert(pos, t)
@@ -129,12 +132,10 @@ class TimeMatcher:
         """The item of `side` nearest to time `t` within max_gap (the earlier one on a tie)."""
         times = self._times[side]
         pos = bisect.bisect_left(times, t)
-        best, best_gap = None, self.max_gap
-        for i in (pos - 1, pos):
-            if 0 <= i < len(times) and abs(times[i] - t) <= best_gap:
-                if best is None or abs(times[i] - t) < best_gap:
-                    best, best_gap = self._entries[side][i], abs(times[i] - t)
-        return best
+        gap, i = min(
+            ((abs(times[i] - t), i) for i in (pos - 1, pos) if 0 <= i < len(times)), default=(math.inf, -1)
+        )
+        return self._entries[side][i] if gap <= self.max_gap else None
 
     def _settle(self, horizon: float) -> list[tuple[Any, Any]]:
         # An item more than 2 gaps before the horizon has all its candidates (within 1 gap) and their
@@ -167,7 +168,7 @@ class TimeMatcher:
 
 
 def frame_period_gap(fps_color: float | None, fps_depth: float | None, default_fps: float = 30.0) -> float:
-    """Half the longer frame period of two streams (seconds): the largest time gap a colour/depth pair may have."""
+    """Half the longer frame period of two streams (seconds): the largest gap a colour/depth pair may have."""
     rates = [f for f in (fps_color, fps_depth) if f and f > 0]
     slowest = min(rates) if rates else default_fps
     return 0.5 / slowest
@@ -188,7 +189,11 @@ class CameraFile:
 
     def intrinsics(self, width: int, height: int, depth_scale: float, fps: float | None) -> Intrinsics:
         """Build `Intrinsics` for images of `width` x `height`, failing if the file names another size."""
-        if self.width is not None and self.height is not None and (self.width, self.height) != (width, height):
+        if (
+            self.width is not None
+            and self.height is not None
+            and (self.width, self.height) != (width, height)
+        ):
             raise C2FError(
                 f"camera file is for {self.width}x{self.height} images but the capture's images are "
                 f"{width}x{height}"
@@ -224,7 +229,9 @@ def read_camera_file(path: str | Path) -> CameraFile:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         reason = str(exc).splitlines()[0]
-        raise C2FError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'} ({reason})") from None
+        raise C2FError(
+            f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'} ({reason})"
+        ) from None
     if not isinstance(data, dict):
         raise C2FError(f"{path}: expected a mapping with fx, fy, cx, cy")
     extras = data
@@ -318,11 +325,17 @@ def reproject_depth(
     _, _, z_color = to_color(cols.astype(np.float64), rows.astype(np.float64))
     x0, y0, _ = to_color(cols - 0.5, rows - 0.5)
     x1, y1, _ = to_color(cols + 0.5, rows + 0.5)
-    # Colour pixel j covers [j - 0.5, j + 0.5); a footprint [x0, x1] covers pixels round(x0)..round(x1).
-    j0 = np.floor(np.minimum(x0, x1) + 0.5)
-    j1 = np.floor(np.maximum(x0, x1) + 0.5)
-    i0 = np.floor(np.minimum(y0, y1) + 0.5)
-    i1 = np.floor(np.maximum(y0, y1) + 0.5)
+
+    # Colour pixel j covers [j - 0.5, j + 0.5): a footprint [a, b) covers pixels floor(a + 0.5) to
+    # ceil(b + 0.5) - 1 (at least one). The epsilon keeps a footprint that ends exactly on a pixel
+    # border, as in two identical cameras, from spilling into the next pixel through rounding error.
+    def first_last(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        first = np.floor(lo + 0.5 + PIXEL_EDGE_EPS)
+        return first, np.maximum(np.ceil(hi + 0.5 - PIXEL_EDGE_EPS) - 1, first)
+
+    j0, j1 = first_last(x0, x1)
+    i0, i1 = first_last(y0, y1)
     keep = (z_color > 0) & (j1 >= 0) & (j0 < width) & (i1 >= 0) & (i0 < height)
     keep &= (j1 - j0 < MAX_SPLAT_PX) & (i1 - i0 < MAX_SPLAT_PX)
     j0, j1, i0, i1, z_color = (a[keep] for a in (j0, j1, i0, i1, z_color))

@@ -30,7 +30,8 @@ from c2f_core.progress import progress
 CAPTURE_FILE_SUFFIXES = (".bag", ".r3d")
 UNDERSTOOD_LAYOUTS = (
     "a RealSense .bag, a Record3D .r3d, or a folder in DexYCB layout (color_NNNNNN.jpg + "
-    "aligned_depth_to_color_NNNNNN.png), TUM RGB-D layout (rgb.txt + depth.txt) or plain layout (color/ + depth/)"
+    "aligned_depth_to_color_NNNNNN.png), TUM RGB-D layout (rgb.txt + depth.txt) or plain layout "
+    "(color/ + depth/)"
 )
 PROVENANCE_FILE = "capture.json"
 """Written last into every imported take: where it came from and what was skipped (also the cache's
@@ -76,9 +77,18 @@ def open_capture(source: str | Path, options: CaptureOptions | None = None) -> C
         raise C2FError(f"capture not found: {path}")
     suffix = path.suffix.lower()
     if path.is_file() and suffix in CAPTURE_FILE_SUFFIXES:
-        reader: CaptureReader = RealSenseBag(path) if suffix == ".bag" else Record3DFile(path, options.min_confidence)
-        ignored = [flag for flag, value in (("--intrinsics", options.intrinsics), ("--depth-scale", options.depth_scale),
-                                            ("--fps", options.fps)) if value]
+        reader: CaptureReader = (
+            RealSenseBag(path) if suffix == ".bag" else Record3DFile(path, options.min_confidence)
+        )
+        ignored = [
+            flag
+            for flag, value in (
+                ("--intrinsics", options.intrinsics),
+                ("--depth-scale", options.depth_scale),
+                ("--fps", options.fps),
+            )
+            if value
+        ]
         if ignored:
             reader.warnings.append(
                 f"{', '.join(ignored)} ignored: a {reader.format_name} file records its own camera and timing"
@@ -114,8 +124,10 @@ def _prepare_output(out_dir: Path, source: Path, overwrite: bool) -> None:
         raise C2FError(f"output folder {out_dir} is not empty; choose a new folder or pass --overwrite")
     foreign = sorted(entry.name for entry in entries if entry.name not in _TAKE_ENTRIES)
     if foreign:
-        raise C2FError(f"output folder {out_dir} holds files that are not part of a take ({', '.join(foreign[:3])}); "
-                       "not overwriting it")
+        raise C2FError(
+            f"output folder {out_dir} holds files that are not part of a take ({', '.join(foreign[:3])}); "
+            "not overwriting it"
+        )
     for entry in entries:
         if entry.is_dir():
             shutil.rmtree(entry)
@@ -165,9 +177,13 @@ def import_capture(
         result = ImportResult(out_dir, reader.format_name, intrinsics, 0, warnings=reader.warnings)
         first_stamp: float | None = None
         empty_depth: list[int] = []
-        total = reader.frame_count if end is None or reader.frame_count is None else min(end, reader.frame_count)
+        total = (
+            reader.frame_count if end is None or reader.frame_count is None else min(end, reader.frame_count)
+        )
         with TakeWriter(out_dir, intrinsics, color_format=color_format) as writer:
-            frames = progress(reader.frames(), total=total, desc=f"importing {source.name}", quiet=quiet, unit="frame")
+            frames = progress(
+                reader.frames(), total=total, desc=f"importing {source.name}", quiet=quiet, unit="frame"
+            )
             try:
                 for frame in frames:
                     if end is not None and frame.index >= end:
@@ -183,22 +199,32 @@ def import_capture(
                         continue
                     if not (depth_m > 0).any():
                         empty_depth.append(frame.index)
-                    stamp = None if frame.timestamp is None or first_stamp is None else frame.timestamp - first_stamp
+                    stamp = (
+                        None
+                        if frame.timestamp is None or first_stamp is None
+                        else frame.timestamp - first_stamp
+                    )
                     writer.write((frame.index - start) // step, color, depth_m, timestamp=stamp)
                     result.frames_written += 1
             except C2FError as exc:
                 result.stream_error = str(exc)
         if empty_depth:
             shown = ", ".join(str(i) for i in empty_depth[:5]) + (" ..." if len(empty_depth) > 5 else "")
-            result.warnings.append(f"{len(empty_depth)} frame(s) have no valid depth at all (source frames {shown})")
+            result.warnings.append(
+                f"{len(empty_depth)} frame(s) have no valid depth at all (source frames {shown})"
+            )
         if result.frames_written == 0:
             _remove_take_files(out_dir)
             if result.stream_error:
                 raise C2FError(result.stream_error)
             if result.failures:
-                raise C2FError(f"no frame could be imported from {source}; first failure: {result.failures[0][1]}")
-            raise C2FError(f"{source}: no frames selected (the capture has {reader.frame_count} frame pairs; "
-                           f"--start {start}{'' if end is None else f' --end {end}'} --step {step})")
+                raise C2FError(
+                    f"no frame could be imported from {source}; first failure: {result.failures[0][1]}"
+                )
+            raise C2FError(
+                f"{source}: no frames selected (the capture has {reader.frame_count} frame pairs; "
+                f"--start {start}{'' if end is None else f' --end {end}'} --step {step})"
+            )
         _write_provenance(out_dir, source, reader, result, start, end, step)
     return result
 
@@ -213,7 +239,13 @@ def _remove_take_files(out_dir: Path) -> None:
 
 
 def _write_provenance(
-    out_dir: Path, source: Path, reader: CaptureReader, result: ImportResult, start: int, end: int | None, step: int
+    out_dir: Path,
+    source: Path,
+    reader: CaptureReader,
+    result: ImportResult,
+    start: int,
+    end: int | None,
+    step: int,
 ) -> None:
     if not (out_dir / "timestamps.csv").is_file():
         timing = "none"
@@ -250,7 +282,7 @@ def _stat_key(path: Path) -> str:
 
 
 def capture_cache_key(source: Path, options: CaptureOptions) -> str:
-    """A short hash of the capture's path, size and modification time (every file's, for a folder) and options."""
+    """A short hash of the capture's path, size and mtime (each file's, for a folder) and the options."""
     parts = [_CACHE_VERSION, _stat_key(source)]
     if source.is_dir():
         parts += [_stat_key(p) for p in sorted(source.rglob("*")) if p.is_file()]

@@ -24,7 +24,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from c2f_core.errors import C2FError
-from c2f_core.io.capture.base import CameraFile, CaptureFrame, CaptureReader, TimeMatcher, numeric_key, read_camera_file
+from c2f_core.io.capture.base import (
+    CameraFile,
+    CaptureFrame,
+    CaptureReader,
+    TimeMatcher,
+    numeric_key,
+    read_camera_file,
+)
 from c2f_core.io.images import read_color, read_depth_raw
 
 COLOR_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -42,8 +49,14 @@ TUM_CAMERAS = {
 """fx, fy, cx, cy of the freiburg1/2/3 colour cameras (TUM RGB-D file-format page; 640x480)."""
 DEFAULT_DEPTH_SCALE_M = 0.001
 """Depth unit assumed for a plain folder whose camera file gives none (millimetres)."""
-CAMERA_FILE_NAMES = ("intrinsics.json", "intrinsics.yaml", "intrinsics.yml", "camera.json", "camera.yaml",
-                     "camera.yml")
+CAMERA_FILE_NAMES = (
+    "intrinsics.json",
+    "intrinsics.yaml",
+    "intrinsics.yml",
+    "camera.json",
+    "camera.yaml",
+    "camera.yml",
+)
 """Camera files a plain folder may hold itself."""
 
 _DEXYCB_COLOR = re.compile(r"^color_(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
@@ -67,8 +80,10 @@ def _pair_warning(name: str, colors: int, depths: int, paired: int) -> str:
     )
 
 
-def _load_pair(color_path: Path, depth_path: Path, depth_scale: float, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Decode a colour image and a depth image (16-bit PNG in units of depth_scale, or .npy) to RGB + metres."""
+def _load_pair(
+    color_path: Path, depth_path: Path, depth_scale: float, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode colour and depth (16-bit PNG in units of depth_scale, or .npy) to RGB + metres."""
     color = read_color(color_path)
     if depth_path.suffix.lower() == ".npy":
         try:
@@ -125,7 +140,11 @@ class DexYCBFolder(_PairedFolder):
     format_name = "DexYCB folder"
 
     def __init__(
-        self, path: Path, camera_file: Path | None = None, depth_scale: float | None = None, fps: float | None = None
+        self,
+        path: Path,
+        camera_file: Path | None = None,
+        depth_scale: float | None = None,
+        fps: float | None = None,
     ):
         super().__init__(path)
         colors, depths = {}, {}
@@ -136,7 +155,9 @@ class DexYCBFolder(_PairedFolder):
                 depths[int(match.group(1))] = entry
         numbers = sorted(set(colors) & set(depths))
         if not numbers:
-            raise C2FError(f"{path}: no frame has both color_NNNNNN.jpg and aligned_depth_to_color_NNNNNN.png")
+            raise C2FError(
+                f"{path}: no frame has both color_NNNNNN.jpg and aligned_depth_to_color_NNNNNN.png"
+            )
         if len(numbers) != len(colors) or len(numbers) != len(depths):
             self.warnings.append(_pair_warning(path.name, len(colors), len(depths), len(numbers)))
         width, height = _image_size(colors[numbers[0]])
@@ -144,7 +165,8 @@ class DexYCBFolder(_PairedFolder):
             camera_file = find_dexycb_intrinsics(path, width, height)
             if camera_file is None:
                 raise C2FError(
-                    f"{path}: no calibration/intrinsics/{path.resolve().name}_{width}x{height}.yml found in any "
+                    f"{path}: no calibration/intrinsics/{path.resolve().name}_{width}x{height}.yml found "
+                    "in any "
                     "folder above it; pass the camera file with --intrinsics"
                 )
         camera = read_camera_file(camera_file)
@@ -186,13 +208,19 @@ class TUMFolder(_PairedFolder):
     format_name = "TUM RGB-D folder"
 
     def __init__(
-        self, path: Path, camera_file: Path | None = None, depth_scale: float | None = None, fps: float | None = None
+        self,
+        path: Path,
+        camera_file: Path | None = None,
+        depth_scale: float | None = None,
+        fps: float | None = None,
     ):
         super().__init__(path)
         colors = _read_tum_list(path / "rgb.txt")
         depths = _read_tum_list(path / "depth.txt")
         if not colors or not depths:
-            raise C2FError(f"{path}: rgb.txt lists {len(colors)} and depth.txt {len(depths)} images; need both")
+            raise C2FError(
+                f"{path}: rgb.txt lists {len(colors)} and depth.txt {len(depths)} images; need both"
+            )
         # Both lists are complete in memory, so pushing one list then the other is fine for the matcher.
         matcher = TimeMatcher(TUM_MAX_GAP_S)
         pairs = []
@@ -258,7 +286,8 @@ class PlainFolder(_PairedFolder):
         keys = sorted(set(colors) & set(depths))
         if not keys:
             raise C2FError(
-                f"{path}: no colour and depth images share a frame number (color/ has {len(colors)}, depth/ has "
+                f"{path}: no colour and depth images share a frame number (color/ has {len(colors)}, "
+                "depth/ has "
                 f"{len(depths)} numbered images)"
             )
         if len(keys) != len(colors) or len(keys) != len(depths):
@@ -266,13 +295,16 @@ class PlainFolder(_PairedFolder):
         camera_file = camera_file or find_folder_camera_file(path)
         if camera_file is None:
             raise C2FError(
-                f"{path}: a plain color/ + depth/ folder needs the camera's intrinsics; pass --intrinsics FILE "
+                f"{path}: a plain color/ + depth/ folder needs the camera's intrinsics; "
+                "pass --intrinsics FILE "
                 "(JSON or YAML with fx, fy, cx, cy) or put intrinsics.json in the folder"
             )
         camera = read_camera_file(camera_file)
         width, height = _image_size(colors[keys[0]])
         if depth_scale is None and camera.depth_scale is None:
-            self.warnings.append(f"no depth_scale given; assuming depth PNGs are in millimetres ({DEFAULT_DEPTH_SCALE_M} m)")
+            self.warnings.append(
+                f"no depth_scale given; assuming depth PNGs are in millimetres ({DEFAULT_DEPTH_SCALE_M} m)"
+            )
         scale = depth_scale or camera.depth_scale or DEFAULT_DEPTH_SCALE_M
         rate = fps or camera.fps
         self.intrinsics = camera.intrinsics(width, height, scale, rate)
@@ -286,11 +318,20 @@ class PlainFolder(_PairedFolder):
 
 
 def is_take_folder(path: Path) -> bool:
-    """True for a folder in our own take layout (intrinsics.json, color/NNNNNN.*, depth/)."""
-    color = path / "color"
-    if not ((path / "intrinsics.json").is_file() and color.is_dir() and (path / "depth").is_dir()):
+    """True for a folder `Take.open` reads: intrinsics.json and at least one color/N + depth/N.png pair."""
+    if (
+        not (path / "intrinsics.json").is_file()
+        or not (path / "color").is_dir()
+        or not (path / "depth").is_dir()
+    ):
         return False
-    return any(_TAKE_FRAME.match(entry.stem) for entry in color.iterdir() if entry.suffix.lower() in COLOR_SUFFIXES)
+
+    def stems(folder: Path, suffixes: tuple[str, ...]) -> set[str]:
+        return {
+            e.stem for e in folder.iterdir() if e.suffix.lower() in suffixes and _TAKE_FRAME.match(e.stem)
+        }
+
+    return bool(stems(path / "color", COLOR_SUFFIXES) & stems(path / "depth", (".png",)))
 
 
 def detect_folder_layout(path: Path) -> str | None:

@@ -50,7 +50,12 @@ def _import_lzfse() -> Any:
 
 def _positive_number(metadata: dict, key: str, source: Path) -> float:
     value = metadata.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise C2FError(f"{source}: metadata '{key}' must be a positive number, found {value!r}")
     return float(value)
 
@@ -64,14 +69,18 @@ class Record3DFile(CaptureReader):
         super().__init__(path)
         self._lzfse = _import_lzfse()
         if min_confidence not in (0, 1, 2):
-            raise C2FError(f"min_confidence must be 0, 1 or 2 (ARKit's low, medium, high), got {min_confidence}")
+            raise C2FError(
+                f"min_confidence must be 0, 1 or 2 (ARKit's low, medium, high), got {min_confidence}"
+            )
         self._min_confidence = min_confidence
         if not path.is_file():
             raise C2FError(f"capture not found: {path}")
         try:
             self._zip = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise C2FError(f"{path}: not a complete .r3d (ZIP) archive, truncated or damaged? ({exc})") from None
+            raise C2FError(
+                f"{path}: not a complete .r3d (ZIP) archive, truncated or damaged? ({exc})"
+            ) from None
         try:
             self._setup()
         except BaseException:
@@ -104,11 +113,15 @@ class Record3DFile(CaptureReader):
         try:
             K = np.asarray(K_values, dtype=np.float64).reshape(3, 3).T  # stored column-major
         except (TypeError, ValueError):
-            raise C2FError(f"{self.path}: metadata 'K' must be 9 numbers (a column-major 3x3), found {K_values!r}") from None
+            raise C2FError(
+                f"{self.path}: metadata 'K' must be 9 numbers (a column-major 3x3), found {K_values!r}"
+            ) from None
         if not (K[0, 0] > 0 and K[1, 1] > 0 and np.isfinite(K).all()):
             raise C2FError(f"{self.path}: metadata 'K' holds no usable focal lengths: {K_values!r}")
         fps = metadata.get("fps")
-        self._fps = float(fps) if isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0 else None
+        self._fps = (
+            float(fps) if isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0 else None
+        )
         self._depth_size = (
             (int(metadata["dh"]), int(metadata["dw"])) if "dh" in metadata and "dw" in metadata else None
         )
@@ -131,7 +144,8 @@ class Record3DFile(CaptureReader):
         if only_color or only_depth:
             self.warnings.append(
                 f"{self.path.name} has {len(self._colors)} colour and {len(self._depths)} depth frames; "
-                f"importing the {len(self._numbers)} numbers that have both, skipping {len(only_color)} colour-only "
+                f"importing the {len(self._numbers)} numbers that have both, "
+                f"skipping {len(only_color)} colour-only "
                 f"and {len(only_depth)} depth-only frames"
             )
 
@@ -159,8 +173,10 @@ class Record3DFile(CaptureReader):
             fps=self._fps,
         )
         stamps = metadata.get("frameTimestamps")
-        if isinstance(stamps, list) and len(stamps) > self._numbers[-1] and all(
-            isinstance(s, (int, float)) for s in stamps
+        if (
+            isinstance(stamps, list)
+            and len(stamps) > self._numbers[-1]
+            and all(isinstance(s, (int, float)) for s in stamps)
         ):
             self._stamps: list[float] | None = [float(s) for s in stamps]
         else:
@@ -181,7 +197,7 @@ class Record3DFile(CaptureReader):
         compressed = self._read_member(name)
         try:
             raw = self._lzfse.decompress(compressed)
-        except Exception as exc:  # lzfse signals corrupt input with its own error type
+        except (self._lzfse.error, ValueError) as exc:
             raise C2FError(f"{name} is not valid LZFSE data (truncated?): {exc}") from None
         itemsize = np.dtype(dtype).itemsize
         if len(raw) % itemsize:
@@ -192,7 +208,8 @@ class Record3DFile(CaptureReader):
         if self._depth_size is not None:
             if self._depth_size[0] * self._depth_size[1] != count:
                 raise C2FError(
-                    f"{name} holds {count} depth values but metadata says {self._depth_size[1]}x{self._depth_size[0]}"
+                    f"{name} holds {count} depth values but metadata says "
+                    f"{self._depth_size[1]}x{self._depth_size[0]}"
                 )
             return self._depth_size
         # Older exports lack dw/dh: depth has the colour image's aspect ratio.
@@ -211,13 +228,17 @@ class Record3DFile(CaptureReader):
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise C2FError(f"cannot read colour {name}: corrupt or not an image ({exc})") from None
         if color.shape[:2] != (intr.height, intr.width):
-            raise C2FError(f"{name} is {color.shape[1]}x{color.shape[0]}, the first frame was {intr.width}x{intr.height}")
+            raise C2FError(
+                f"{name} is {color.shape[1]}x{color.shape[0]}, the first frame was {intr.width}x{intr.height}"
+            )
         values = self._decompress(self._depths[number], "<f4")
         depth = values.reshape(self._depth_shape(values.size, self._depths[number])).astype(np.float32)
         depth = np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(0.0))
         if self._min_confidence > 0 and number in self._confs:
             confidence = self._decompress(self._confs[number], "u1")
             if confidence.size != depth.size:
-                raise C2FError(f"{self._confs[number]} holds {confidence.size} values, depth has {depth.size}")
+                raise C2FError(
+                    f"{self._confs[number]} holds {confidence.size} values, depth has {depth.size}"
+                )
             depth = np.where(confidence.reshape(depth.shape) >= self._min_confidence, depth, np.float32(0.0))
         return color, resize_nearest(depth, intr.height, intr.width)

@@ -1,0 +1,379 @@
+"""Building the Blender scene from a reconstruction: camera, meshes, visibility keys, materials, USD cache.
+
+Format reading is `c2f_core.io.recon_output` (bundled as a wheel); the axis conversion is
+`c2f_core.geometry.axes`. Everything in Blender is in metres, Z up, with the capture camera at the
+origin looking along +Y (see `c2f_core.geometry.axes`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+PARTS = ("hand", "object")
+MATERIAL_NAMES = {"hand": "C2F Hand", "object": "C2F Object"}
+MATERIAL_COLORS = {"hand": (0.80, 0.52, 0.42, 1.0), "object": (0.20, 0.45, 0.85, 1.0)}
+SENSOR_WIDTH_MM = 36.0
+COLOR_SUFFIXES = (".png", ".jpg", ".jpeg")
+KEY_CONSTANT = 0
+"""`Keyframe.interpolation` as the integer foreach_set needs: 0 is 'CONSTANT' (Blender's BEZT_IPO_CONST)."""
+PART_PROP = "c2f_part"
+FRAME_PROP = "c2f_frame"
+
+
+@dataclass
+class ImportResult:
+    """What an import put into the scene."""
+
+    collection: bpy.types.Collection
+    camera: bpy.types.Object
+    objects: dict[str, list[bpy.types.Object]] = field(default_factory=dict)
+    """part -> objects (one per frame, or the one USD cache object)."""
+    background: bool = False
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def core_modules():
+    """Import the bundled c2f_core format code, or explain how to get it."""
+    try:
+        from c2f_core.geometry import axes
+        from c2f_core.io import recon_output
+    except ImportError as exc:
+        raise ImportError(
+            f"c2f_core is not available in Blender's Python ({exc}); install the add-on zip built by "
+            "build_addon.py, which bundles it"
+        ) from None
+    return recon_output, axes
+
+
+def set_camera_from_intrinsics(scene: bpy.types.Scene, camera: bpy.types.Camera, intrinsics) -> None:
+    """Make `camera` and the render settings reproduce a pinhole camera, pixel for pixel.
+
+    Convention: OpenCV intrinsics (fx, fy, cx, cy in pixels, pixel (u, v) centred at (u, v));
+    Blender measures the frame from pixel edges, so the principal point sits at (cx + 0.5,
+    cy + 0.5) from the top-left corner. With a horizontal sensor fit of width S mm and W pixels,
+    fx = lens * W / S; a principal point off centre is a lens shift in units of the fitted
+    width: shift_x = (W / 2 - (cx + 0.5)) / W, shift_y = ((cy + 0.5) - H / 2) * (fx / fy) / W
+    (Blender's shift_y points up, image v points down). fx != fy becomes a pixel aspect ratio
+    with pixel_aspect_y / pixel_aspect_x = fx / fy.
+    """
+    fx, fy = intrinsics.fx, intrinsics.fy
+    width, height = intrinsics.width, intrinsics.height
+    render = scene.render
+    render.resolution_x = width
+    render.resolution_y = height
+    render.resolution_percentage = 100
+    # Blender keeps each pixel-aspect value >= 1, so the larger side carries the ratio.
+    if fx >= fy:
+        render.pixel_aspect_x, render.pixel_aspect_y = 1.0, fx / fy
+    else:
+        render.pixel_aspect_x, render.pixel_aspect_y = fy / fx, 1.0
+    camera.type = "PERSP"
+    camera.sensor_fit = "HORIZONTAL"
+    camera.sensor_width = SENSOR_WIDTH_MM
+    camera.lens = fx * SENSOR_WIDTH_MM / width
+    camera.shift_x = (width / 2 - (intrinsics.cx + 0.5)) / width
+    camera.shift_y = ((intrinsics.cy + 0.5) - height / 2) * (fx / fy) / width
+    camera.clip_start = 0.01
+    camera.clip_end = 100.0
+
+
+def ensure_material(part: str) -> bpy.types.Material:
+    """The named material of `part` ("hand" or "object"), created once per file."""
+    name = MATERIAL_NAMES[part]
+    material = bpy.data.materials.get(name)
+    if material is None:
+        material = bpy.data.materials.new(name)
+        color = MATERIAL_COLORS[part]
+        material.diffuse_color = color  # what the viewport and Workbench show
+        tree = material.node_tree
+        bsdf = tree.nodes.get("Principled BSDF") if tree is not None else None
+        if bsdf is not None:
+            bsdf.inputs["Base Color"].default_value = color
+            bsdf.inputs["Roughness"].default_value = 0.6
+    return material
+
+
+def build_mesh(name: str, vertices_world: np.ndarray, faces: np.ndarray) -> bpy.types.Mesh:
+    """A Blender mesh from (V, 3) float32 world-space metres and (F, 3) triangle indices, built in bulk."""
+    mesh = bpy.data.meshes.new(name)
+    n_faces = len(faces)
+    mesh.vertices.add(len(vertices_world))
+    mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices_world, dtype=np.float32).ravel())
+    mesh.loops.add(3 * n_faces)
+    mesh.loops.foreach_set("vertex_index", np.ascontiguousarray(faces, dtype=np.int32).ravel())
+    mesh.polygons.add(n_faces)
+    mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * n_faces, 3, dtype=np.int32))
+    mesh.update()
+    if n_faces:
+        mesh.shade_smooth()
+    return mesh
+
+
+def _visibility_keys(frame_index: int, frames: list[int]) -> list[tuple[float, float]]:
+    """(frame, hide) keys that show result `frame_index` from its frame until the next result's frame.
+
+    Held across failed or missing frames, so exactly one result shows at every frame; before the
+    first result the first shows, after the last the last.
+    """
+    keys = []
+    frame = frames[frame_index]
+    if frame_index > 0:
+        keys.append((frame - 1, 1.0))
+    keys.append((frame, 0.0))
+    if frame_index + 1 < len(frames):
+        keys.append((frames[frame_index + 1], 1.0))
+    return keys
+
+
+def key_visibility(action: bpy.types.Action, objects: list[bpy.types.Object], frames: list[int]) -> None:
+    """Key hide_viewport/hide_render of one object per result frame in one shared Action, CONSTANT.
+
+    Each object gets its own slot of `action`; keys are written in bulk (keyframe_points.add +
+    foreach_set), never one keyframe_insert per frame.
+    """
+    from bpy_extras.anim_utils import action_ensure_channelbag_for_slot
+
+    for index, ob in enumerate(objects):
+        keys = _visibility_keys(index, frames)
+        slot = action.slots.new(id_type="OBJECT", name=ob.name)
+        if ob.animation_data is None:
+            ob.animation_data_create()
+        ob.animation_data.action = action
+        ob.animation_data.action_slot = slot
+        channelbag = action_ensure_channelbag_for_slot(action, slot)
+        coords = np.array(keys, dtype=np.float32).ravel()
+        for data_path in ("hide_viewport", "hide_render"):
+            fcurve = channelbag.fcurves.new(data_path)
+            fcurve.keyframe_points.add(len(keys))
+            fcurve.keyframe_points.foreach_set("co", coords)
+            fcurve.keyframe_points.foreach_set("interpolation", np.full(len(keys), KEY_CONSTANT, np.int32))
+            fcurve.update()
+
+
+def _first_color_file(take_dir: Path, frame: int) -> Path | None:
+    for suffix in COLOR_SUFFIXES:
+        path = take_dir / "color" / f"{frame:06d}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def add_background_sequence(camera: bpy.types.Camera, take_dir: Path, first: int, last: int) -> bool:
+    """Show the take's colour frames behind the camera view, scene frame f showing color/f.
+
+    Blender picks image number (frame - frame_start + 1 + frame_offset), so frame_offset =
+    frame_start - 1 makes the image number equal the scene frame. Returns False when the take's
+    colour files are not there (the result folder was moved without its take).
+    """
+    first_file = _first_color_file(take_dir, first)
+    if first_file is None:
+        return False
+    image = bpy.data.images.load(str(first_file), check_existing=True)
+    image.source = "SEQUENCE" if last > first else "FILE"
+    camera.show_background_images = True
+    background = camera.background_images.new()
+    background.image = image
+    background.frame_method = "STRETCH"
+    background.alpha = 1.0
+    background.image_user.frame_start = first
+    background.image_user.frame_duration = last - first + 1
+    background.image_user.frame_offset = first - 1
+    background.image_user.use_auto_refresh = True
+    return True
+
+
+def _new_collection(context: bpy.types.Context, name: str) -> bpy.types.Collection:
+    collection = bpy.data.collections.new(name)
+    context.scene.collection.children.link(collection)
+    return collection
+
+
+def _link(collection: bpy.types.Collection, ob: bpy.types.Object) -> bpy.types.Object:
+    collection.objects.link(ob)
+    return ob
+
+
+def _set_scene_timing(scene: bpy.types.Scene, first: int, last: int, fps: float) -> None:
+    scene.frame_start = first
+    scene.frame_end = last
+    rounded = max(1, round(fps))
+    scene.render.fps = rounded
+    scene.render.fps_base = rounded / fps
+
+
+def import_reconstruction(
+    context: bpy.types.Context, out_dir: str | Path, use_usd: bool = False, load_background: bool = True
+) -> ImportResult:
+    """Put the reconstruction in `out_dir` into the scene: a collection with camera, hand and object.
+
+    Raises:
+        C2FError: (from c2f_core) when the folder is not a complete c2f output, or `use_usd` is set
+            and the folder has no take.usdc.
+    """
+    recon_output, axes = core_modules()
+    from c2f_core.errors import C2FError
+
+    recon = recon_output.read_reconstruction(out_dir)
+    if not recon.frames:
+        raise C2FError(f"reconstruction {recon.root} has no successful frame to import")
+    if use_usd and recon.usd is None:
+        raise C2FError(
+            f"{recon.root} has no {recon_output.USD_NAME}; import without the mesh cache option, or rerun "
+            "c2f reconstruct on the take"
+        )
+    scene = context.scene
+    frames = list(recon.frames)
+    first, last = recon.frame_range
+    collection = _new_collection(context, recon.name)
+    collection["c2f_out"] = str(recon.root.resolve())
+    if recon.take is not None:
+        collection["c2f_take"] = str(recon.take)
+
+    camera_data = bpy.data.cameras.new(f"{recon.name} camera")
+    set_camera_from_intrinsics(scene, camera_data, recon.intrinsics)
+    camera = _link(collection, bpy.data.objects.new(camera_data.name, camera_data))
+    camera.rotation_euler = axes.BLENDER_CAMERA_EULER_XYZ
+    camera["c2f_intrinsics"] = recon.intrinsics.to_dict()
+    scene.camera = camera
+    _set_scene_timing(scene, first, last, recon.fps)
+    result = ImportResult(collection=collection, camera=camera, failed=dict(recon.failed))
+    if load_background and recon.take is not None:
+        result.background = add_background_sequence(camera_data, recon.take, first, last)
+
+    if use_usd:
+        result.objects = _import_usd_cache(context, recon, collection)
+    else:
+        result.objects = _import_frame_meshes(recon, collection, frames, recon_output, axes)
+    scene.frame_set(scene.frame_current if first <= scene.frame_current <= last else first)
+    return result
+
+
+def _import_frame_meshes(recon, collection, frames, recon_output, axes) -> dict[str, list[bpy.types.Object]]:
+    """One object per frame and part, each visible from its frame until the next result."""
+    objects: dict[str, list[bpy.types.Object]] = {part: [] for part in PARTS}
+    part_collections = {}
+    for part in PARTS:
+        part_collections[part] = bpy.data.collections.new(f"{recon.name} {part}")
+        collection.children.link(part_collections[part])
+    materials = {part: ensure_material(part) for part in PARTS}
+    for frame in frames:
+        meshes = recon_output.read_frame_meshes(recon, frame)
+        for part, vertices, faces in (
+            ("hand", meshes.hand_vertices, meshes.hand_faces),
+            ("object", meshes.object_vertices, meshes.object_faces),
+        ):
+            name = f"{recon.name} {part} {frame:06d}"
+            mesh = build_mesh(name, axes.opencv_to_blender(vertices), faces)
+            mesh.materials.append(materials[part])
+            ob = _link(part_collections[part], bpy.data.objects.new(name, mesh))
+            ob[PART_PROP] = part
+            ob[FRAME_PROP] = frame
+            objects[part].append(ob)
+    action = bpy.data.actions.new(f"{recon.name} visibility")
+    for part in PARTS:
+        key_visibility(action, objects[part], frames)
+    return objects
+
+
+def _layer_collection(root: bpy.types.LayerCollection, collection: bpy.types.Collection):
+    if root.collection == collection:
+        return root
+    for child in root.children:
+        found = _layer_collection(child, collection)
+        if found is not None:
+            return found
+    return None
+
+
+def _import_usd_cache(context, recon, collection) -> dict[str, list[bpy.types.Object]]:
+    """Import take.usdc as Mesh Sequence Cache objects (one hand, one object) into `collection`."""
+    from c2f_core.errors import C2FError
+    from c2f_core.io.usd_take import MESH_PRIMS
+
+    view_layer = context.view_layer
+    layer_collection = _layer_collection(view_layer.layer_collection, collection)
+    previous = view_layer.active_layer_collection
+    view_layer.active_layer_collection = layer_collection
+    before = set(bpy.data.objects)
+    try:
+        outcome = bpy.ops.wm.usd_import(
+            filepath=str(recon.usd),
+            set_frame_range=False,
+            import_materials=False,
+            import_cameras=False,
+            import_lights=False,
+            import_subdivision=False,
+            create_collection=False,
+        )
+    finally:
+        view_layer.active_layer_collection = previous
+    if outcome != {"FINISHED"}:
+        raise C2FError(f"Blender could not import {recon.usd}")
+    new_objects = [ob for ob in bpy.data.objects if ob not in before]
+    objects: dict[str, list[bpy.types.Object]] = {part: [] for part in PARTS}
+    prim_names = {prim.rsplit("/", 1)[-1]: part for part, prim in MESH_PRIMS.items()}
+    for ob in new_objects:
+        part = prim_names.get(re.sub(r"\.\d+$", "", ob.name)) if ob.type == "MESH" else None
+        if part is None:
+            continue
+        ob.name = f"{recon.name} {part} cache"
+        ob[PART_PROP] = part
+        ob.data.materials.clear()
+        ob.data.materials.append(ensure_material(part))
+        # The cache replaces the mesh every frame; an object-level slot keeps the material.
+        ob.material_slots[0].link = "OBJECT"
+        ob.material_slots[0].material = ensure_material(part)
+        objects[part].append(ob)
+    for part in PARTS:
+        if len(objects[part]) != 1:
+            raise C2FError(f"{recon.usd}: expected one {part} mesh, found {len(objects[part])}")
+    return objects
+
+
+def read_depth_png(path: Path) -> np.ndarray:
+    """Read a 16-bit depth PNG as (H, W) raw depth units (uint16), through Blender's image loader."""
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        image.colorspace_settings.name = "Non-Color"
+        width, height = image.size
+        pixels = np.empty(width * height * image.channels, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+        # Blender loads 16-bit PNGs as floats value / 65535, bottom row first.
+        units = np.rint(pixels.reshape(height, width, image.channels)[::-1, :, 0] * 65535.0)
+        return units.astype(np.uint16)
+    finally:
+        bpy.data.images.remove(image)
+
+
+def add_depth_points(
+    context: bpy.types.Context, collection: bpy.types.Collection, frame: int, stride: int = 2
+) -> bpy.types.Object:
+    """Add the take's depth of `frame` as a point cloud (vertices only) in the camera's world.
+
+    Raises:
+        C2FError: when the collection has no take or the take has no depth for `frame`.
+    """
+    _, axes = core_modules()
+    from c2f_core.errors import C2FError
+
+    take = collection.get("c2f_take")
+    camera = next((ob for ob in collection.objects if ob.type == "CAMERA" and "c2f_intrinsics" in ob), None)
+    if not take or camera is None:
+        raise C2FError(f"collection {collection.name} is not a c2f import with a take")
+    depth_path = Path(take) / "depth" / f"{frame:06d}.png"
+    if not depth_path.is_file():
+        raise C2FError(f"no depth for frame {frame}: {depth_path} not found")
+    intr = camera["c2f_intrinsics"]
+    depth_m = read_depth_png(depth_path).astype(np.float64)[::stride, ::stride] * float(intr["depth_scale"])
+    rows, cols = np.nonzero(depth_m > 0)
+    z = depth_m[rows, cols]
+    u, v = cols * stride, rows * stride
+    points_cv = np.stack([(u - intr["cx"]) * z / intr["fx"], (v - intr["cy"]) * z / intr["fy"], z], -1)
+    name = f"{collection.name} depth {frame:06d}"
+    mesh = build_mesh(name, axes.opencv_to_blender(points_cv).astype(np.float32), np.zeros((0, 3), np.int32))
+    return _link(collection, bpy.data.objects.new(name, mesh))

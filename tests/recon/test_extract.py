@@ -242,3 +242,20 @@ def test_zoomed_extraction_of_a_small_sphere():
         4 / 3 * np.pi * radius**3, rel=0.005
     )
     assert result.queries == field.count < 0.1 * zoomed.num_samples  # the sphere fills the zoomed cube
+
+
+@pytest.mark.parametrize(
+    "name, field_fn, lipschitz",
+    [
+        ("tiny clamp", lambda p: torus_sdf(p).clamp(-0.002, 0.002), 1.0),  # clamp < a voxel (4.8 mm)
+        ("gradient 3", lambda p: 3.0 * torus_sdf(p), 3.0),
+        ("gradient 0.3", lambda p: 0.3 * torus_sdf(p), 1.0),
+    ],
+)
+def test_octree_is_safe_for_truncated_and_scaled_fields(name, field_fn, lipschitz):
+    cube = cube_of(64)
+    config = SurfaceAwareExtractorConfig(top_stride=16, lipschitz=lipschitz)
+    result = SurfaceAwareExtractor(config).extract(field_fn, cube)
+    dense = DenseExtractor().extract(field_fn, cube)
+    assert len(result.faces) == len(dense.faces), name
+    assert hausdorff(result.vertices, dense.vertices) < 1e-3 * cube.voxel_size

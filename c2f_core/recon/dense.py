@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from c2f_core.errors import C2FError
 from c2f_core.geometry.grid import GridCube
 from c2f_core.recon.extract import (
     ExtractionResult,
@@ -39,8 +40,10 @@ class DenseExtractor:
     in the pipeline) and runs marching cubes at level 0 on each channel."""
 
     def __init__(self, config: DenseExtractorConfig | None = None) -> None:
-        """Store the settings (defaults if None)."""
+        """Store and check the settings (defaults if None); C2FError names a bad setting."""
         self.config = config or DenseExtractorConfig()
+        if self.config.chunk_size < 1:
+            raise C2FError(f"extractor chunk_size must be >= 1, got {self.config.chunk_size}")
 
     def extract(self, field_fn: FieldFn, cube: GridCube, names: Sequence[str] = ("sdf",)) -> ExtractionResult:
         """Meshes of the zero level sets of ``field_fn`` over ``cube``.

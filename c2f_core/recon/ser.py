@@ -3,8 +3,10 @@
 Two steps narrow down where the field is queried:
 
 1. ``select_coarse_blocks``: a coarse M^3 (32^3) selection of the grid built from the network's
-   heatmap and marker points (method D.2 steps 1-5). Coarse block (a, b, c) owns the fine samples
-   ``[a*sub, (a+1)*sub) x [b*sub, ...) x [c*sub, ...)`` with ``sub = N / M``.
+   heatmap and marker points (method D.2 steps 1-3, 5). Coarse block (a, b, c) owns the fine
+   samples ``[a*sub, (a+1)*sub) x [b*sub, ...) x [c*sub, ...)`` with ``sub = N / M``. Optionally,
+   ``zoom_to_scores`` first moves to a finer grid over the tight cube of marked blocks (step 4),
+   as the reference does: ``zoom_to_scores(cube, coarse_scores(cube, heatmap, markers))``.
 2. Inside the selected blocks, either every fine sample is queried (plain SER), or an octree-like
    descent queries only the corners of cells that may hold the surface (``octree=True``).
 
@@ -15,13 +17,14 @@ fill value), so the edge of the selection gives an open boundary, never a phanto
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.ndimage
 import torch
 
+from c2f_core.errors import C2FError
 from c2f_core.geometry.grid import GridCube, index_to_linear, point_to_cell
 from c2f_core.recon.extract import (
     ExtractionResult,
@@ -235,13 +238,15 @@ class SurfaceAwareExtractor:
     surface), then runs masked marching cubes per channel."""
 
     def __init__(self, config: SurfaceAwareExtractorConfig | None = None) -> None:
-        """Store and check the settings (defaults if None)."""
+        """Store and check the settings (defaults if None); C2FError names a bad setting."""
         self.config = config or SurfaceAwareExtractorConfig()
         stride = self.config.top_stride
         if stride < 1 or stride & (stride - 1):
-            raise ValueError(f"top_stride must be a power of two >= 1, got {stride}")
+            raise C2FError(f"extractor top_stride must be a power of two >= 1, got {stride}")
         if not self.config.lipschitz > 0:
-            raise ValueError(f"lipschitz must be > 0, got {self.config.lipschitz}")
+            raise C2FError(f"extractor lipschitz must be > 0, got {self.config.lipschitz}")
+        if self.config.chunk_size < 1:
+            raise C2FError(f"extractor chunk_size must be >= 1, got {self.config.chunk_size}")
 
     def extract(
         self,
@@ -378,7 +383,7 @@ class SurfaceAwareExtractor:
         half: int,
         values: np.ndarray,
         cube: GridCube,
-        region_count,
+        region_count: Callable[[np.ndarray, np.ndarray], np.ndarray],
     ) -> np.ndarray:
         """Lowest corners (K, 3) of the children of stride ``half`` that may hold a surface.
 
@@ -425,7 +430,7 @@ def _samples_in_blocks(selection: np.ndarray | None, resolution: int) -> np.ndar
     return selection.repeat(sub, 0).repeat(sub, 1).repeat(sub, 2)
 
 
-def _box_counter(cells: np.ndarray):
+def _box_counter(cells: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """A function counting True cells in index boxes ``[lo, hi)`` per axis, via a summed-area table.
 
     Args:

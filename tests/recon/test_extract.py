@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
+from c2f_core.errors import C2FError
 from c2f_core.geometry.grid import GridCube
 from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
 from c2f_core.recon.extract import Mesh, cells_with_all_corners, keep_largest_component, marching_cubes_masked
@@ -259,3 +260,12 @@ def test_octree_is_safe_for_truncated_and_scaled_fields(name, field_fn, lipschit
     dense = DenseExtractor().extract(field_fn, cube)
     assert len(result.faces) == len(dense.faces), name
     assert hausdorff(result.vertices, dense.vertices) < 1e-3 * cube.voxel_size
+
+
+def test_bad_settings_raise_user_errors():
+    with pytest.raises(C2FError, match="top_stride"):
+        SurfaceAwareExtractor(SurfaceAwareExtractorConfig(top_stride=6))
+    with pytest.raises(C2FError, match="lipschitz"):
+        SurfaceAwareExtractor(SurfaceAwareExtractorConfig(lipschitz=0.0))
+    with pytest.raises(C2FError, match="chunk_size"):
+        DenseExtractor(DenseExtractorConfig(chunk_size=0))

@@ -65,4 +65,3 @@ class AugmentConfig:
     """Probability that a valid depth pixel is dropped (set to missing)."""
     depth_holes: int = 2
     """Up to this many random rectangular holes (missing depth) per crop, each up to 1/8 of the side."""
-

@@ -10,7 +10,13 @@ import numpy as np
 from scipy.ndimage import convolve1d
 
 from c2f_core.errors import C2FError
-from c2f_core.geometry.frames import cam_to_nu, crop_points_nu, depth_valid_mask, nu_to_heatmap_coords, sdf_m_to_nu
+from c2f_core.geometry.frames import (
+    cam_to_nu,
+    crop_points_nu,
+    depth_valid_mask,
+    nu_to_heatmap_coords,
+    sdf_m_to_nu,
+)
 
 
 def sample_sdf_queries(
@@ -56,7 +62,9 @@ def sample_sdf_queries(
     chosen = np.concatenate(
         [
             outside[rng.integers(0, len(outside), size=n_out)] if n_out else np.empty(0, np.int64),
-            inside[rng.integers(0, len(inside), size=count - n_out)] if count - n_out else np.empty(0, np.int64),
+            inside[rng.integers(0, len(inside), size=count - n_out)]
+            if count - n_out
+            else np.empty(0, np.int64),
         ]
     )
     return points_nu[chosen].astype(np.float32), sdf_nu[chosen].astype(np.float32)
@@ -85,7 +93,9 @@ def sample_depth_points(
     if len(valid) >= count:
         chosen = rng.choice(valid, size=count, replace=False)
     else:
-        chosen = np.concatenate([np.tile(valid, count // len(valid)), rng.choice(valid, count % len(valid), False)])
+        chosen = np.concatenate(
+            [np.tile(valid, count // len(valid)), rng.choice(valid, count % len(valid), False)]
+        )
     points = crop_points_nu(depth_norm.astype(np.float64), K_crop, ref_m, cube_half_m, depth_half_m)
     return points.reshape(-1, 3)[chosen].astype(np.float32)
 

@@ -28,7 +28,13 @@ import torch
 from c2f_core.data.augment import augment_crop, jitter_box
 from c2f_core.data.config import AugmentConfig, DataConfig, FramesConfig
 from c2f_core.data.crop import Box, crop_frame, gt_box
-from c2f_core.data.samples import sample_depth_points, sample_sdf_queries, sample_surface, splat_heatmap, subsample
+from c2f_core.data.samples import (
+    sample_depth_points,
+    sample_sdf_queries,
+    sample_surface,
+    splat_heatmap,
+    subsample,
+)
 from c2f_core.errors import C2FError
 from c2f_core.geometry.frames import cam_to_nu, normalize_depth, reference_point
 from c2f_core.io.frames import RGBDFrame
@@ -40,8 +46,18 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 """Per-channel standard deviation RGB is divided by."""
 HEATMAP_SURFACE_POINTS = 2048
 """Points sampled on each GT mesh surface to splat its heatmap channel."""
-REQUIRED_GT = ("hand_verts", "hand_faces", "object_verts", "object_faces", "hand_joints", "object_center",
-               "sdf_hand_points", "sdf_hand", "sdf_object_points", "sdf_object")
+REQUIRED_GT = (
+    "hand_verts",
+    "hand_faces",
+    "object_verts",
+    "object_faces",
+    "hand_joints",
+    "object_center",
+    "sdf_hand_points",
+    "sdf_hand",
+    "sdf_object_points",
+    "sdf_object",
+)
 """Ground-truth keys a training frame needs (``c2f_core.io.frames.GT_KEYS`` plus the SDF samples)."""
 
 
@@ -124,11 +140,15 @@ def prepare_inputs(
     try:
         ref_m = reference_point(depth_m, K_crop, frames.ref_percentile, frames.ref_band_m)
     except C2FError:
-        raise C2FError(f"frame {frame.name or frame.index}: the crop box {box} holds no valid depth") from None
+        raise C2FError(
+            f"frame {frame.name or frame.index}: the crop box {box} holds no valid depth"
+        ) from None
     if augment is not None and augment.ref_jitter_m > 0:
         ref_m = ref_m + rng.normal(0.0, augment.ref_jitter_m, size=3)
     depth_norm = normalize_depth(depth_m.astype(np.float64), ref_m[2], frames.depth_half_m)
-    pcl = sample_depth_points(depth_norm, K_crop, ref_m, frames.cube_half_m, frames.depth_half_m, data.n_pcl, rng)
+    pcl = sample_depth_points(
+        depth_norm, K_crop, ref_m, frames.cube_half_m, frames.depth_half_m, data.n_pcl, rng
+    )
     return {
         "rgb": _normalise_rgb(color),
         "depth_norm": depth_norm[None].astype(np.float32),
@@ -139,8 +159,9 @@ def prepare_inputs(
     }
 
 
-def make_input(frame: RGBDFrame, box: Box, config: InputConfig, device: str | torch.device = "cpu",
-               seed: int = 0) -> dict[str, torch.Tensor]:
+def make_input(
+    frame: RGBDFrame, box: Box, config: InputConfig, device: str | torch.device = "cpu", seed: int = 0
+) -> dict[str, torch.Tensor]:
     """The network input batch (batch size 1) for one frame and a crop box, without ground truth.
 
     Reconstruction finds the box, calls this, then ``C2FNetwork.encode`` and ``query``. The depth
@@ -158,36 +179,49 @@ def _require_gt(frame: RGBDFrame) -> dict[str, np.ndarray]:
         raise C2FError(f"frame {frame.name or frame.index} has no ground truth (gt/NNNNNN.npz) to train on")
     missing = [k for k in REQUIRED_GT if k not in frame.gt]
     if missing:
-        raise C2FError(f"frame {frame.name or frame.index}: ground truth lacks '{missing[0]}' (needs {', '.join(REQUIRED_GT)})")
+        raise C2FError(
+            f"frame {frame.name or frame.index}: ground truth lacks '{missing[0]}' (needs {', '.join(REQUIRED_GT)})"
+        )
     return frame.gt
 
 
-def make_targets(gt: dict[str, np.ndarray], ref_m: np.ndarray, config: InputConfig,
-                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+def make_targets(
+    gt: dict[str, np.ndarray], ref_m: np.ndarray, config: InputConfig, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Training targets of one frame in net units around ``ref_m`` (see the module docstring)."""
     frames, data = config.frames, config.data
     half = frames.cube_half_m
     n_hand = data.n_queries // 2
     hand_q, hand_sdf = sample_sdf_queries(gt["sdf_hand_points"], gt["sdf_hand"], n_hand, rng, ref_m, half)
-    obj_q, obj_sdf = sample_sdf_queries(gt["sdf_object_points"], gt["sdf_object"], data.n_queries - n_hand, rng,
-                                        ref_m, half)
+    obj_q, obj_sdf = sample_sdf_queries(
+        gt["sdf_object_points"], gt["sdf_object"], data.n_queries - n_hand, rng, ref_m, half
+    )
     hand_surface = sample_surface(gt["hand_verts"], gt["hand_faces"], HEATMAP_SURFACE_POINTS, rng)
     object_surface = sample_surface(gt["object_verts"], gt["object_faces"], HEATMAP_SURFACE_POINTS, rng)
     hand_surface_nu = cam_to_nu(hand_surface, ref_m, half)
-    heatmap = np.stack([
-        splat_heatmap(hand_surface_nu, frames.heatmap_res, data.heatmap_sigma_vox, data.heatmap_clip),
-        splat_heatmap(cam_to_nu(object_surface, ref_m, half), frames.heatmap_res, data.heatmap_sigma_vox,
-                      data.heatmap_clip),
-    ])
+    heatmap = np.stack(
+        [
+            splat_heatmap(hand_surface_nu, frames.heatmap_res, data.heatmap_sigma_vox, data.heatmap_clip),
+            splat_heatmap(
+                cam_to_nu(object_surface, ref_m, half),
+                frames.heatmap_res,
+                data.heatmap_sigma_vox,
+                data.heatmap_clip,
+            ),
+        ]
+    )
     is_hand = np.zeros(data.n_queries, bool)
     is_hand[:n_hand] = True
     return {
         "query_nu": np.concatenate([hand_q, obj_q]),
         "query_sdf_nu": np.concatenate([hand_sdf, obj_sdf]),
         "query_is_hand": is_hand,
-        "joints_nu": cam_to_nu(np.asarray(gt["hand_joints"], np.float64).reshape(21, 3), ref_m, half).astype(np.float32),
-        "object_center_nu": cam_to_nu(np.asarray(gt["object_center"], np.float64).reshape(3), ref_m, half).astype(
-            np.float32),
+        "joints_nu": cam_to_nu(np.asarray(gt["hand_joints"], np.float64).reshape(21, 3), ref_m, half).astype(
+            np.float32
+        ),
+        "object_center_nu": cam_to_nu(
+            np.asarray(gt["object_center"], np.float64).reshape(3), ref_m, half
+        ).astype(np.float32),
         "hand_points_nu": subsample(hand_surface_nu, data.n_hand_points, rng).astype(np.float32),
         "heatmap": heatmap,
     }
@@ -206,8 +240,14 @@ class FrameDataset(torch.utils.data.Dataset):
     Item ``key`` is frame ``indices[key % len]`` drawn with generator seed (seed, key).
     """
 
-    def __init__(self, sources: Sequence[FrameSource], config: Any, train: bool, seed: int = 0,
-                 indices: Sequence[int] | None = None):
+    def __init__(
+        self,
+        sources: Sequence[FrameSource],
+        config: Any,
+        train: bool,
+        seed: int = 0,
+        indices: Sequence[int] | None = None,
+    ):
         self.sources = list(sources)
         self.config = config
         self.train = train
@@ -244,7 +284,7 @@ class FrameDataset(torch.utils.data.Dataset):
 
 def split_indices(count: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Split frame positions 0..count-1 into (train, val), val being a seeded random ``val_fraction``."""
-    n_val = int(round(count * val_fraction))
+    n_val = round(count * val_fraction)
     if n_val == 0:
         return list(range(count)), []
     if n_val >= count:

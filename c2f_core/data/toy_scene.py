@@ -83,7 +83,9 @@ def toy_frame(seed: int, width: int = 160, height: int = 120, index: int = 0) ->
     hand_center = np.array([rng.uniform(-0.05, 0.0), rng.uniform(-0.03, 0.03), depth])
     radius = rng.uniform(0.035, 0.045)
     half = rng.uniform(0.02, 0.035, size=3)
-    obj_center = hand_center + np.array([radius + half[0] - 0.004, rng.uniform(-0.01, 0.01), rng.uniform(-0.01, 0.01)])
+    obj_center = hand_center + np.array(
+        [radius + half[0] - 0.004, rng.uniform(-0.01, 0.01), rng.uniform(-0.01, 0.01)]
+    )
 
     v, u = np.mgrid[0:height, 0:width].astype(np.float64)
     dirs = np.stack([(u - K[0, 2]) / f, (v - K[1, 2]) / f, np.ones_like(u)], -1).reshape(-1, 3)
@@ -99,10 +101,18 @@ def toy_frame(seed: int, width: int = 160, height: int = 120, index: int = 0) ->
 
     hand_verts, hand_faces = _icosphere(radius, hand_center)
     obj_verts, obj_faces = _box_mesh(obj_center, half)
-    sdf_hand_points = np.concatenate([_near_surface(rng, hand_verts, SDF_SAMPLES * 9 // 10),
-                                      hand_center + rng.uniform(-0.15, 0.15, (SDF_SAMPLES // 10, 3))])
-    sdf_object_points = np.concatenate([_near_surface(rng, obj_verts, SDF_SAMPLES * 9 // 10),
-                                        obj_center + rng.uniform(-0.15, 0.15, (SDF_SAMPLES // 10, 3))])
+    sdf_hand_points = np.concatenate(
+        [
+            _near_surface(rng, hand_verts, SDF_SAMPLES * 9 // 10),
+            hand_center + rng.uniform(-0.15, 0.15, (SDF_SAMPLES // 10, 3)),
+        ]
+    )
+    sdf_object_points = np.concatenate(
+        [
+            _near_surface(rng, obj_verts, SDF_SAMPLES * 9 // 10),
+            obj_center + rng.uniform(-0.15, 0.15, (SDF_SAMPLES // 10, 3)),
+        ]
+    )
     directions = np.random.default_rng(21).normal(size=(21, 3))  # the same joint layout in every frame
     joints = hand_center + 0.8 * radius * directions / np.linalg.norm(directions, axis=1, keepdims=True)
     gt = {
@@ -119,15 +129,22 @@ def toy_frame(seed: int, width: int = 160, height: int = 120, index: int = 0) ->
         "sdf_object_points": sdf_object_points.astype(np.float32),
         "sdf_object": box_sdf(sdf_object_points, obj_center, half).astype(np.float32),
     }
-    return RGBDFrame(index=index, color=color.reshape(height, width, 3),
-                     depth_m=z.reshape(height, width).astype(np.float32), K=K, gt=gt, name=f"toy/{index:06d}")
+    return RGBDFrame(
+        index=index,
+        color=color.reshape(height, width, 3),
+        depth_m=z.reshape(height, width).astype(np.float32),
+        K=K,
+        gt=gt,
+        name=f"toy/{index:06d}",
+    )
 
 
 def write_toy_take(root: str | Path, frames: int, seed: int = 0, width: int = 160, height: int = 120) -> Path:
     """Write a take of ``frames`` toy frames (depth in 0.1 mm units) with ground truth; returns its folder."""
     K = toy_frame(seed, width, height).K
-    intrinsics = Intrinsics(fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], width=width, height=height,
-                            depth_scale=0.0001)
+    intrinsics = Intrinsics(
+        fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], width=width, height=height, depth_scale=0.0001
+    )
     with TakeWriter(root, intrinsics) as writer:
         for i in range(frames):
             frame = toy_frame(seed * 100003 + i, width, height, index=i)

@@ -126,7 +126,9 @@ def depth_valid_mask(depth_norm: ArrayT) -> ArrayT:
     return depth_norm < BACKGROUND_DEPTH_NORM
 
 
-def crop_points_nu(depth_norm: ArrayT, K_crop: Any, ref_m: Any, cube_half_m: float, depth_half_m: float) -> ArrayT:
+def crop_points_nu(
+    depth_norm: ArrayT, K_crop: Any, ref_m: Any, cube_half_m: float, depth_half_m: float
+) -> ArrayT:
     """Back-project every pixel of a normalised crop depth to net units.
 
     Args:
@@ -218,14 +220,14 @@ def heatmap_coords_to_nu(coords: ArrayT, resolution: int) -> ArrayT:
 __all__ = [
     "BACKGROUND_DEPTH_NORM",
     "cam_to_nu",
-    "nu_to_cam",
-    "sdf_m_to_nu",
-    "sdf_nu_to_m",
-    "normalize_depth",
+    "crop_points_nu",
     "denormalize_depth",
     "depth_valid_mask",
-    "crop_points_nu",
-    "reference_point",
-    "nu_to_heatmap_coords",
     "heatmap_coords_to_nu",
+    "normalize_depth",
+    "nu_to_cam",
+    "nu_to_heatmap_coords",
+    "reference_point",
+    "sdf_m_to_nu",
+    "sdf_nu_to_m",
 ]

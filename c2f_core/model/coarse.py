@@ -22,7 +22,9 @@ class CoarseSDF(nn.Module):
         """(B, C, h, w) -> global feature (B, latent)."""
         return self.global_feature(bottleneck.mean(dim=(2, 3)))
 
-    def forward(self, global_feat: torch.Tensor, points_nu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, global_feat: torch.Tensor, points_nu: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Coarse SDFs (B, Q) hand and object, net units, at points (B, Q, 3) nu."""
         latent = global_feat[:, None, :].expand(-1, points_nu.shape[1], -1)
         inputs = torch.cat([latent, points_nu.to(latent.dtype)], dim=-1)

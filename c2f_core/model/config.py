@@ -95,7 +95,9 @@ class ModelConfig:
     def validate(self) -> None:
         """Raise C2FError for combinations of switches that do not make a model."""
         if self.coarse_refinement and not self.point_features:
-            raise C2FError("model.coarse_refinement needs model.point_features: true (it refines the point features)")
+            raise C2FError(
+                "model.coarse_refinement needs model.point_features: true (it refines the point features)"
+            )
         for name in ("latent", "pix_hidden", "lift_neighbours", "query_chunk"):
             if getattr(self, name) < 1:
                 raise C2FError(f"model.{name} must be >= 1, found {getattr(self, name)}")

@@ -48,7 +48,9 @@ class GatedFusion(nn.Module):
         super().__init__()
         self.gate = nn.Conv2d(2 * channels, 2, 1)
 
-    def forward(self, rgb: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, rgb: torch.Tensor, depth: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return (rgb', depth', merge), each (B, C, H, W)."""
         gates = torch.softmax(self.gate(torch.cat([rgb, depth], 1)), dim=1)
         merge = gates[:, :1] * rgb + gates[:, 1:] * depth
@@ -56,7 +58,7 @@ class GatedFusion(nn.Module):
 
 
 def _scaled(channels: int, width: float) -> int:
-    return max(4, int(round(channels * width)))
+    return max(4, round(channels * width))
 
 
 class UNetDecoder(nn.Module):
@@ -65,8 +67,12 @@ class UNetDecoder(nn.Module):
     def __init__(self, widths: list[int], out_channels: int, norm: str):
         super().__init__()
         c1, c2, c3, c4 = widths
-        self.top = nn.ModuleList([Residual(c4, c3, norm), Residual(c3, c2, norm), Residual(c2, out_channels, norm)])
-        self.skips = nn.ModuleList([Residual(c3, c3, norm), Residual(c2, c2, norm), Residual(c1, out_channels, norm)])
+        self.top = nn.ModuleList(
+            [Residual(c4, c3, norm), Residual(c3, c2, norm), Residual(c2, out_channels, norm)]
+        )
+        self.skips = nn.ModuleList(
+            [Residual(c3, c3, norm), Residual(c2, c2, norm), Residual(c1, out_channels, norm)]
+        )
         self.out = Residual(out_channels, out_channels, norm)
 
     def forward(self, fused: list[torch.Tensor]) -> torch.Tensor:
@@ -104,7 +110,9 @@ class DualResNetEncoder(nn.Module):
         in_ch = widths[0]
         for i, out_ch in enumerate(widths):
             stride = 1 if i == 0 else 2
-            stages.append(nn.Sequential(BasicBlock(in_ch, out_ch, stride, norm), BasicBlock(out_ch, out_ch, 1, norm)))
+            stages.append(
+                nn.Sequential(BasicBlock(in_ch, out_ch, stride, norm), BasicBlock(out_ch, out_ch, 1, norm))
+            )
             in_ch = out_ch
         return nn.ModuleList(stages)
 
@@ -150,13 +158,18 @@ class DualHourglassEncoder(nn.Module):
     def _stem(in_ch: int, width: int, norm: str) -> nn.Sequential:
         mid = max(4, width // 2)
         return nn.Sequential(
-            *conv_norm_relu(in_ch, mid, 7, 2, norm), Residual(mid, width, norm), nn.MaxPool2d(2), Residual(width, width, norm)
+            *conv_norm_relu(in_ch, mid, 7, 2, norm),
+            Residual(mid, width, norm),
+            nn.MaxPool2d(2),
+            Residual(width, width, norm),
         )
 
     def _down(self, width: int, norm: str) -> nn.ModuleList:
         levels = [Residual(width, width, norm)]
         for _ in range(self.LEVELS - 1):
-            levels.append(nn.Sequential(nn.MaxPool2d(2), Residual(width, width, norm), Residual(width, width, norm)))
+            levels.append(
+                nn.Sequential(nn.MaxPool2d(2), Residual(width, width, norm), Residual(width, width, norm))
+            )
         return nn.ModuleList(levels)
 
     def forward(self, rgb: torch.Tensor, depth_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,6 +250,8 @@ def load_pretrained(encoder: nn.Module, path: str | Path) -> int:
     own = encoder.state_dict()
     usable = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     if not usable:
-        raise C2FError(f"no tensor in {path} matches the {type(encoder).__name__} encoder (names or shapes differ)")
+        raise C2FError(
+            f"no tensor in {path} matches the {type(encoder).__name__} encoder (names or shapes differ)"
+        )
     encoder.load_state_dict(usable, strict=False)
     return len(usable)

@@ -18,8 +18,13 @@ class FineSDF(nn.Module):
         self.hand = SDFDecoder(width, config)
         self.object = SDFDecoder(width, config)
 
-    def forward(self, pix: torch.Tensor, point_hand: torch.Tensor | None, point_object: torch.Tensor | None,
-                points_nu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        pix: torch.Tensor,
+        point_hand: torch.Tensor | None,
+        point_object: torch.Tensor | None,
+        points_nu: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fine SDFs (B, Q) hand and object, net units, from features (B, Q, C) and points (B, Q, 3) nu."""
         xyz = points_nu.to(pix.dtype)
         if point_hand is None or point_object is None:

@@ -32,8 +32,9 @@ class PoseHeads(nn.Module):
     def __init__(self, bottleneck_channels: int, config: HeadsConfig, norm: str):
         super().__init__()
         hidden = config.hidden
-        self.reduce = nn.Sequential(nn.Conv2d(bottleneck_channels, hidden, 1, bias=False), norm2d(norm, hidden),
-                                    nn.ReLU(inplace=True))
+        self.reduce = nn.Sequential(
+            nn.Conv2d(bottleneck_channels, hidden, 1, bias=False), norm2d(norm, hidden), nn.ReLU(inplace=True)
+        )
         self.trunk = nn.Sequential(MLP([hidden, hidden, hidden]), nn.ReLU(inplace=True))
         self.joints = nn.Linear(hidden, NUM_JOINTS * 3)
         self.hand_points = nn.Linear(hidden, config.n_hand_points * 3)
@@ -57,14 +58,19 @@ class HeatmapHead(nn.Module):
     Linear output (no sigmoid); the targets are in [0, 1] (``data.samples.splat_heatmap``).
     """
 
-    def __init__(self, bottleneck_channels: int, bottleneck_size: int, resolution: int, channels: int, norm: str):
+    def __init__(
+        self, bottleneck_channels: int, bottleneck_size: int, resolution: int, channels: int, norm: str
+    ):
         super().__init__()
         ups = max(0, math.ceil(math.log2(resolution / bottleneck_size)))
         blocks: list[nn.Module] = []
         in_ch = bottleneck_channels
         for _ in range(ups):
-            blocks += [nn.ConvTranspose2d(in_ch, channels, 4, stride=2, padding=1, bias=False), norm2d(norm, channels),
-                       nn.ReLU(inplace=True)]
+            blocks += [
+                nn.ConvTranspose2d(in_ch, channels, 4, stride=2, padding=1, bias=False),
+                norm2d(norm, channels),
+                nn.ReLU(inplace=True),
+            ]
             in_ch = channels
         self.neck = nn.Sequential(*blocks)
         self.out = nn.Conv2d(in_ch, 2 * resolution, 1)

@@ -12,8 +12,14 @@ INVERSE_DISTANCE_EPS = 1e-8
 """Added to squared distances (nu^2) before inverting them, so a coincident pixel gets a finite weight."""
 
 
-def lifted_pixel_points(depth_norm: torch.Tensor, K_crop: torch.Tensor, ref_m: torch.Tensor, stride: int,
-                        cube_half_m: float, depth_half_m: float) -> torch.Tensor:
+def lifted_pixel_points(
+    depth_norm: torch.Tensor,
+    K_crop: torch.Tensor,
+    ref_m: torch.Tensor,
+    stride: int,
+    cube_half_m: float,
+    depth_half_m: float,
+) -> torch.Tensor:
     """3D positions (B, h*w, 3) nu of the feature pixels of a stride-``stride`` feature map.
 
     Feature pixel (i, j) covers crop pixels [stride*i, stride*i + stride); it takes the 3D point of
@@ -25,13 +31,16 @@ def lifted_pixel_points(depth_norm: torch.Tensor, K_crop: torch.Tensor, ref_m: t
     """
     offset = stride // 2
     picked = depth_norm[:, 0, offset::stride, offset::stride]
-    points = crop_points_nu(depth_norm[:, 0].float(), K_crop.float(), ref_m.float(), cube_half_m, depth_half_m)
+    points = crop_points_nu(
+        depth_norm[:, 0].float(), K_crop.float(), ref_m.float(), cube_half_m, depth_half_m
+    )
     points = points[:, offset::stride, offset::stride]
     return points[:, : picked.shape[1], : picked.shape[2]].reshape(depth_norm.shape[0], -1, 3)
 
 
-def lift_features(feat_map: torch.Tensor, pixel_points_nu: torch.Tensor, pcl_nu: torch.Tensor,
-                  neighbours: int) -> torch.Tensor:
+def lift_features(
+    feat_map: torch.Tensor, pixel_points_nu: torch.Tensor, pcl_nu: torch.Tensor, neighbours: int
+) -> torch.Tensor:
     """F3d: each depth point's feature, blended from its nearest lifted feature pixels.
 
     Weights are 1 / (d^2 + eps) over the ``neighbours`` nearest lifted pixels (3D, nu), normalised
@@ -53,4 +62,3 @@ def lift_features(feat_map: torch.Tensor, pixel_points_nu: torch.Tensor, pcl_nu:
     flat = feat_map.flatten(2).transpose(1, 2)  # (B, h*w, C)
     gathered = gather_neighbours(flat, idx)  # (B, N, k, C)
     return (gathered * weights.to(gathered.dtype)[..., None]).sum(2)
-

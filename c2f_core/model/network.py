@@ -17,6 +17,7 @@ All 3D quantities are net units around the per-frame reference point (``geometry
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -25,7 +26,7 @@ from torch import nn
 
 from c2f_core.data.config import FramesConfig
 from c2f_core.errors import C2FError
-from c2f_core.geometry.frames import nu_to_cam, sdf_m_to_nu
+from c2f_core.geometry.frames import cam_to_nu, nu_to_cam, sdf_m_to_nu, sdf_nu_to_m
 from c2f_core.model.coarse import CoarseSDF
 from c2f_core.model.config import ModelConfig
 from c2f_core.model.encoder import DOWNSAMPLE, FEATURE_STRIDE, build_encoder
@@ -79,7 +80,7 @@ class EncodedFrames:
         ref = self.ref_m.view(self.ref_m.shape[0], *([1] * (points_nu.ndim - 2)), 3)
         return nu_to_cam(points_nu, ref, self.cube_half_m)
 
-    def select(self, index: int | slice) -> "EncodedFrames":
+    def select(self, index: int | slice) -> EncodedFrames:
         """The state of a subset of the batch (tensors indexed along the batch axis)."""
         values: dict[str, Any] = {}
         for f in fields(self):
@@ -111,7 +112,9 @@ class C2FNetwork(nn.Module):
         self.encoder = build_encoder(config.encoder, config.modality, config.norm)
         feat, bottleneck = self.encoder.feat_channels, self.encoder.bottleneck_channels
         self.pixel = PixelAlignedFeatures(feat, config.pix_hidden, config.latent, config.norm)
-        self.coarse = CoarseSDF(bottleneck, config.latent, config.sdf_decoder) if config.coarse_refinement else None
+        self.coarse = (
+            CoarseSDF(bottleneck, config.latent, config.sdf_decoder) if config.coarse_refinement else None
+        )
         self.points: PointEmbedding | None = None
         self.pifu: PointAlignedFeatures | None = None
         if config.point_features:
@@ -119,8 +122,13 @@ class C2FNetwork(nn.Module):
             self.pifu = PointAlignedFeatures(config.pifu, config.coarse_refinement)
         self.fine = FineSDF(config.latent, config.point_features, config.sdf_decoder)
         self.pose = PoseHeads(bottleneck, config.heads, config.norm)
-        self.heatmap = HeatmapHead(bottleneck, crop_size // DOWNSAMPLE, frames.heatmap_res,
-                                   config.heads.heatmap_channels, config.norm)
+        self.heatmap = HeatmapHead(
+            bottleneck,
+            crop_size // DOWNSAMPLE,
+            frames.heatmap_res,
+            config.heads.heatmap_channels,
+            config.norm,
+        )
 
     def _check_batch(self, batch: dict[str, torch.Tensor]) -> None:
         missing = [k for k in INPUT_KEYS if k not in batch]
@@ -129,7 +137,9 @@ class C2FNetwork(nn.Module):
         rgb = batch["rgb"]
         expected = (3, self.crop_size, self.crop_size)
         if rgb.ndim != 4 or tuple(rgb.shape[1:]) != expected:
-            raise ValueError(f"rgb must be (B, {expected[0]}, {expected[1]}, {expected[2]}), got {tuple(rgb.shape)}")
+            raise ValueError(
+                f"rgb must be (B, {expected[0]}, {expected[1]}, {expected[2]}), got {tuple(rgb.shape)}"
+            )
 
     def encode(self, batch: dict[str, torch.Tensor]) -> EncodedFrames:
         """Run the per-frame part of the network once (no ground truth needed).
@@ -149,20 +159,33 @@ class C2FNetwork(nn.Module):
             hand, obj = self.coarse(global_feat, pcl_nu)
             pcl_sdf = torch.stack([hand, obj], dim=-1).clamp(-self.sdf_clamp_nu, self.sdf_clamp_nu)
         if self.points is not None:
-            pixel_points = lifted_pixel_points(depth_norm, K_crop, ref_m, FEATURE_STRIDE, frames.cube_half_m,
-                                               frames.depth_half_m)
+            pixel_points = lifted_pixel_points(
+                depth_norm, K_crop, ref_m, FEATURE_STRIDE, frames.cube_half_m, frames.depth_half_m
+            )
             lifted = lift_features(feat_map, pixel_points, pcl_nu, self.config.lift_neighbours)
             pcl_feat = self.points(lifted, pcl_nu, pcl_sdf)
         joints, hand_points, center = self.pose(bottleneck)
         return EncodedFrames(
-            feat_map=feat_map, pix_map=pix_map, K_crop=K_crop, ref_m=ref_m, pcl_nu=pcl_nu, global_feat=global_feat,
-            pcl_feat=pcl_feat, pcl_sdf=pcl_sdf, joints_nu=joints, hand_points_nu=hand_points,
-            object_center_nu=center, heatmap=self.heatmap(bottleneck), cube_half_m=frames.cube_half_m,
+            feat_map=feat_map,
+            pix_map=pix_map,
+            K_crop=K_crop,
+            ref_m=ref_m,
+            pcl_nu=pcl_nu,
+            global_feat=global_feat,
+            pcl_feat=pcl_feat,
+            pcl_sdf=pcl_sdf,
+            joints_nu=joints,
+            hand_points_nu=hand_points,
+            object_center_nu=center,
+            heatmap=self.heatmap(bottleneck),
+            cube_half_m=frames.cube_half_m,
         )
 
     def fine_sdf(self, state: EncodedFrames, points_nu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Fine hand and object SDFs (B, Q) nu at points (B, Q, 3) nu, in one pass (no chunking)."""
-        pix = self.pixel(state.pix_map, points_nu, state.K_crop, state.ref_m, state.cube_half_m, self.crop_size)
+        pix = self.pixel(
+            state.pix_map, points_nu, state.K_crop, state.ref_m, state.cube_half_m, self.crop_size
+        )
         point_hand = point_object = None
         if self.pifu is not None:
             point_hand, point_object = self.pifu(points_nu, state.pcl_nu, state.pcl_feat, state.pcl_sdf)
@@ -174,8 +197,9 @@ class C2FNetwork(nn.Module):
             raise C2FError("this model has no coarse SDF decoders (model.coarse_refinement is false)")
         return self.coarse(state.global_feat, points_nu)
 
-    def query(self, state: EncodedFrames, points_nu: torch.Tensor,
-              chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def query(
+        self, state: EncodedFrames, points_nu: torch.Tensor, chunk: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fine hand and object SDFs at arbitrary points, evaluated in chunks (the extractors' ``sdf_fn``).
 
         Args:
@@ -188,7 +212,9 @@ class C2FNetwork(nn.Module):
             Gradients flow when enabled; call under ``torch.no_grad()`` for reconstruction.
         """
         if points_nu.ndim != 3 or points_nu.shape[-1] != 3 or points_nu.shape[0] != state.ref_m.shape[0]:
-            raise ValueError(f"points_nu must be (B={state.ref_m.shape[0]}, Q, 3), got {tuple(points_nu.shape)}")
+            raise ValueError(
+                f"points_nu must be (B={state.ref_m.shape[0]}, Q, 3), got {tuple(points_nu.shape)}"
+            )
         chunk = chunk or self.config.query_chunk
         hands, objects = [], []
         for start in range(0, points_nu.shape[1], chunk):
@@ -199,6 +225,27 @@ class C2FNetwork(nn.Module):
             empty = points_nu.new_zeros(points_nu.shape[:2])
             return empty, empty.clone()
         return torch.cat(hands, 1), torch.cat(objects, 1)
+
+    def field_fn(self, state: EncodedFrames, frame: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A field function for the extractors (``recon.extract``): camera metres in, SDFs in metres out.
+
+        Args:
+            state: from ``encode``.
+            frame: which frame of the batch.
+
+        Returns:
+            fn(points_m (M, 3) metres, camera frame) -> (M, 2) fine (hand, object) signed distances, metres.
+        """
+        single = state.select(frame)
+        ref = single.ref_m[0]
+        half = single.cube_half_m
+
+        def fn(points_m: torch.Tensor) -> torch.Tensor:
+            points_nu = cam_to_nu(points_m.to(ref.device, torch.float32), ref, half)
+            hand, obj = self.query(single, points_nu[None])
+            return sdf_nu_to_m(torch.stack([hand[0], obj[0]], dim=-1).float(), half)
+
+        return fn
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Training forward: encode, then all SDFs at ``batch["query_nu"]`` (B, Q, 3).
@@ -214,6 +261,10 @@ class C2FNetwork(nn.Module):
         out["sdf_hand"], out["sdf_object"] = self.fine_sdf(state, queries)
         if self.coarse is not None:
             out["coarse_hand"], out["coarse_object"] = self.coarse_sdf(state, queries)
-        out.update(joints=state.joints_nu, hand_points=state.hand_points_nu, object_center=state.object_center_nu,
-                   heatmap=state.heatmap)
+        out.update(
+            joints=state.joints_nu,
+            hand_points=state.hand_points_nu,
+            object_center=state.object_center_nu,
+            heatmap=state.heatmap,
+        )
         return out

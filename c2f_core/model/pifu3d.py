@@ -45,8 +45,13 @@ class PointAlignedFeatures(nn.Module):
         w = 1.0 / (dist_sq[..., None] + self.log_alpha.exp() * sdf_plus + eps)
         return w / w.sum(2, keepdim=True)
 
-    def forward(self, points_nu: torch.Tensor, pcl_nu: torch.Tensor, pcl_feat: torch.Tensor,
-                pcl_sdf: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        points_nu: torch.Tensor,
+        pcl_nu: torch.Tensor,
+        pcl_feat: torch.Tensor,
+        pcl_sdf: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Hand and object point-aligned features, each (B, Q, C).
 
         Args:

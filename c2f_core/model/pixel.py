@@ -12,8 +12,9 @@ MIN_QUERY_DEPTH_M = 1e-3
 """Query points nearer than this (metres, camera z) are projected as if at this depth."""
 
 
-def project_to_grid(points_nu: torch.Tensor, K_crop: torch.Tensor, ref_m: torch.Tensor, cube_half_m: float,
-                    crop_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def project_to_grid(
+    points_nu: torch.Tensor, K_crop: torch.Tensor, ref_m: torch.Tensor, cube_half_m: float, crop_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Project net-unit points into the crop as ``grid_sample`` coordinates (align_corners=False).
 
     Args:
@@ -41,23 +42,39 @@ class PixelAlignedFeatures(nn.Module):
 
     def __init__(self, feat_channels: int, pix_hidden: int, latent: int, norm: str):
         super().__init__()
-        self.prepare = nn.Sequential(nn.Conv2d(feat_channels, pix_hidden, 1, bias=False), norm2d(norm, pix_hidden),
-                                     nn.ReLU(inplace=True))
+        self.prepare = nn.Sequential(
+            nn.Conv2d(feat_channels, pix_hidden, 1, bias=False),
+            norm2d(norm, pix_hidden),
+            nn.ReLU(inplace=True),
+        )
         self.encode = nn.Linear(pix_hidden + 4, latent)
 
     def prepare_map(self, feat_map: torch.Tensor) -> torch.Tensor:
         """(B, F, h, w) -> (B, pix_hidden, h, w), computed once per frame."""
         return self.prepare(feat_map)
 
-    def forward(self, pix_map: torch.Tensor, points_nu: torch.Tensor, K_crop: torch.Tensor, ref_m: torch.Tensor,
-                cube_half_m: float, crop_size: int) -> torch.Tensor:
+    def forward(
+        self,
+        pix_map: torch.Tensor,
+        points_nu: torch.Tensor,
+        K_crop: torch.Tensor,
+        ref_m: torch.Tensor,
+        cube_half_m: float,
+        crop_size: int,
+    ) -> torch.Tensor:
         """Pixel-aligned features (B, Q, latent) of query points (B, Q, 3) nu."""
         with torch.autocast(device_type=points_nu.device.type, enabled=False):
-            grid, points_cam = project_to_grid(points_nu.float(), K_crop.float(), ref_m.float(), cube_half_m,
-                                               crop_size)
+            grid, points_cam = project_to_grid(
+                points_nu.float(), K_crop.float(), ref_m.float(), cube_half_m, crop_size
+            )
             view = points_cam / points_cam.norm(dim=-1, keepdim=True).clamp(min=MIN_QUERY_DEPTH_M)
-        sampled = nn.functional.grid_sample(pix_map, grid[:, :, None, :].to(pix_map.dtype), mode="bilinear",
-                                            padding_mode="zeros", align_corners=False)  # (B, C, Q, 1)
+        sampled = nn.functional.grid_sample(
+            pix_map,
+            grid[:, :, None, :].to(pix_map.dtype),
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=False,
+        )  # (B, C, Q, 1)
         sampled = sampled[..., 0].transpose(1, 2)
         extra = torch.cat([points_cam[..., 2:3], view], dim=-1).to(sampled.dtype)
         return self.encode(torch.cat([sampled, extra], dim=-1))

@@ -60,6 +60,10 @@ class TrainConfig:
     """Steps between rows of log.csv (losses averaged over those steps)."""
     val_every: int = 1000
     """Steps between validations (0 = never)."""
+    val_mesh_frames: int = 0
+    """Validation frames also reconstructed (dense grid) and scored with mesh metrics (0 = none)."""
+    val_mesh_res: int = 64
+    """Grid samples per axis of that dense reconstruction over the reconstruction cube."""
     ckpt_every: int = 1000
     """Steps between writes of last.pt."""
     keep_every: int = 10000
@@ -108,7 +112,9 @@ class C2FConfig:
         if self.data.crop_size % 32:
             raise C2FError(f"config: 'data.crop_size' must be a multiple of 32, found {self.data.crop_size}")
         if self.data.n_queries < 2:
-            raise C2FError(f"config: 'data.n_queries' must be >= 2 (hand and object halves), found {self.data.n_queries}")
+            raise C2FError(
+                f"config: 'data.n_queries' must be >= 2 (hand and object halves), found {self.data.n_queries}"
+            )
         if not 0.0 <= self.data.val_fraction < 1.0:
             raise C2FError(f"config: 'data.val_fraction' must be in [0, 1), found {self.data.val_fraction}")
         if not 0.0 < self.train.lr_decay_at <= 1.0:

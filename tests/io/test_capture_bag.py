@@ -54,6 +54,7 @@ def write_realsense_bag(
     depth_units: float | None = 0.001,
     depth_units_tail: float | None = None,
     extra_topics: bool = True,
+    compression: str | None = None,
 ) -> Path:
     """Write a ROS1 bag the way librealsense's recorder lays it out (static info first, then frames)."""
     store = get_typestore(Stores.ROS1_NOETIC)
@@ -142,7 +143,10 @@ def write_realsense_bag(
             static_ns,
             T["std_msgs/msg/Float32"](data=depth_units),
         )
-    with Writer(path) as writer:
+    writer = Writer(path)
+    if compression:
+        writer.set_compression(Writer.CompressionFormat[compression])
+    with writer:
         connections = {}
         for topic, msgtype, _t, _raw in messages:
             if topic not in connections:
@@ -207,7 +211,7 @@ def test_aligned_bag_pixels_depth_intrinsics_and_timestamps(tmp_path, encoding, 
     take = Take.open(tmp_path / "take")
     intr = take.intrinsics
     assert (intr.fx, intr.fy, intr.cx, intr.cy, intr.width, intr.height) == (20.0, 21.0, 7.5, 5.5, 16, 12)
-    assert intr.depth_scale == pytest.approx(0.001)
+    assert intr.depth_scale == 0.001  # not float32's 0.0010000000474974513
     assert intr.fps == 30
     for i in range(3):
         frame = take.read_frame(i, check=False)
@@ -215,6 +219,17 @@ def test_aligned_bag_pixels_depth_intrinsics_and_timestamps(tmp_path, encoding, 
         np.testing.assert_array_equal(frame.color, expected_rgb)
         np.testing.assert_allclose(frame.depth_m, depth.frames[i] * 0.001, atol=1e-7)
         assert frame.timestamp == pytest.approx(i / 30, abs=2e-6)
+
+
+@pytest.mark.parametrize("compression", ["LZ4", "BZ2"])
+def test_compressed_bag(tmp_path, compression):
+    """The Viewer can compress while recording (LZ4 chunks)."""
+    color, depth = aligned_streams()
+    bag = write_realsense_bag(tmp_path / "packed.bag", [depth, color], compression=compression)
+    assert import_capture(bag, tmp_path / "take", quiet=True).frames_written == 3
+    frame = Take.open(tmp_path / "take").read_frame(2, check=False)
+    np.testing.assert_array_equal(frame.color, color.frames[2])
+    np.testing.assert_allclose(frame.depth_m, depth.frames[2] * 0.001, atol=1e-7)
 
 
 def test_depth_units_from_librealsense_image_tail(tmp_path):
@@ -226,7 +241,7 @@ def test_depth_units_from_librealsense_image_tail(tmp_path):
     assert parse_image(_first_depth_raw(bag)).depth_units == pytest.approx(0.00025)
     import_capture(bag, tmp_path / "take", quiet=True)
     take = Take.open(tmp_path / "take")
-    assert take.intrinsics.depth_scale == pytest.approx(0.00025)
+    assert take.intrinsics.depth_scale == 0.00025
     np.testing.assert_allclose(take.read_frame(1, check=False).depth_m, depth.frames[1] * 0.00025, atol=1e-7)
 
 

@@ -97,7 +97,7 @@ def test_selection_output_rules_and_provenance(tmp_path):
 
     with pytest.raises(C2FError, match="no frames selected"):
         import_capture(r3d, tmp_path / "late", start=7, quiet=True)
-    assert not (tmp_path / "late" / "intrinsics.json").exists()
+    assert not (tmp_path / "late").exists()
     with pytest.raises(C2FError, match="--step must be 1 or more"):
         import_capture(r3d, tmp_path / "x", step=0, quiet=True)
     with pytest.raises(C2FError, match=r"--end \(2\) must be greater than --start \(2\)"):

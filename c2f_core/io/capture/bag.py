@@ -73,6 +73,12 @@ _READ_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def float32_to_decimal(value: float) -> float:
+    """The shortest decimal a float32 stands for (0.0010000000474974513 -> 0.001): depth units are
+    recorded as float32, and the take should say 0.001, not its float32 approximation."""
+    return float(f"{float(value):.7g}")
+
+
 def _import_rosbags() -> tuple[Any, Any]:
     try:
         from rosbags import rosbag1, typesys
@@ -342,11 +348,11 @@ class RealSenseBag(CaptureReader):
             f"/device_{self._depth.device}/sensor_{self._depth.sensor}/option/Depth Units/value"
         )
         if option is not None and float(option.data) > 0:
-            return float(option.data)
+            return float32_to_decimal(option.data)
         for _conn, _time, raw in self._reader.messages(connections=self._depth.connections):
             units = parse_image(raw).depth_units
             if units is not None and units > 0:
-                return float(units)
+                return float32_to_decimal(units)
             break
         self.warnings.append(f"bag records no depth units; assuming {DEFAULT_DEPTH_UNITS_M} m (millimetres)")
         return DEFAULT_DEPTH_UNITS_M
@@ -491,13 +497,8 @@ class RealSenseBag(CaptureReader):
                 f"{intr.width}x{intr.height}"
             )
         depth_image = parse_image(depth_raw)
-        units = (
-            depth_image.depth_units
-            if depth_image.depth_units
-            and math.isfinite(depth_image.depth_units)
-            and depth_image.depth_units > 0
-            else self._depth_units
-        )
+        tail = depth_image.depth_units
+        units = float32_to_decimal(tail) if tail and math.isfinite(tail) and tail > 0 else self._depth_units
         depth_m = decode_depth_units(depth_image).astype(np.float32) * np.float32(units)
         if self._alignment is not None:
             a = self._alignment

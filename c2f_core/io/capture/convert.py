@@ -236,6 +236,8 @@ def _remove_take_files(out_dir: Path) -> None:
             shutil.rmtree(entry)
         elif entry.exists():
             entry.unlink()
+    if out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
 
 
 def _write_provenance(

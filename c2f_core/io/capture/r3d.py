@@ -198,7 +198,8 @@ class Record3DFile(CaptureReader):
         try:
             raw = self._lzfse.decompress(compressed)
         except (self._lzfse.error, ValueError) as exc:
-            raise C2FError(f"{name} is not valid LZFSE data (truncated?): {exc}") from None
+            reason = f" ({exc})" if str(exc) else ""
+            raise C2FError(f"{name} is not valid LZFSE data, truncated or damaged{reason}") from None
         itemsize = np.dtype(dtype).itemsize
         if len(raw) % itemsize:
             raise C2FError(f"{name} holds {len(raw)} bytes, not a whole number of {dtype} values")

@@ -13,7 +13,13 @@ from c2f_core.progress import progress
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `INPUT` and the single-frame options to a subcommand's parser."""
-    parser.add_argument("input", nargs="?", metavar="INPUT", help="a take folder (intrinsics.json, color/, depth/)")
+    parser.add_argument(
+        "input",
+        nargs="?",
+        metavar="INPUT",
+        help="a take folder (intrinsics.json, color/, depth/), or a capture: RealSense .bag, Record3D .r3d, "
+        "DexYCB/TUM image folder (converted on the fly, cached)",
+    )
     single = parser.add_argument_group("single frame instead of a take")
     single.add_argument("--color", metavar="FILE", help="8-bit RGB image (PNG or JPEG)")
     single.add_argument("--depth", metavar="FILE", help="16-bit depth PNG aligned to the colour image")
@@ -26,6 +32,10 @@ def open_input(args: argparse.Namespace) -> Take:
     if args.input and any(single):
         raise C2FError("give either a take folder or --color/--depth/--intrinsics, not both")
     if args.input:
+        from c2f_core.io.capture import is_capture_source, open_capture_as_take
+
+        if is_capture_source(args.input):
+            return open_capture_as_take(args.input, quiet=getattr(args, "quiet", False))
         return Take.open(args.input)
     if all(single):
         return Take.from_files(args.color, args.depth, args.intrinsics)

@@ -1,0 +1,138 @@
+"""`c2f reconstruct`: hand and object meshes of every frame of one or more takes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from c2f_core.cli.inputs import add_input_arguments, open_input, warn_take_layout
+from c2f_core.device import resolve_device
+from c2f_core.errors import C2FError
+from c2f_core.io.atomic import ensure_writable_dir
+from c2f_core.io.mesh_io import MESH_FORMATS
+from c2f_core.io.take import Take
+from c2f_core.progress import progress
+from c2f_core.recon.crop import parse_bbox
+from c2f_core.recon.runner import ReconstructionSettings, reconstruct_take
+
+BUNDLED_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "c2f_synthetic.pt"
+
+
+def default_checkpoint() -> Path:
+    """The checkpoint shipped in the package, or a clear error when none is bundled."""
+    if BUNDLED_CHECKPOINT.is_file():
+        return BUNDLED_CHECKPOINT
+    raise C2FError("no trained model is bundled with this install; pass --checkpoint RUN/best.pt")
+
+
+def parse_frames(text: str | None, frame_ids: list[int]) -> list[int]:
+    """Select frames by "A:B" (inclusive, either end optional) or "A,B,C" from a take's frame numbers."""
+    if not text:
+        return frame_ids
+    try:
+        if ":" in text:
+            lo_text, hi_text = text.split(":", 1)
+            lo = int(lo_text) if lo_text else min(frame_ids)
+            hi = int(hi_text) if hi_text else max(frame_ids)
+            chosen = [f for f in frame_ids if lo <= f <= hi]
+        else:
+            wanted = {int(v) for v in text.split(",")}
+            chosen = [f for f in frame_ids if f in wanted]
+    except ValueError:
+        raise C2FError(f"--frames must be A:B or A,B,C (frame numbers), found {text!r}") from None
+    if not chosen:
+        raise C2FError(f"--frames {text} selects none of the take's frames ({frame_ids[0]}..{frame_ids[-1]})")
+    return chosen
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `c2f reconstruct`."""
+    parser = subparsers.add_parser(
+        "reconstruct",
+        help="reconstruct hand and object meshes of a frame, a take or many takes",
+        epilog=(
+            "Writes OUT/NNNNNN_hand.ply, OUT/NNNNNN_object.ply, OUT/NNNNNN.json and, for a sequence,\n"
+            "OUT/take.usdc; with several takes, OUT/<take name>/... each. A rerun skips frames already\n"
+            "done. Several takes scale out with torchrun: each rank (RANK/WORLD_SIZE) takes its share."
+        ),
+    )
+    add_input_arguments(parser)
+    parser.add_argument("more_inputs", nargs="*", metavar="MORE", help="further take folders (batch)")
+    parser.add_argument("--checkpoint", type=Path, help="trained model (default: the bundled one)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--format", choices=MESH_FORMATS, default="ply", help="mesh file format (default ply)")
+    parser.add_argument("--bbox", help="crop box x0,y0,x1,y1 in pixels (default: detected, then tracked)")
+    parser.add_argument("--frames", help="frame range A:B (inclusive) or list A,B,C")
+    parser.add_argument("--resolution", type=int, default=128, help="grid samples per axis (default 128)")
+    parser.add_argument("--method", choices=("ser", "dense"), default="ser",
+                        help="surface-aware (default) or dense extraction")
+    parser.add_argument("--no-octree", action="store_true", help="SER without the coarse-to-fine narrow band")
+    parser.add_argument("--all-components", action="store_true", help="keep every connected piece of the meshes")
+    parser.add_argument("--no-usd", action="store_true", help="do not write take.usdc for sequences")
+    parser.add_argument("--overwrite", action="store_true", help="redo frames that already have results")
+    parser.add_argument("--jsonl", action="store_true",
+                        help="print one JSON event per line on stdout (for the Blender add-on)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Reconstruct every input (this rank's share of them), print a summary."""
+    emit_json = args.jsonl
+
+    def emit(event: dict) -> None:
+        if emit_json:
+            print(json.dumps(event), flush=True)
+
+    try:
+        return _run(args, emit)
+    except C2FError as exc:
+        if emit_json:
+            emit({"event": "fatal", "message": str(exc)})
+        raise
+
+
+def _run(args: argparse.Namespace, emit) -> int:
+    from c2f_core.train.checkpoint import load_model
+
+    settings = ReconstructionSettings(
+        resolution=args.resolution, method=args.method, octree=not args.no_octree,
+        keep_largest_component=not args.all_components,
+    )
+    if settings.resolution < 8:
+        raise C2FError(f"--resolution must be at least 8, found {settings.resolution}")
+    user_box = parse_bbox(args.bbox) if args.bbox else None
+    takes: list[Take] = [open_input(args)]
+    takes += [Take.open(p) for p in args.more_inputs]
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    mine = takes[rank::world]
+    out_root = ensure_writable_dir(args.out)
+    device = resolve_device(args.device)
+    if device == "cuda" and world > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    checkpoint = args.checkpoint or default_checkpoint()
+    network, config = load_model(checkpoint, device)
+    quiet = args.quiet or args.jsonl
+    failures = 0
+    for take in mine:
+        warn_take_layout(take)
+        frame_ids = parse_frames(args.frames, take.frame_ids)
+        out = out_root if len(takes) == 1 else out_root / take.name
+        summary = reconstruct_take(
+            take, network, config, out, settings, frame_ids, user_box, args.format, args.overwrite, device,
+            checkpoint=str(checkpoint), write_usd=not args.no_usd, on_event=emit,
+            progress_wrap=lambda ids, n, name=take.name: progress(ids, total=n, desc=name, quiet=quiet, unit="frame"),
+        )
+        failures += len(summary["failed"])
+        if summary["failed"]:
+            print(f"c2f: {len(summary['failed'])} of {summary['frames']} frame(s) of {take.name} failed:",
+                  file=sys.stderr)
+            for frame, message in summary["failed"].items():
+                print(f"  frame {int(frame):06d}: {message}", file=sys.stderr)
+        if not quiet:
+            mean = summary["mean_seconds_per_frame"]
+            print(f"{take.name}: {summary['reconstructed']} reconstructed, {summary['skipped_existing']} already done, "
+                  f"{len(summary['failed'])} failed" + (f", {mean:.2f} s/frame" if mean else "") + f" -> {out}")
+    return 1 if failures else 0

@@ -1,0 +1,329 @@
+"""Reconstruction of frames and takes: crop, encode once, extract meshes, write results.
+
+Per frame, with no ground truth anywhere on this path:
+1. the crop box: the user's `--bbox`, else (in a sequence) the box of the previous frame's meshes,
+   else the download-free detector of `recon.crop`;
+2. the network input (`data.take_dataset.make_input`) and one `encode`;
+3. surface-aware extraction (default) or dense extraction at `resolution`^3 over the network's
+   reconstruction cube, the field being the fine hand and object SDFs in metres;
+4. meshes in metric camera space, joints and object centre, query count and per-stage timings,
+   written by `io.recon_output` (the frame JSON last, marking the frame complete).
+A rerun skips complete frames, so a killed batch resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from c2f_core.data.crop import square_box
+from c2f_core.data.take_dataset import make_input
+from c2f_core.errors import C2FError
+from c2f_core.geometry.frames import cam_to_nu, sdf_m_to_nu, sdf_nu_to_m
+from c2f_core.geometry.grid import GridCube
+from c2f_core.io.frames import RGBDFrame
+from c2f_core.io.recon_output import (
+    frame_files,
+    iter_frame_meshes,
+    read_reconstruction,
+    write_frame_result,
+    write_reconstruction_summary,
+)
+from c2f_core.io.take import Take
+from c2f_core.model.network import C2FNetwork, EncodedFrames
+from c2f_core.recon.crop import Box, box_from_points, check_box_in_image, detect_box
+from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
+from c2f_core.recon.extract import ExtractionResult, Mesh
+from c2f_core.recon.ser import SurfaceAwareExtractor, SurfaceAwareExtractorConfig, select_coarse_blocks
+from c2f_core.train.config import C2FConfig
+
+Event = dict[str, object]
+
+
+@dataclass
+class ReconstructionSettings:
+    """How meshes are extracted from the network."""
+
+    resolution: int = 128
+    """Grid samples per axis over the reconstruction cube (a multiple of the heatmap resolution)."""
+    method: Literal["ser", "dense"] = "ser"
+    """Surface-aware extraction (queries near the predicted surfaces only) or every grid sample."""
+    octree: bool = True
+    """SER: refine coarse-to-fine inside the selected blocks (fewer queries)."""
+    keep_largest_component: bool = True
+    """Keep only the largest connected piece of each mesh."""
+    hand_band_m: float = 0.0065
+    """Depth points whose coarse hand SDF is within this distance mark hand blocks (0.02 nu of DexYCB)."""
+    object_band_m: float = 0.0129
+    """Depth points whose coarse object SDF is within this distance mark object blocks (0.04 nu)."""
+    heatmap_threshold: float = 0.005
+    """Heatmap values below this count as empty (the reference's hm_threshold)."""
+    chunk_size: int = 1 << 16
+    """SDF queries per network call."""
+    track: bool = True
+    """In a sequence, crop each frame around the previous frame's meshes."""
+    box_scale: float = 1.25
+    """Square crop side as a multiple of the detected box's larger side."""
+
+
+@dataclass
+class FrameResult:
+    """Meshes and predictions of one frame, metres, OpenCV camera frame."""
+
+    hand: Mesh
+    object: Mesh
+    joints: np.ndarray
+    object_center: np.ndarray
+    box: Box
+    queries: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def reconstruction_cube(ref_m: np.ndarray, cube_half_m: float, resolution: int) -> GridCube:
+    """The grid over the network's cube [-1, 1]^3 nu around the reference point, metres."""
+    return GridCube(
+        origin=np.asarray(ref_m, np.float64) - cube_half_m,
+        voxel_size=2.0 * cube_half_m / (resolution - 1),
+        resolution=resolution,
+    )
+
+
+def _markers(state: EncodedFrames, settings: ReconstructionSettings, cube_half_m: float) -> torch.Tensor:
+    """SER marker points in camera metres: hand points, near-surface depth points, their object mirrors."""
+    parts = [state.hand_points_nu[0]]
+    if state.pcl_sdf is not None:
+        pcl = state.pcl_nu[0]
+        hand_near = state.pcl_sdf[0, :, 0].abs() <= sdf_m_to_nu(settings.hand_band_m, cube_half_m)
+        obj_near = state.pcl_sdf[0, :, 1].abs() <= sdf_m_to_nu(settings.object_band_m, cube_half_m)
+        centre = state.object_center_nu[0]
+        parts += [pcl[hand_near], pcl[obj_near], 2 * centre - pcl[obj_near]]
+    return state.to_cam(torch.cat(parts, 0)[None])[0]
+
+
+def reconstruct_frame(
+    network: C2FNetwork,
+    config: C2FConfig,
+    frame: RGBDFrame,
+    box: Box,
+    settings: ReconstructionSettings,
+    device: str = "cpu",
+) -> FrameResult:
+    """Reconstruct hand and object meshes of one frame cropped to `box` (pixels of the frame)."""
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    batch = make_input(frame, box, config, device=device)
+    timings["input"] = time.perf_counter() - start
+    with torch.no_grad():
+        t = time.perf_counter()
+        state = network.encode(batch)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        timings["encoder"] = time.perf_counter() - t
+    half = config.frames.cube_half_m
+    ref = state.ref_m[0].detach().cpu().numpy().astype(np.float64)
+    cube = reconstruction_cube(ref, half, settings.resolution)
+    ref_t = state.ref_m[0]
+
+    def field_fn(points_m: torch.Tensor) -> torch.Tensor:
+        points_nu = cam_to_nu(points_m.to(ref_t.dtype), ref_t, half)[None]
+        hand, obj = network.query(state, points_nu, chunk=settings.chunk_size)
+        return sdf_nu_to_m(torch.stack([hand[0], obj[0]], -1), half)
+
+    names = ("hand", "object")
+    if settings.method == "dense":
+        extractor = DenseExtractor(
+            DenseExtractorConfig(
+                chunk_size=settings.chunk_size, device=device, keep_largest_component=settings.keep_largest_component,
+            )
+        )
+        result: ExtractionResult = extractor.extract(field_fn, cube, names)
+        timings["select"] = 0.0
+    else:
+        t = time.perf_counter()
+        with torch.no_grad():
+            heatmap = state.heatmap[0].sum(0).clamp(0, 1).detach().cpu().numpy()
+            markers = _markers(state, settings, half).detach().cpu().numpy()
+        if heatmap.shape[0] != 0 and settings.resolution % heatmap.shape[0]:
+            raise C2FError(
+                f"resolution {settings.resolution} must be a multiple of the heatmap's {heatmap.shape[0]}"
+            )
+        selection = select_coarse_blocks(
+            cube, heatmap, markers, settings.heatmap_threshold, coarse_resolution=heatmap.shape[0]
+        )
+        timings["markers"] = time.perf_counter() - t
+        extractor = SurfaceAwareExtractor(
+            SurfaceAwareExtractorConfig(
+                octree=settings.octree, chunk_size=settings.chunk_size, device=device,
+                keep_largest_component=settings.keep_largest_component,
+            )
+        )
+        result = extractor.extract(field_fn, cube, selection, names)
+    for stage, seconds in result.timings.items():
+        timings[f"extract_{stage}"] = seconds
+    with torch.no_grad():
+        joints = state.to_cam(state.joints_nu)[0].cpu().numpy()
+        centre = state.to_cam(state.object_center_nu[:, None])[0, 0].cpu().numpy()
+    timings["total"] = time.perf_counter() - start
+    return FrameResult(
+        hand=result.meshes["hand"],
+        object=result.meshes["object"],
+        joints=joints.astype(np.float64),
+        object_center=centre.astype(np.float64),
+        box=box,
+        queries=result.queries,
+        timings=timings,
+    )
+
+
+def _check_crop_depth(frame: RGBDFrame, box: Box) -> None:
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    x0, y0 = max(x0, 0), max(y0, 0)
+    if not (frame.depth_m[y0:y1, x0:x1] > 0).any():
+        raise C2FError(f"no valid depth inside the crop box {[round(v, 1) for v in box]}")
+
+
+def find_box(
+    frame: RGBDFrame, settings: ReconstructionSettings, user_box: Box | None, previous: FrameResult | None
+) -> Box:
+    """The square crop of a frame: from the user's box, the previous frame's meshes, or the detector."""
+    tight = None
+    if user_box is not None:
+        tight = check_box_in_image(user_box, frame.width, frame.height)
+    elif settings.track and previous is not None and not (previous.hand.is_empty and previous.object.is_empty):
+        points = np.concatenate([previous.hand.vertices, previous.object.vertices], 0)
+        try:
+            tight = check_box_in_image(box_from_points(points, frame.K), frame.width, frame.height)
+        except C2FError:
+            tight = None  # the previous result left the image: find the hand afresh
+    if tight is None:
+        tight = detect_box(frame.color, frame.depth_m, frame.K)
+    box = square_box(tight, scale=settings.box_scale)
+    _check_crop_depth(frame, box)
+    return box
+
+
+def _previous_from_files(out: Path, frame_id: int, fmt: str) -> FrameResult | None:
+    """The result of an earlier run for `frame_id` (meshes only), to keep tracking across a resume."""
+    files = frame_files(out, frame_id, fmt)
+    if not files.info.is_file():
+        return None
+    from c2f_core.io.mesh_io import read_mesh
+
+    meshes = []
+    for path in (files.hand, files.object):
+        try:
+            mesh = read_mesh(path)
+            meshes.append(Mesh(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int64)))
+        except C2FError:
+            meshes.append(Mesh.empty())
+    return FrameResult(meshes[0], meshes[1], np.zeros((21, 3)), np.zeros(3), (0, 0, 0, 0), 0)
+
+
+def reconstruct_take(
+    take: Take,
+    network: C2FNetwork,
+    config: C2FConfig,
+    out: str | Path,
+    settings: ReconstructionSettings,
+    frame_ids: Iterable[int] | None = None,
+    user_box: Box | None = None,
+    fmt: str = "ply",
+    overwrite: bool = False,
+    device: str = "cpu",
+    checkpoint: str | None = None,
+    write_usd: bool = True,
+    on_event: Callable[[Event], None] | None = None,
+    progress_wrap: Callable[[Iterable[int], int], Iterable[int]] | None = None,
+) -> dict:
+    """Reconstruct frames of a take into `out`, streaming; returns a summary with failures and timings."""
+    out = Path(out)
+    emit = on_event or (lambda event: None)
+    ids = list(take.frame_ids if frame_ids is None else frame_ids)
+    emit({"event": "start", "total": len(ids), "take": take.name})
+    failed: dict[int, str] = {}
+    done: list[int] = []
+    skipped = 0
+    previous: FrameResult | None = None
+    totals: list[float] = []
+    queries: list[int] = []
+    iterator: Iterable[int] = progress_wrap(ids, len(ids)) if progress_wrap else ids
+    for position, frame_id in enumerate(iterator):
+        files = frame_files(out, frame_id, fmt)
+        if files.info.is_file() and not overwrite:
+            skipped += 1
+            done.append(frame_id)
+            previous = _previous_from_files(out, frame_id, fmt) if settings.track else None
+            emit({"event": "frame", "frame": frame_id, "hand": str(files.hand), "object": str(files.object),
+                  "json": str(files.info), "skipped": True})
+            emit({"event": "progress", "done": position + 1, "total": len(ids)})
+            continue
+        try:
+            frame = take.read_frame(frame_id, with_gt=False)
+            box = find_box(frame, settings, user_box, previous)
+            result = reconstruct_frame(network, config, frame, box, settings, device)
+            if result.hand.is_empty and result.object.is_empty:
+                raise C2FError("no surface found (empty reconstruction): is the hand inside the crop box?")
+            warnings = [f"no {name} surface found" for name, mesh in (("hand", result.hand),
+                                                                      ("object", result.object)) if mesh.is_empty]
+            info = {
+                "joints": result.joints,
+                "object_center": result.object_center,
+                "queries": result.queries,
+                "timings": result.timings,
+                "bbox": result.box,
+                "warnings": warnings,
+            }
+            write_frame_result(out, frame_id, (result.hand.vertices, result.hand.faces),
+                               (result.object.vertices, result.object.faces), info, fmt)
+        except C2FError as exc:
+            failed[frame_id] = str(exc)
+            previous = None
+            emit({"event": "error", "frame": frame_id, "message": str(exc)})
+        else:
+            done.append(frame_id)
+            previous = result
+            totals.append(result.timings["total"])
+            queries.append(result.queries)
+            emit({"event": "frame", "frame": frame_id, "hand": str(files.hand), "object": str(files.object),
+                  "json": str(files.info)})
+        emit({"event": "progress", "done": position + 1, "total": len(ids)})
+    # Earlier runs may have finished frames outside this range: keep them listed.
+    existing = []
+    if (out / "reconstruction.json").is_file():
+        try:
+            existing = list(read_reconstruction(out).frames)
+        except C2FError:
+            existing = []
+    all_done = sorted(set(done) | {f for f in existing if f not in failed})
+    if not all_done and not failed:
+        raise C2FError(f"take {take.name} has no frames to reconstruct")
+    write_reconstruction_summary(
+        out, name=take.name, intrinsics=take.intrinsics, frames=all_done, failed=failed,
+        take=take.root, checkpoint=checkpoint, fmt=fmt,
+    )
+    usd_path = None
+    if write_usd and len(all_done) > 1:
+        from c2f_core.io.usd_take import write_usd_take
+
+        recon = read_reconstruction(out)
+        usd_path = out / "take.usdc"
+        write_usd_take(usd_path, iter_frame_meshes(recon), fps=recon.fps)
+    summary = {
+        "take": take.name,
+        "out": str(out),
+        "frames": len(ids),
+        "reconstructed": len(done) - skipped,
+        "skipped_existing": skipped,
+        "failed": {str(k): v for k, v in failed.items()},
+        "mean_seconds_per_frame": float(np.mean(totals)) if totals else None,
+        "mean_queries": float(np.mean(queries)) if queries else None,
+        "usd": str(usd_path) if usd_path else None,
+    }
+    emit({"event": "done", "out": str(out)})
+    return summary

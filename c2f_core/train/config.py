@@ -36,7 +36,7 @@ class TrainConfig:
 
     batch_size: int = 32
     """Frames per step over all processes (each of W processes takes batch_size / W)."""
-    steps: int = 741000
+    steps: int = 740800
     """Length of training in steps; the learning-rate schedule follows it (``--max-steps`` only stops early)."""
     lr: float = 1e-4
     """AdamW learning rate."""
@@ -52,7 +52,7 @@ class TrainConfig:
     """Seed of the weights, the data order, the augmentation and dropout."""
     amp: bool = True
     """bf16 autocast on CUDA (ignored on CPU)."""
-    num_workers: int = 0
+    num_workers: int = 8
     """Data-loading worker processes per training process (0 = load in the training process)."""
     threads: int = 0
     """torch CPU threads per process (0 = torch's default)."""

@@ -43,7 +43,7 @@ class BuildError(Exception):
 def core_version() -> str:
     """`c2f_core.__version__`, read from the source without importing the package."""
     text = (ROOT / "c2f_core" / "__init__.py").read_text()
-    match = re.search(r'^__version__\s*=\s*"([^"]+)"', text, re.M)
+    match = re.search(r'^__version__\s*=\s*"([^"]+)"', text, re.MULTILINE)
     if not match:
         raise BuildError("no __version__ in c2f_core/__init__.py")
     return match.group(1)
@@ -53,17 +53,21 @@ def find_blender_ext() -> Path:
     """Blender's extension command-line tool inside the installed `bpy` module."""
     spec = importlib.util.find_spec("bpy")
     if spec is None or not spec.submodule_search_locations:
-        raise BuildError("Blender's extension tool not found: pip install bpy==5.0.1, or pass --blender-ext PATH")
+        raise BuildError(
+            "Blender's extension tool not found: pip install bpy==5.0.1, or pass --blender-ext PATH"
+        )
     for location in spec.submodule_search_locations:
         found = sorted(Path(location).glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
         if found:
             return found[-1]
-    raise BuildError("the bpy module has no scripts/addons_core/bl_pkg/cli/blender_ext.py; pass --blender-ext PATH")
+    raise BuildError(
+        "the bpy module has no scripts/addons_core/bl_pkg/cli/blender_ext.py; pass --blender-ext PATH"
+    )
 
 
 def run(cmd: list[str], what: str) -> str:
     """Run a command; raise BuildError with its output when it fails."""
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()
         raise BuildError(f"{what} failed ({' '.join(cmd)}):\n{output}")
@@ -74,18 +78,33 @@ def stage_sources(stage: Path) -> None:
     """Copy the add-on sources into a fresh staging folder."""
     if stage.exists():
         shutil.rmtree(stage)
-    shutil.copytree(ADDON_SRC, stage, ignore=shutil.ignore_patterns("__pycache__", "wheels", "*.zip", "*.pyc"))
+    shutil.copytree(
+        ADDON_SRC, stage, ignore=shutil.ignore_patterns("__pycache__", "wheels", "*.zip", "*.pyc")
+    )
 
 
 def build_core_wheel(wheel_dir: Path) -> Path:
     """Build the c2f_core wheel (no dependencies: Blender only uses its format code)."""
     run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(wheel_dir)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheel_dir),
+        ],
         "building the c2f_core wheel",
     )
     wheels = sorted(wheel_dir.glob("c2f_handobject-*.whl"))
     if len(wheels) != 1:
-        raise BuildError(f"expected one c2f_handobject wheel in {wheel_dir}, found {[w.name for w in wheels]}")
+        raise BuildError(
+            f"expected one c2f_handobject wheel in {wheel_dir}, found {[w.name for w in wheels]}"
+        )
     return wheels[0]
 
 
@@ -106,8 +125,10 @@ def repack_installed(name: str, wheel_dir: Path) -> Path:
     info_dir = f"{dist.metadata['Name'].replace('-', '_')}-{dist.version}.dist-info"
     wheel_meta = dist.read_text("WHEEL") or ""
     if "Root-Is-Purelib: true" not in wheel_meta:
-        raise BuildError(f"{name} is not a pure-Python distribution; cannot bundle it in a platform-independent zip")
-    tags = re.findall(r"^Tag:\s*(\S+)", wheel_meta, re.M)
+        raise BuildError(
+            f"{name} is not a pure-Python distribution; cannot bundle it in a platform-independent zip"
+        )
+    tags = re.findall(r"^Tag:\s*(\S+)", wheel_meta, re.MULTILINE)
     if tags != ["py3-none-any"]:
         raise BuildError(f"{name} has wheel tags {tags}, expected py3-none-any")
     skip_meta = {f"{info_dir}/{n}" for n in ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")}
@@ -124,7 +145,9 @@ def repack_installed(name: str, wheel_dir: Path) -> Path:
     record = [f"{path},{_record_hash(data)},{len(data)}" for path, data in entries] + [f"{info_dir}/RECORD,,"]
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path, data in entries:
-            archive.writestr(zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+            archive.writestr(
+                zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED
+            )
         archive.writestr(
             zipfile.ZipInfo(f"{info_dir}/RECORD", date_time=(1980, 1, 1, 0, 0, 0)), "\n".join(record) + "\n"
         )
@@ -138,9 +161,11 @@ def write_manifest_wheels(manifest: Path, wheels: list[Path], version: str) -> N
     if data.get("id") != ADDON_ID:
         raise BuildError(f"{manifest}: id is {data.get('id')!r}, expected {ADDON_ID!r}")
     if data.get("version") != version:
-        raise BuildError(f"{manifest}: version {data.get('version')!r} differs from c2f_core {version!r}; align them")
+        raise BuildError(
+            f"{manifest}: version {data.get('version')!r} differs from c2f_core {version!r}; align them"
+        )
     listing = "wheels = [\n" + "".join(f'  "./wheels/{w.name}",\n' for w in wheels) + "]\n\n"
-    table = re.search(r"^\[", text, re.M)
+    table = re.search(r"^\[", text, re.MULTILINE)
     cut = table.start() if table else len(text)
     text = text[:cut] + listing + text[cut:]
     if tomllib.loads(text).get("wheels") != [f"./wheels/{w.name}" for w in wheels]:
@@ -156,14 +181,19 @@ def build(out_dir: Path, blender_ext: Path | None = None, stage_root: Path | Non
     stage_sources(stage)
     wheel_dir = stage / "wheels"
     wheel_dir.mkdir()
-    wheels = [build_core_wheel(wheel_dir)] + [repack_installed(name, wheel_dir) for name in BUNDLED_DISTRIBUTIONS]
+    wheels = [build_core_wheel(wheel_dir)] + [
+        repack_installed(name, wheel_dir) for name in BUNDLED_DISTRIBUTIONS
+    ]
     write_manifest_wheels(stage / "blender_manifest.toml", wheels, version)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{ADDON_ID}-{version}.zip"
     if target.exists():
         target.unlink()
     python = sys.executable
-    run([python, str(blender_ext), "build", "--source-dir", str(stage), "--output-dir", str(out_dir)], "blender_ext build")
+    run(
+        [python, str(blender_ext), "build", "--source-dir", str(stage), "--output-dir", str(out_dir)],
+        "blender_ext build",
+    )
     if not target.is_file():
         raise BuildError(f"blender_ext build did not write {target}")
     run([python, str(blender_ext), "validate", str(target)], "blender_ext validate")
@@ -174,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: build the zip, print its path."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder (default: dist/)")
-    parser.add_argument("--blender-ext", type=Path, help="path to Blender's blender_ext.py (default: from bpy)")
+    parser.add_argument(
+        "--blender-ext", type=Path, help="path to Blender's blender_ext.py (default: from bpy)"
+    )
     parser.add_argument("--stage", type=Path, help="staging folder (default: build/addon/)")
     args = parser.parse_args(argv)
     try:

@@ -44,9 +44,11 @@ class C2F_OT_import_reconstruction(bpy.types.Operator):
 
     bl_idname = "c2f.import_reconstruction"
     bl_label = "Import C2F Reconstruction"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
 
-    directory: StringProperty(name="Folder", subtype="DIR_PATH", description="Output folder of c2f reconstruct")
+    directory: StringProperty(
+        name="Folder", subtype="DIR_PATH", description="Output folder of c2f reconstruct"
+    )
     filter_folder: BoolProperty(default=True, options={"HIDDEN"})
     use_usd: BoolProperty(
         name="Mesh Cache (USD)",
@@ -54,7 +56,9 @@ class C2F_OT_import_reconstruction(bpy.types.Operator):
         default=False,
     )
     load_background: BoolProperty(
-        name="Footage Behind Camera", description="Show the take's colour frames as camera background", default=True
+        name="Footage Behind Camera",
+        description="Show the take's colour frames as camera background",
+        default=True,
     )
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
@@ -69,7 +73,10 @@ class C2F_OT_import_reconstruction(bpy.types.Operator):
             return {"CANCELLED"}
         try:
             result = import_reconstruction(
-                context, bpy.path.abspath(self.directory), use_usd=self.use_usd, load_background=self.load_background
+                context,
+                bpy.path.abspath(self.directory),
+                use_usd=self.use_usd,
+                load_background=self.load_background,
             )
         except user_errors() as exc:
             self.report({"ERROR"}, str(exc))
@@ -119,7 +126,7 @@ class C2F_OT_reconstruct(bpy.types.Operator):
 
     bl_idname = "c2f.reconstruct"
     bl_label = "Reconstruct"
-    bl_options = {"REGISTER"}
+    bl_options = {"REGISTER"}  # noqa: RUF012 (Blender wants a plain set)
 
     _client: WorkerClient | None = None
     _timer = None
@@ -153,7 +160,10 @@ class C2F_OT_reconstruct(bpy.types.Operator):
         settings.running = False
         settings.status = "importing"
         result = import_reconstruction(
-            context, client.state.out or self._out, use_usd=settings.use_usd, load_background=settings.load_background
+            context,
+            client.state.out or self._out,
+            use_usd=settings.use_usd,
+            load_background=settings.load_background,
         )
         settings.status = f"done: {result.collection.name}"
         _report_import(self, result)
@@ -232,7 +242,7 @@ class C2F_OT_check_worker(bpy.types.Operator):
 
     bl_idname = "c2f.check_worker"
     bl_label = "Check Worker"
-    bl_options = {"REGISTER"}
+    bl_options = {"REGISTER"}  # noqa: RUF012 (Blender wants a plain set)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         prefs = get_preferences(context)
@@ -259,7 +269,7 @@ class C2F_OT_add_depth_points(bpy.types.Operator):
 
     bl_idname = "c2f.add_depth_points"
     bl_label = "Add Depth Points"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, StringProperty
+from bpy.props import FloatProperty, StringProperty
 
 DEVICE_ITEMS = (
     ("auto", "Auto", "CUDA when the worker has it, else CPU"),

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, IntVectorProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    IntVectorProperty,
+    StringProperty,
+)
 
 from .preferences import DEVICE_ITEMS
 
@@ -21,17 +28,27 @@ class C2FSettings(bpy.types.PropertyGroup):
     )
     take_dir: StringProperty(name="Take", subtype="DIR_PATH", description="Take folder")
     color_file: StringProperty(name="Colour", subtype="FILE_PATH", description="8-bit RGB image")
-    depth_file: StringProperty(name="Depth", subtype="FILE_PATH", description="16-bit depth PNG aligned to colour")
+    depth_file: StringProperty(
+        name="Depth", subtype="FILE_PATH", description="16-bit depth PNG aligned to colour"
+    )
     intrinsics_file: StringProperty(name="Intrinsics", subtype="FILE_PATH", description="intrinsics.json")
-    use_frame_range: BoolProperty(name="Frame Range", description="Reconstruct only these frames", default=False)
+    use_frame_range: BoolProperty(
+        name="Frame Range", description="Reconstruct only these frames", default=False
+    )
     frame_first: IntProperty(name="First", min=0, default=0)
     frame_last: IntProperty(name="Last", min=0, default=0)
     checkpoint: StringProperty(
-        name="Checkpoint", subtype="FILE_PATH", description="Model checkpoint; empty: the one bundled with c2f"
+        name="Checkpoint",
+        subtype="FILE_PATH",
+        description="Model checkpoint; empty: the one bundled with c2f",
     )
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")
-    use_bbox: BoolProperty(name="Crop Box", description="Give the hand's box instead of finding it", default=False)
-    bbox: IntVectorProperty(name="Box", size=4, min=0, description="x0, y0, x1, y1 in pixels", default=(0, 0, 0, 0))
+    use_bbox: BoolProperty(
+        name="Crop Box", description="Give the hand's box instead of finding it", default=False
+    )
+    bbox: IntVectorProperty(
+        name="Box", size=4, min=0, description="x0, y0, x1, y1 in pixels", default=(0, 0, 0, 0)
+    )
     out_dir: StringProperty(
         name="Output",
         subtype="DIR_PATH",
@@ -43,8 +60,12 @@ class C2FSettings(bpy.types.PropertyGroup):
         default=False,
     )
     load_background: BoolProperty(
-        name="Footage Behind Camera", description="Show the colour frames as the camera background", default=True
+        name="Footage Behind Camera",
+        description="Show the colour frames as the camera background",
+        default=True,
     )
     status: StringProperty(name="Status", default="", options={"SKIP_SAVE"})
-    progress: FloatProperty(name="Progress", subtype="PERCENTAGE", min=0.0, max=100.0, default=0.0, options={"SKIP_SAVE"})
+    progress: FloatProperty(
+        name="Progress", subtype="PERCENTAGE", min=0.0, max=100.0, default=0.0, options={"SKIP_SAVE"}
+    )
     running: BoolProperty(default=False, options={"SKIP_SAVE"})

@@ -92,10 +92,23 @@ class ReconstructRequest:
         if self.take_dir:
             cmd.append(self.take_dir)
         else:
-            missing = [n for n, v in (("colour", self.color), ("depth", self.depth), ("intrinsics", self.intrinsics)) if not v]
+            missing = [
+                n
+                for n, v in (("colour", self.color), ("depth", self.depth), ("intrinsics", self.intrinsics))
+                if not v
+            ]
             if missing:
-                raise WorkerError(f"a single frame needs colour, depth and intrinsics files; missing {', '.join(missing)}")
-            cmd += ["--color", str(self.color), "--depth", str(self.depth), "--intrinsics", str(self.intrinsics)]
+                raise WorkerError(
+                    f"a single frame needs colour, depth and intrinsics files; missing {', '.join(missing)}"
+                )
+            cmd += [
+                "--color",
+                str(self.color),
+                "--depth",
+                str(self.depth),
+                "--intrinsics",
+                str(self.intrinsics),
+            ]
         cmd += ["--out", self.out_dir, "--jsonl", "--device", self.device]
         if self.checkpoint:
             cmd += ["--checkpoint", self.checkpoint]
@@ -173,12 +186,16 @@ class WorkerClient:
                 start_new_session=(os.name == "posix"),
             )
         except FileNotFoundError:
-            raise WorkerError(f"worker Python not found: {self.command[0]} (set Worker Python in the add-on preferences)") from None
+            raise WorkerError(
+                f"worker Python not found: {self.command[0]} (set Worker Python in the add-on preferences)"
+            ) from None
         except OSError as exc:
             raise WorkerError(f"cannot start the worker {self.command[0]}: {exc}") from None
         self._last_line = time.monotonic()
         for stream, name in ((self._process.stdout, "stdout"), (self._process.stderr, "stderr")):
-            threading.Thread(target=self._read, args=(stream, name), daemon=True, name=f"c2f-worker-{name}").start()
+            threading.Thread(
+                target=self._read, args=(stream, name), daemon=True, name=f"c2f-worker-{name}"
+            ).start()
 
     def _read(self, stream, name: str) -> None:
         for line in stream:
@@ -351,6 +368,7 @@ def probe_worker(python: str, timeout: float = 120.0) -> dict:
     try:
         result = subprocess.run(
             [python, "-c", PROBE_SCRIPT],
+            check=False,
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -1,0 +1,290 @@
+"""The import operator and scene building, checked in the real Blender module."""
+
+import numpy as np
+import pytest
+
+from c2f_core.geometry.axes import opencv_to_blender
+from c2f_core.geometry.camera import project
+from c2f_core.io.recon_output import (
+    iter_frame_meshes,
+    read_frame_meshes,
+    read_reconstruction,
+    write_reconstruction_summary,
+)
+from c2f_core.io.usd_take import write_usd_take
+from tests.blender.conftest import RESULT_FRAMES, run_blender
+from tests.conftest import TINY_INTRINSICS
+
+IMPORT_SCRIPT = """
+enable_addon()
+from bpy_extras.anim_utils import action_get_channelbag_for_slot
+out = sys.argv[1] if len(sys.argv) > 1 else {out!r}
+print(bpy.ops.c2f.import_reconstruction(directory=out, use_usd={use_usd}))
+scene = bpy.context.scene
+collection = next(c for c in bpy.data.collections if "c2f_out" in c)
+parts = {{}}
+for ob in collection.all_objects:
+    if "c2f_part" in ob:
+        parts.setdefault(ob["c2f_part"], []).append(ob)
+frames = {{}}
+for frame in range(scene.frame_start - 1, scene.frame_end + 2):
+    scene.frame_set(frame)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    shown = {{}}
+    for part, obs in parts.items():
+        visible = [ob for ob in obs if not ob.hide_viewport and not ob.hide_render]
+        entry = []
+        for ob in visible:
+            mesh = ob.evaluated_get(depsgraph).to_mesh()
+            co = [list(v.co) for v in mesh.vertices]
+            entry.append({{"name": ob.name, "co": co, "faces": [list(p.vertices) for p in mesh.polygons]}})
+            ob.evaluated_get(depsgraph).to_mesh_clear()
+        shown[part] = entry
+    frames[frame] = shown
+keys = {{}}
+actions = set()
+for part, obs in parts.items():
+    for ob in obs:
+        ad = ob.animation_data
+        if ad is None:
+            continue
+        actions.add(ad.action.name)
+        bag = action_get_channelbag_for_slot(ad.action, ad.action_slot)
+        keys[ob.name] = {{
+            fc.data_path: [[kp.co[0], kp.co[1], kp.interpolation] for kp in fc.keyframe_points] for fc in bag.fcurves
+        }}
+materials = {{part: sorted({{s.material.name for ob in obs for s in ob.material_slots}}) for part, obs in parts.items()}}
+modifiers = {{part: [m.type for ob in obs for m in ob.modifiers] for part, obs in parts.items()}}
+camera = scene.camera.data
+background = camera.background_images[0] if camera.background_images else None
+result(
+    range=[scene.frame_start, scene.frame_end], fps=scene.render.fps / scene.render.fps_base,
+    resolution=[scene.render.resolution_x, scene.render.resolution_y],
+    frames=frames, keys=keys, actions=sorted(actions), materials=materials, modifiers=modifiers,
+    background=None if background is None else [background.image.filepath, background.image.source,
+        background.image_user.frame_start, background.image_user.frame_offset, background.image_user.frame_duration],
+    collection=collection.name,
+)
+"""
+
+
+def expected_meshes(recon_dir):
+    recon = read_reconstruction(recon_dir)
+    return {frame: read_frame_meshes(recon, frame) for frame in recon.frames}
+
+
+def check_one_visible_per_frame(res, expected):
+    """Every frame of the range (and one beyond each end) shows one hand and one object: the frame's own result."""
+    for frame_str, shown in res["frames"].items():
+        frame = int(frame_str)
+        source = max([f for f in RESULT_FRAMES if f <= frame] or [RESULT_FRAMES[0]])
+        meshes = expected[source]
+        for part, vertices, faces in (
+            ("hand", meshes.hand_vertices, meshes.hand_faces),
+            ("object", meshes.object_vertices, meshes.object_faces),
+        ):
+            assert len(shown[part]) == 1, f"frame {frame}: {len(shown[part])} visible {part} objects"
+            np.testing.assert_allclose(np.array(shown[part][0]["co"]), opencv_to_blender(vertices), atol=1e-6)
+            np.testing.assert_array_equal(np.array(shown[part][0]["faces"]), faces)
+
+
+def test_import_per_frame_objects_show_exactly_one_result_per_frame(recon_dir, tmp_path):
+    res = run_blender(IMPORT_SCRIPT.format(out=str(recon_dir), use_usd=False), tmp_path)
+    expected = expected_meshes(recon_dir)
+    assert res["range"] == [3, 5] and res["fps"] == 30.0 and res["resolution"] == [64, 48]
+    check_one_visible_per_frame(res, expected)
+    # The vertex counts really differ between frames, so a wrong frame would be caught.
+    assert len({len(m.hand_vertices) for m in expected.values()}) == 3
+    # One shared Action; CONSTANT keys written for both visibility channels of each of the 6 objects.
+    assert res["actions"] == ["take visibility"]
+    assert len(res["keys"]) == 6
+    for name, channels in res["keys"].items():
+        assert sorted(channels) == ["hide_render", "hide_viewport"], name
+        assert {key[2] for keys in channels.values() for key in keys} == {"CONSTANT"}
+    assert res["keys"]["take hand 000004"]["hide_viewport"] == [
+        [3.0, 1.0, "CONSTANT"],
+        [4.0, 0.0, "CONSTANT"],
+        [5.0, 1.0, "CONSTANT"],
+    ]
+    assert res["materials"] == {"hand": ["C2F Hand"], "object": ["C2F Object"]}
+    take_color = recon_dir.parent / "take" / "color" / "000003.png"
+    # Image number = frame - frame_start + 1 + frame_offset = the scene frame.
+    assert res["background"] == [str(take_color), "SEQUENCE", 3, 2, 3]
+
+
+def test_usd_option_imports_a_mesh_cache_that_changes_with_the_frame(recon_dir, tmp_path):
+    # A frame rate that is not a whole number: scene frame f must still show the take's frame f.
+    write_reconstruction_summary(
+        recon_dir,
+        name="take",
+        intrinsics=TINY_INTRINSICS,
+        frames=RESULT_FRAMES,
+        take=recon_dir.parent / "take",
+        fps=12.5,
+    )
+    recon = read_reconstruction(recon_dir)
+    write_usd_take(recon_dir / "take.usdc", iter_frame_meshes(recon), recon.fps)
+    res = run_blender(IMPORT_SCRIPT.format(out=str(recon_dir), use_usd=True), tmp_path)
+    expected = expected_meshes(recon_dir)
+    assert res["fps"] == pytest.approx(12.5)
+    assert res["modifiers"] == {"hand": ["MESH_SEQUENCE_CACHE"], "object": ["MESH_SEQUENCE_CACHE"]}
+    assert res["materials"] == {"hand": ["C2F Hand"], "object": ["C2F Object"]}
+    check_one_visible_per_frame(res, expected)
+    counts = [len(res["frames"][str(f)]["hand"][0]["co"]) for f in RESULT_FRAMES]
+    assert counts == [len(expected[f].hand_vertices) for f in RESULT_FRAMES] and len(set(counts)) == 3
+
+
+CAMERA_SCRIPT = """
+enable_addon()
+import numpy as np
+from types import SimpleNamespace
+from bpy_extras.object_utils import world_to_camera_view
+from mathutils import Vector
+from c2f_core.geometry.axes import BLENDER_CAMERA_EULER_XYZ, opencv_to_blender
+import importlib
+scene_build = importlib.import_module("bl_ext.user_default.c2f_handobject.scene_build")
+cases, points = json.loads(sys.argv[1]) if len(sys.argv) > 1 else ({cases}, {points})
+scene = bpy.context.scene
+camera = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+scene.collection.objects.link(camera)
+camera.rotation_euler = BLENDER_CAMERA_EULER_XYZ
+scene.camera = camera
+pixels = []
+for case in cases:
+    scene_build.set_camera_from_intrinsics(scene, camera.data, SimpleNamespace(**case))
+    bpy.context.view_layer.update()
+    uv = []
+    for p in opencv_to_blender(np.array(points)):
+        ndc = world_to_camera_view(scene, camera, Vector(p))
+        # Normalised frame coordinates (origin bottom-left, edges at 0 and 1) -> OpenCV pixel centres.
+        uv.append([ndc.x * case["width"] - 0.5, (1.0 - ndc.y) * case["height"] - 0.5])
+    pixels.append(uv)
+result(pixels=pixels)
+"""
+
+
+def test_blender_camera_projects_points_to_the_intrinsics_pixels(tmp_path):
+    cases = [
+        TINY_INTRINSICS.to_dict(),
+        {"fx": 615.0, "fy": 615.0, "cx": 320.2, "cy": 238.9, "width": 640, "height": 480},
+        {
+            "fx": 900.0,
+            "fy": 930.0,
+            "cx": 200.0,
+            "cy": 610.0,
+            "width": 480,
+            "height": 720,
+        },  # portrait, fy > fx
+    ]
+    rng = np.random.default_rng(0)
+    points = np.c_[rng.uniform(-0.1, 0.1, (8, 2)), rng.uniform(0.3, 1.2, 8)]
+    res = run_blender(CAMERA_SCRIPT.format(cases=cases, points=points.tolist()), tmp_path)
+    for case, blender_uv in zip(cases, res["pixels"]):
+        K = np.array([[case["fx"], 0, case["cx"]], [0, case["fy"], case["cy"]], [0, 0, 1]])
+        uv, _ = project(points, K)
+        np.testing.assert_allclose(np.array(blender_uv), uv, atol=2e-3)
+
+
+ERRORS_SCRIPT = """
+enable_addon()
+messages = {{}}
+for name, kwargs in (("not_output", dict(directory={not_output!r})),
+                     ("no_usd", dict(directory={no_usd!r}, use_usd=True))):
+    try:
+        bpy.ops.c2f.import_reconstruction(**kwargs)
+        messages[name] = None
+    except RuntimeError as exc:
+        messages[name] = str(exc)
+result(messages=messages, objects=len(bpy.data.collections))
+"""
+
+
+def test_import_errors_are_reported_not_raised_as_tracebacks(recon_dir, tmp_path):
+    (recon_dir / "take.usdc").unlink()
+    res = run_blender(ERRORS_SCRIPT.format(not_output=str(tmp_path), no_usd=str(recon_dir)), tmp_path)
+    assert "is not a c2f reconstruction folder" in res["messages"]["not_output"]
+    assert "has no take.usdc" in res["messages"]["no_usd"]
+    assert "Traceback" not in "".join(res["messages"].values())
+
+
+DEPTH_SCRIPT = """
+enable_addon()
+bpy.ops.c2f.import_reconstruction(directory={out!r})
+bpy.context.scene.frame_set(4)
+bpy.ops.c2f.add_depth_points()
+ob = next(o for o in bpy.data.objects if " depth " in o.name)
+result(name=ob.name, co=[list(v.co) for v in ob.data.vertices])
+"""
+
+
+def test_depth_points_match_back_projection(recon_dir, tmp_path):
+    from c2f_core.geometry.camera import depth_to_points
+    from c2f_core.io.take import Take
+
+    res = run_blender(DEPTH_SCRIPT.format(out=str(recon_dir)), tmp_path)
+    frame = Take.open(recon_dir.parent / "take").read_frame(4, check=False)
+    stride = 2
+    K = frame.K / [[stride], [stride], [1]]  # every second pixel: pixel centres stay on the grid
+    K[0, 2], K[1, 2] = frame.K[0, 2] / stride, frame.K[1, 2] / stride
+    points, _ = depth_to_points(frame.depth_m[::stride, ::stride].astype(np.float64), K)
+    assert res["name"] == "take depth 000004"
+    np.testing.assert_allclose(np.array(res["co"]), opencv_to_blender(points), atol=2e-6)
+
+
+PANEL_SCRIPT = """
+enable_addon()
+errors, drawn = [], []
+
+class Stub:
+    '''A layout stand-in: checks each prop() against the data's RNA and each operator() id against bpy.ops.'''
+    def __init__(self):
+        self.enabled = True; self.scale_y = 1.0; self.use_property_split = False; self.use_property_decorate = True
+    def _sub(self, *args, **kwargs):
+        return Stub()
+    row = column = box = split = _sub
+    def prop(self, data, name, **kwargs):
+        drawn.append(name)
+        if name not in data.bl_rna.properties:
+            errors.append(f"no property {name} on {data}")
+    def operator(self, idname, **kwargs):
+        drawn.append(idname)
+        group, op = idname.split(".")
+        if not hasattr(getattr(bpy.ops, group), op):
+            errors.append(f"no operator {idname}")
+    def label(self, **kwargs):
+        drawn.append("label")
+    def progress(self, **kwargs):
+        drawn.append("progress")
+    def separator(self, **kwargs):
+        pass
+
+panel_cls = bpy.types.C2F_PT_reconstruct
+ctx = bpy.context
+settings = ctx.scene.c2f
+for mode, running in (("TAKE", False), ("SINGLE", True)):
+    settings.input_mode = mode
+    settings.running = running
+    stub_self = type("P", (), {"layout": Stub()})()
+    panel_cls.draw(stub_self, ctx)
+result(errors=errors, drawn=drawn, poll=panel_cls.poll(ctx), category=panel_cls.bl_category,
+       region=panel_cls.bl_region_type, menu=[f.__name__ for f in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()])
+"""
+
+
+def test_panel_registers_and_draws_only_existing_properties_and_operators(tmp_path):
+    res = run_blender(PANEL_SCRIPT, tmp_path)
+    assert res["errors"] == []
+    assert res["poll"] is True and res["category"] == "C2F" and res["region"] == "UI"
+    for name in (
+        "take_dir",
+        "color_file",
+        "checkpoint",
+        "device",
+        "bbox",
+        "use_usd",
+        "c2f.reconstruct",
+        "c2f.import_reconstruction",
+        "progress",
+    ):
+        assert name in res["drawn"]
+    assert "menu_import" in res["menu"]

@@ -211,9 +211,16 @@ def import_reconstruction(
 ) -> ImportResult:
     """Put the reconstruction in `out_dir` into the scene: a collection with camera, hand and object.
 
+    Args:
+        context: Blender's context (its scene receives the collection, camera and frame range).
+        out_dir: output folder of `c2f reconstruct`.
+        use_usd: import take.usdc as one Mesh Sequence Cache per part instead of one object per
+            frame (ignored for a single frame, which has no cache).
+        load_background: show the take's colour frames behind the camera when the take is found.
+
     Raises:
         C2FError: (from c2f_core) when the folder is not a complete c2f output, or `use_usd` is set
-            and the folder has no take.usdc.
+            and a sequence's folder has no take.usdc.
     """
     recon_output, axes = core_modules()
     from c2f_core.errors import C2FError
@@ -221,6 +228,8 @@ def import_reconstruction(
     recon = recon_output.read_reconstruction(out_dir)
     if not recon.frames:
         raise C2FError(f"reconstruction {recon.root} has no successful frame to import")
+    if use_usd and recon.usd is None and len(recon.frames) == 1:
+        use_usd = False  # a single frame has no mesh cache (c2f reconstruct writes one for sequences)
     if use_usd and recon.usd is None:
         raise C2FError(
             f"{recon.root} has no {recon_output.USD_NAME}; import without the mesh cache option, or rerun "

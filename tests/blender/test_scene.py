@@ -224,8 +224,8 @@ def test_depth_points_match_back_projection(recon_dir, tmp_path):
     res = run_blender(DEPTH_SCRIPT.format(out=str(recon_dir)), tmp_path)
     frame = Take.open(recon_dir.parent / "take").read_frame(4, check=False)
     stride = 2
-    K = frame.K / [[stride], [stride], [1]]  # every second pixel: pixel centres stay on the grid
-    K[0, 2], K[1, 2] = frame.K[0, 2] / stride, frame.K[1, 2] / stride
+    # Every second pixel: column j of the subsampled grid is column 2j of the image, so fx, cx scale by 1/2.
+    K = frame.K / [[stride], [stride], [1]]
     points, _ = depth_to_points(frame.depth_m[::stride, ::stride].astype(np.float64), K)
     assert res["name"] == "take depth 000004"
     np.testing.assert_allclose(np.array(res["co"]), opencv_to_blender(points), atol=2e-6)

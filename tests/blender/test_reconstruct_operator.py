@@ -122,3 +122,80 @@ def test_reconstruct_with_the_real_c2f_reconstruct_worker(tmp_path):
         # Back in OpenCV camera metres, the hand mesh lies on the 5 cm sphere (within a few mm of grid error).
         assert len(co) > 100 and np.abs(radii - HAND_RADIUS).max() < 0.004, (frame, radii.min(), radii.max())
     assert res["cache"] == ["MESH_SEQUENCE_CACHE"]
+
+
+MODAL_SCRIPT = """
+import time
+from types import SimpleNamespace
+prefs = enable_addon()
+prefs.stall_timeout = 30.0
+settings = bpy.context.scene.c2f
+settings.take_dir = {take!r}
+operator_class = bpy.types.C2F_OT_reconstruct
+
+class Op:
+    # Stands in for the operator instance Blender makes in the UI: the operator's own methods, driven by
+    # hand with TIMER and ESC events (background mode has no event loop).
+    _client = None
+    _timer = None
+    def __init__(self):
+        self.reports = []
+    def report(self, kind, message):
+        self.reports.append([sorted(kind), message])
+
+for name in ("_start", "_show", "_finish", "_fail", "_end_modal", "modal"):
+    setattr(Op, name, getattr(operator_class, name))
+
+def run_until_done(worker, out):
+    prefs.worker_python = worker
+    settings.out_dir = out
+    op = Op()
+    op._client = op._start(bpy.context)
+    deadline = time.monotonic() + 60
+    progress = []
+    while time.monotonic() < deadline:
+        outcome = op.modal(bpy.context, SimpleNamespace(type="TIMER"))
+        progress.append(settings.progress)
+        if outcome != {{"RUNNING_MODAL"}}:
+            return sorted(outcome), op, progress
+        time.sleep(0.05)
+    return ["TIMEOUT"], op, progress
+
+done, op_done, progress = run_until_done({ok!r}, {out_ok!r})
+done_running = settings.running
+prefs.worker_python = {stall!r}
+settings.out_dir = {out_stall!r}
+op = Op()
+op._client = op._start(bpy.context)
+first = sorted(op.modal(bpy.context, SimpleNamespace(type="TIMER")))
+mouse = sorted(op.modal(bpy.context, SimpleNamespace(type="MOUSEMOVE")))
+start = time.monotonic()
+cancelled = sorted(op.modal(bpy.context, SimpleNamespace(type="ESC")))
+result(
+    done=done, reports=op_done.reports, progress_max=max(progress), done_running=done_running,
+    first=first, mouse=mouse, cancelled=cancelled, cancel_seconds=time.monotonic() - start,
+    worker_alive=op._client.running, running=settings.running, status=settings.status,
+    hands=len([o for o in bpy.data.objects if o.get("c2f_part") == "hand"]),
+)
+"""
+
+
+def test_modal_path_polls_on_timer_imports_when_done_and_esc_stops_the_worker(tmp_path, make_take):
+    take = make_take("take", frame_ids=RESULT_FRAMES)
+    ok = write_fake_worker(tmp_path / "worker_ok", "ok")
+    stall = write_fake_worker(tmp_path / "worker_stall", "stall")
+    script = MODAL_SCRIPT.format(
+        take=str(take),
+        ok=str(ok),
+        stall=str(stall),
+        out_ok=str(tmp_path / "out_ok"),
+        out_stall=str(tmp_path / "out_stall"),
+    )
+    res = run_blender(script, tmp_path)
+    assert res["done"] == ["FINISHED"] and res["progress_max"] == 100.0 and res["done_running"] is False
+    assert res["hands"] == 2  # frames 3 and 5; frame 4 failed in the worker
+    assert [kind for kind, _ in res["reports"]] == [["INFO"], ["WARNING"]]
+    assert "1 frame(s) had no result; frame 4: no hand found" in res["reports"][1][1]
+    assert res["first"] == ["RUNNING_MODAL"] and res["mouse"] == ["PASS_THROUGH"]
+    assert res["cancelled"] == ["CANCELLED"] and res["worker_alive"] is False and res["running"] is False
+    assert res["status"] == "cancelled" and res["cancel_seconds"] < 15

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import numpy as np
 
 from c2f_core.errors import C2FError
@@ -111,6 +110,8 @@ def crop_resize(
 
     Use `nearest=True` for depth and masks so no value is invented between surfaces.
     """
+    import cv2  # imported here so the rest of this module works where OpenCV is absent (Blender)
+
     flags = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
     return cv2.warpAffine(
         image,

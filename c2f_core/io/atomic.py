@@ -40,6 +40,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         raise C2FError(f"cannot write {target}: {exc.strerror}") from None
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp makes the file private (0600); give it the permissions an ordinary write would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, target)

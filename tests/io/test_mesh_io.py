@@ -58,3 +58,10 @@ def test_read_only_output_folder(tmp_path):
             ensure_writable_dir(locked)
     finally:
         locked.chmod(0o700)
+
+
+def test_obj_keeps_unused_vertices_and_files_are_readable_by_others(tmp_path):
+    vertices = np.vstack([TETRA_V, [[5.0, 5.0, 5.0]]])  # the last vertex is in no face
+    path = write_mesh(tmp_path / "m.obj", vertices, TETRA_F)
+    assert len(read_mesh(path).vertices) == 5
+    assert path.stat().st_mode & 0o044 == 0o044

@@ -379,10 +379,11 @@ def add_depth_points(
         raise C2FError(f"no depth for frame {frame}: {depth_path} not found")
     intr = camera["c2f_intrinsics"]
     depth_m = read_depth_png(depth_path).astype(np.float64)[::stride, ::stride] * float(intr["depth_scale"])
-    rows, cols = np.nonzero(depth_m > 0)
-    z = depth_m[rows, cols]
-    u, v = cols * stride, rows * stride
-    points_cv = np.stack([(u - intr["cx"]) * z / intr["fx"], (v - intr["cy"]) * z / intr["fy"], z], -1)
+    from c2f_core.geometry.camera import depth_to_points
+
+    K_strided = np.array([[intr["fx"] / stride, 0, intr["cx"] / stride], [0, intr["fy"] / stride, intr["cy"] / stride],
+                          [0, 0, 1]])
+    points_cv, _ = depth_to_points(depth_m, K_strided)
     name = f"{collection.name} depth {frame:06d}"
     mesh = build_mesh(name, axes.opencv_to_blender(points_cv).astype(np.float32), np.zeros((0, 3), np.int32))
     return _link(collection, bpy.data.objects.new(name, mesh))

@@ -8,6 +8,9 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from c2f_core.model.config import SDFDecoderConfig
 
+OUTPUT_INIT_SCALE = 0.1
+"""Factor on the default initial weights of the output layer, so initial SDFs are small."""
+
 
 class SDFDecoder(nn.Module):
     """Five linear layers with the input concatenated again after the second, tanh output.
@@ -32,6 +35,9 @@ class SDFDecoder(nn.Module):
             layers = [weight_norm(layer) for layer in layers]
         self.hidden_layers = nn.ModuleList(layers)
         self.out = nn.Linear(hidden, 1)
+        with torch.no_grad():  # start near the zero level set, inside the loss's clamp band
+            self.out.weight.mul_(OUTPUT_INIT_SCALE)
+            self.out.bias.zero_()
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.in_features = in_features
 

@@ -29,7 +29,7 @@ FORMAT_VERSION = 1
 
 def versions() -> dict[str, str]:
     """Software versions recorded in every checkpoint."""
-    return {"c2f": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    return {"c2f": __version__, "torch": str(torch.__version__), "python": platform.python_version()}
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:

@@ -20,12 +20,25 @@ TERMS = (
 
 
 def clamped_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, clamp: float) -> torch.Tensor:
-    """Mean |clamp(pred) - clamp(target)| over the entries where ``mask`` is true (0 when none).
+    """Mean clamped L1 of signed distances over the entries where ``mask`` is true (0 when none).
+
+    Equal to |clamp(pred) - clamp(target)| (method A.5) whenever the prediction lies inside
+    [-clamp, clamp], and zero as there when both lie beyond the band on the same side. A prediction
+    beyond the band is clamped only on the target's side, so a saturated prediction on the wrong
+    side (or beyond the band while the target is inside it) still gets a gradient; the two-sided
+    clamp of the reference gives it none, which can freeze a decoder that starts saturated.
 
     Args:
         pred, target: (B, Q) signed distances, nu. mask: (B, Q) bool. clamp: +- bound, nu.
     """
-    diff = (pred.float().clamp(-clamp, clamp) - target.float().clamp(-clamp, clamp)).abs()
+    pred, target = pred.float(), target.float()
+    upper = torch.where(
+        target >= clamp, torch.full_like(target, clamp), torch.full_like(target, float("inf"))
+    )
+    lower = torch.where(
+        target <= -clamp, torch.full_like(target, -clamp), torch.full_like(target, -float("inf"))
+    )
+    diff = (torch.minimum(torch.maximum(pred, lower), upper) - target.clamp(-clamp, clamp)).abs()
     mask = mask.to(diff.dtype)
     return (diff * mask).sum() / mask.sum().clamp(min=1.0)
 

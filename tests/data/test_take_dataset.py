@@ -34,7 +34,9 @@ def test_box_centre_side_round_trip_and_square():
 def test_gt_box_holds_every_projected_vertex():
     frame = toy_frame(3)
     box = gt_box(frame.gt, frame.K, margin_px=0, scale=1.0)
-    uv, _ = project(np.concatenate([frame.gt["hand_verts"], frame.gt["object_verts"]]).astype(np.float64), frame.K)
+    uv, _ = project(
+        np.concatenate([frame.gt["hand_verts"], frame.gt["object_verts"]]).astype(np.float64), frame.K
+    )
     assert np.all(uv[:, 0] >= box[0] - 0.5 - 1e-6) and np.all(uv[:, 0] <= box[2] - 0.5 + 1e-6)
     assert np.all(uv[:, 1] >= box[1] - 0.5 - 1e-6) and np.all(uv[:, 1] <= box[3] - 0.5 + 1e-6)
     with pytest.raises(C2FError, match="in front of the camera"):
@@ -164,9 +166,20 @@ def test_dataset_sample_shapes_targets_and_determinism(toy_take):
     ds = FrameDataset(sources, CONFIG, train=True, seed=5)
     sample = ds[1]
     s, n, q, r = CONFIG.data.crop_size, CONFIG.data.n_pcl, CONFIG.data.n_queries, CONFIG.frames.heatmap_res
-    shapes = {"rgb": (3, s, s), "depth_norm": (1, s, s), "K_crop": (3, 3), "ref_m": (3,), "pcl_nu": (n, 3),
-              "query_nu": (q, 3), "query_sdf_nu": (q,), "query_is_hand": (q,), "joints_nu": (21, 3),
-              "object_center_nu": (3,), "hand_points_nu": (CONFIG.data.n_hand_points, 3), "heatmap": (2, r, r, r)}
+    shapes = {
+        "rgb": (3, s, s),
+        "depth_norm": (1, s, s),
+        "K_crop": (3, 3),
+        "ref_m": (3,),
+        "pcl_nu": (n, 3),
+        "query_nu": (q, 3),
+        "query_sdf_nu": (q,),
+        "query_is_hand": (q,),
+        "joints_nu": (21, 3),
+        "object_center_nu": (3,),
+        "hand_points_nu": (CONFIG.data.n_hand_points, 3),
+        "heatmap": (2, r, r, r),
+    }
     for key, shape in shapes.items():
         assert sample[key].shape == shape, key
     assert sample["query_is_hand"][: q // 2].all() and not sample["query_is_hand"][q // 2 :].any()
@@ -177,15 +190,22 @@ def test_dataset_sample_shapes_targets_and_determinism(toy_take):
     hand_center = frame.gt["hand_verts"].astype(np.float64).mean(0)
     radius = np.linalg.norm(frame.gt["hand_verts"] - hand_center, axis=1).max()
     hand_q = nu_to_cam(sample["query_nu"][: q // 2].astype(np.float64), ref, half)
-    np.testing.assert_allclose(sdf_nu_to_m(sample["query_sdf_nu"][: q // 2], half),
-                               sphere_sdf(hand_q, hand_center, radius), atol=2e-3)  # icosphere vs sphere
+    np.testing.assert_allclose(
+        sdf_nu_to_m(sample["query_sdf_nu"][: q // 2], half),
+        sphere_sdf(hand_q, hand_center, radius),
+        atol=2e-3,
+    )  # icosphere vs sphere
     obj_q = nu_to_cam(sample["query_nu"][q // 2 :].astype(np.float64), ref, half)
     verts = frame.gt["object_verts"].astype(np.float64)
     lo, hi = verts.min(0), verts.max(0)
-    np.testing.assert_allclose(sdf_nu_to_m(sample["query_sdf_nu"][q // 2 :], half),
-                               box_sdf(obj_q, (lo + hi) / 2, (hi - lo) / 2), atol=1e-5)
-    np.testing.assert_allclose(nu_to_cam(sample["joints_nu"].astype(np.float64), ref, half), frame.gt["hand_joints"],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        sdf_nu_to_m(sample["query_sdf_nu"][q // 2 :], half),
+        box_sdf(obj_q, (lo + hi) / 2, (hi - lo) / 2),
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        nu_to_cam(sample["joints_nu"].astype(np.float64), ref, half), frame.gt["hand_joints"], atol=1e-5
+    )
     assert np.abs(sample["heatmap"]).max() == pytest.approx(1.0)
     # Same key, same sample; the next epoch's key for the same frame differs (new jitter).
     again = ds[1]
@@ -194,8 +214,9 @@ def test_dataset_sample_shapes_targets_and_determinism(toy_take):
     assert not np.array_equal(ds[1 + len(ds)]["box"], sample["box"])
     # Validation samples use the plain GT box.
     val = FrameDataset(sources, CONFIG, train=False, seed=5)
-    np.testing.assert_allclose(val[1]["box"], gt_box(frame.gt, frame.K, CONFIG.data.box_margin_px,
-                                                     CONFIG.data.box_scale), rtol=1e-6)
+    np.testing.assert_allclose(
+        val[1]["box"], gt_box(frame.gt, frame.K, CONFIG.data.box_margin_px, CONFIG.data.box_scale), rtol=1e-6
+    )
 
 
 def test_depth_points_and_reference_point_come_from_the_input(toy_take):

@@ -69,8 +69,9 @@ def test_crop_points_nu_matches_backprojection_and_projects_back():
     v, u = np.mgrid[0:8, 0:10]
     np.testing.assert_allclose(uv[..., 0], u, atol=1e-9)
     np.testing.assert_allclose(uv[..., 1], v, atol=1e-9)
-    batched = crop_points_nu(torch.from_numpy(norm)[None], torch.from_numpy(K)[None], torch.from_numpy(ref)[None],
-                             0.2, 0.25)
+    batched = crop_points_nu(
+        torch.from_numpy(norm)[None], torch.from_numpy(K)[None], torch.from_numpy(ref)[None], 0.2, 0.25
+    )
     np.testing.assert_allclose(batched[0].numpy(), points_nu, atol=1e-12)
 
 
@@ -99,6 +100,8 @@ def test_heatmap_coords_round_trip_and_voxel_centres():
     centres = -1 + (np.arange(res) + 0.5) * 2 / res
     np.testing.assert_allclose(nu_to_heatmap_coords(np.stack([centres] * 3, -1), res)[:, 0], np.arange(res))
     points = np.random.default_rng(2).uniform(-1, 1, size=(20, 3))
-    np.testing.assert_allclose(heatmap_coords_to_nu(nu_to_heatmap_coords(points, res), res), points, atol=1e-12)
+    np.testing.assert_allclose(
+        heatmap_coords_to_nu(nu_to_heatmap_coords(points, res), res), points, atol=1e-12
+    )
     # The cube's faces are the outer cell faces: -1 nu is half a voxel before voxel 0's centre.
     assert nu_to_heatmap_coords(np.array([-1.0, 1.0, 0.0]), res).tolist() == [-0.5, res - 0.5, res / 2 - 0.5]

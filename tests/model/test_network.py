@@ -72,15 +72,24 @@ def test_forward_shapes_and_every_parameter_gets_a_gradient(batch, ablation, kin
     net = C2FNetwork(config.model, config.frames, config.data.crop_size)
     out = net(batch)
     q, r = config.data.n_queries, config.frames.heatmap_res
-    expected = {"sdf_hand": (2, q), "sdf_object": (2, q), "joints": (2, 21, 3), "object_center": (2, 3),
-                "hand_points": (2, config.model.heads.n_hand_points, 3), "heatmap": (2, 2, r, r, r)}
+    expected = {
+        "sdf_hand": (2, q),
+        "sdf_object": (2, q),
+        "joints": (2, 21, 3),
+        "object_center": (2, 3),
+        "hand_points": (2, config.model.heads.n_hand_points, 3),
+        "heatmap": (2, 2, r, r, r),
+    }
     if config.model.coarse_refinement:
         expected.update(coarse_hand=(2, q), coarse_object=(2, q))
     assert {k: tuple(v.shape) for k, v in out.items()} == expected
     loss = sum(v.float().square().mean() for v in out.values())
     loss.backward()
-    dead = [n for n, p in net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
-            or p.grad.abs().sum() == 0]
+    dead = [
+        n
+        for n, p in net.named_parameters()
+        if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0
+    ]
     assert dead == []
     assert (net.coarse is None) == (not config.model.coarse_refinement)
     assert (net.pifu is None) == (not config.model.point_features)
@@ -207,7 +216,7 @@ def test_pretrained_encoder_weights_load_from_a_local_file(tmp_path):
     for key, value in source.state_dict().items():
         torch.testing.assert_close(target.state_dict()[key], value)
     # A torchvision-style ResNet-18 state dict maps onto both paths (depth stem: RGB kernels averaged).
-    rgb = {k[len("rgb_"):]: v for k, v in source.state_dict().items() if k.startswith("rgb_")}
+    rgb = {k[len("rgb_") :]: v for k, v in source.state_dict().items() if k.startswith("rgb_")}
     tv = {}
     for key, value in rgb.items():
         if key.startswith("stem.0."):
@@ -215,7 +224,7 @@ def test_pretrained_encoder_weights_load_from_a_local_file(tmp_path):
         elif key.startswith("stem.1."):
             tv["bn1." + key[7:]] = value
         else:
-            stage, rest = key[len("stages."):].split(".", 1)
+            stage, rest = key[len("stages.") :].split(".", 1)
             tv[f"layer{int(stage) + 1}.{rest}"] = value
     torch.save({"state_dict": tv}, path)
     fresh = build_encoder(config.encoder, "rgbd", "batch")

@@ -1,0 +1,143 @@
+"""Signed distances and inside tests for closed triangle meshes, through libigl.
+
+Distances come from libigl's AABB tree (exact closest points); signs from libigl's fast winding
+number (a point is inside where the generalised winding number exceeds 1/2), so a mesh with small
+defects still gets sensible signs. We never use `trimesh.contains` (without embree it needs tens of
+GB for 10^5 points).
+
+Convention: metres in whatever frame the mesh is given in; signed distance is negative inside.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from c2f_core.errors import C2FError
+from c2f_core.geometry.tolerances import MIN_MESH_AREA_M2
+
+SignMethod = Literal["winding", "pseudonormal"]
+
+WINDING_ACCURACY = 1.0
+"""Barnes-Hut accuracy of libigl's fast winding number (larger: more exact, slower). libigl suggests
+2; 1 is three times faster and gave the same inside/outside answer as the exact winding number for
+all of 504,000 test points around every object family and the hand (0.5 mm to 3 cm from the surface)."""
+
+
+def _igl():  # noqa: ANN202 (a module)
+    try:
+        import igl
+    except ImportError as exc:
+        raise C2FError(f"libigl is not installed ({exc}); pip install libigl") from None
+    return igl
+
+
+def _check_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    vertices = np.ascontiguousarray(vertices, dtype=np.float64)
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    if vertices.ndim != 2 or vertices.shape[1] != 3:
+        raise ValueError(f"vertices must be (V, 3), got {vertices.shape}")
+    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
+        raise ValueError(f"faces must be (F, 3) with F > 0, got {faces.shape}")
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise ValueError(f"faces index vertices outside 0..{len(vertices) - 1}")
+    return vertices, faces
+
+
+def _check_points(points: np.ndarray) -> np.ndarray:
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(f"points must be (N, 3), got {points.shape}")
+    return points
+
+
+class MeshSDF:
+    """A fixed closed mesh with its distance tree and winding-number hierarchy built once.
+
+    Build it once per mesh and query it many times (the trees take a few milliseconds to build).
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray):
+        """Build the trees for `vertices` (V, 3) and `faces` (F, 3)."""
+        igl = _igl()
+        self.vertices, self.faces = _check_mesh(vertices, faces)
+        self._tree = igl.AABB()
+        self._tree.init(self.vertices, self.faces)
+        self._winding = igl.FastWindingNumberBVH()
+        self._winding.init(self.vertices, self.faces, 2)
+
+    def winding_number(self, points: np.ndarray) -> np.ndarray:
+        """Generalised winding numbers (N,) of `points` (N, 3): ~1 inside, ~0 outside."""
+        points = _check_points(points)
+        if len(points) == 0:
+            return np.zeros(0)
+        return np.asarray(self._winding.winding_number(points, WINDING_ACCURACY))
+
+    def contains(self, points: np.ndarray) -> np.ndarray:
+        """Boolean (N,): True where `points` (N, 3) lie inside the mesh (winding number > 1/2)."""
+        return self.winding_number(points) > 0.5
+
+    def closest(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Unsigned distances (N,), closest surface points (N, 3) and their face ids (N,) for `points` (N, 3)."""
+        points = _check_points(points)
+        if len(points) == 0:
+            return np.zeros(0), np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
+        sq, face_ids, closest = self._tree.squared_distance(self.vertices, self.faces, points)
+        return np.sqrt(np.maximum(sq, 0.0)), np.asarray(closest), np.asarray(face_ids)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """Signed distances (N,) in metres of `points` (N, 3); negative inside."""
+        distance, _, _ = self.closest(points)
+        if len(distance) == 0:
+            return distance
+        return np.where(self.contains(points), -distance, distance)
+
+
+def signed_distance(
+    points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, sign: SignMethod = "winding"
+) -> np.ndarray:
+    """Signed distances (N,) in metres from `points` (N, 3) to the mesh (`vertices` (V, 3), `faces` (F, 3)).
+
+    Negative inside. `sign="winding"` takes the sign from the fast winding number (robust to small
+    holes); `"pseudonormal"` from the angle-weighted normal at the closest point (a little faster,
+    exact only for clean closed meshes).
+    """
+    points = _check_points(points)
+    vertices, faces = _check_mesh(vertices, faces)
+    if len(points) == 0:
+        return np.zeros(0)
+    igl = _igl()
+    kind = {
+        "winding": igl.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER,
+        "pseudonormal": igl.SIGNED_DISTANCE_TYPE_PSEUDONORMAL,
+    }.get(sign)
+    if kind is None:
+        raise ValueError(f"sign must be 'winding' or 'pseudonormal', got {sign!r}")
+    distances = igl.signed_distance(points, vertices, faces, kind)[0]
+    return np.asarray(distances)
+
+
+def contains(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Boolean (N,): True where `points` (N, 3) lie inside the closed mesh (fast winding number > 1/2)."""
+    return MeshSDF(vertices, faces).contains(points)
+
+
+def sample_surface(
+    vertices: np.ndarray, faces: np.ndarray, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Area-weighted uniform points on a mesh: positions (count, 3) and their face ids (count,)."""
+    vertices, faces = _check_mesh(vertices, faces)
+    corners = vertices[faces]
+    areas = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    total = areas.sum()
+    if total < MIN_MESH_AREA_M2:
+        raise C2FError(f"cannot sample a mesh of area {total:.3g} m^2 (it is empty or degenerate)")
+    face_ids = rng.choice(len(faces), size=count, p=areas / total)
+    # Uniform barycentric coordinates by reflecting the unit square's upper triangle.
+    u, v = rng.random(count), rng.random(count)
+    flip = u + v > 1.0
+    u[flip], v[flip] = 1.0 - u[flip], 1.0 - v[flip]
+    tri = corners[face_ids]
+    points = tri[:, 0] + u[:, None] * (tri[:, 1] - tri[:, 0]) + v[:, None] * (tri[:, 2] - tri[:, 0])
+    return points, face_ids

@@ -49,7 +49,9 @@ def warn_take_layout(take: Take) -> list[str]:
     """Print (to stderr) and return warnings about numbering gaps and unpaired files; the rest is processed."""
     warnings = []
     if take.gaps:
-        spans = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in take.gaps)
+        spans = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in take.gaps[:5])
+        if len(take.gaps) > 5:
+            spans += f" and {len(take.gaps) - 5} more gap(s)"
         warnings.append(f"take {take.name}: frame numbering has gaps (missing {spans}); processing the rest")
     if take.unpaired:
         shown = ", ".join(take.unpaired[:5]) + (" ..." if len(take.unpaired) > 5 else "")

@@ -17,7 +17,9 @@ SUBCOMMANDS = (
     "import-capture",
     "info",
     "points",
+    "prepare",
     "reconstruct",
+    "train",
 )
 
 

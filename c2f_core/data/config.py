@@ -41,6 +41,8 @@ class DataConfig:
     """Gaussian standard deviation of a GT vertex in the heatmap, voxels (the reference's ~0.6)."""
     heatmap_clip: float = 10.0
     """Splatted vertex density is clipped at this value before dividing by the maximum."""
+    cache_frames: bool = False
+    """Keep decoded frames in memory after their first read (about 3 MB per 640x480 frame, per process)."""
     val_fraction: float = 0.0
     """Fraction of the training frames held out for validation when no validation data is given."""
     val_frames: int = 32

@@ -257,6 +257,7 @@ class FrameDataset(torch.utils.data.Dataset):
         self.indices = list(range(total)) if indices is None else [int(i) for i in indices]
         if not self.indices:
             raise C2FError("the dataset holds no frames")
+        self._cache: dict[int, RGBDFrame] | None = {} if config.data.cache_frames else None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -264,8 +265,13 @@ class FrameDataset(torch.utils.data.Dataset):
     def frame(self, position: int) -> RGBDFrame:
         """The RGBDFrame at ``position`` in this dataset's frame list."""
         flat = self.indices[position]
+        if self._cache is not None and flat in self._cache:
+            return self._cache[flat]
         source = int(np.searchsorted(self._offsets, flat, side="right") - 1)
-        return self.sources[source][flat - int(self._offsets[source])]
+        frame = self.sources[source][flat - int(self._offsets[source])]
+        if self._cache is not None:
+            self._cache[flat] = frame
+        return frame
 
     def __getitem__(self, key: int) -> dict[str, Any]:
         rng = np.random.default_rng([self.seed, int(key)])

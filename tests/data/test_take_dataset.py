@@ -264,3 +264,24 @@ def test_split_indices():
     assert len(val) == 3 and sorted(train + val) == list(range(10))
     assert split_indices(10, 0.3, seed=0) == (train, val)
     assert split_indices(5, 0.0, 0) == ([0, 1, 2, 3, 4], [])
+
+
+def test_frame_cache_reads_each_frame_once(toy_take):
+    class CountingSource:
+        def __init__(self, source):
+            self.source, self.reads = source, 0
+
+        def __len__(self):
+            return len(self.source)
+
+        def __getitem__(self, index):
+            self.reads += 1
+            return self.source[index]
+
+    counting = CountingSource(open_sources([toy_take])[0])
+    config = load_c2f_config({"data": {"cache_frames": True, "crop_size": 64}})
+    ds = FrameDataset([counting], config, train=True)
+    first = ds[0]
+    np.testing.assert_array_equal(ds[0]["rgb"], first["rgb"])
+    ds[1]
+    assert counting.reads == 2

@@ -14,6 +14,7 @@ needs no ground truth (method B.8-B.10, with our differences):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -84,3 +85,29 @@ class HeatmapHead(nn.Module):
             y = upsample2(y, size=(res, res))
         y = self.out(y).view(y.shape[0], 2, res, res, res)  # [channel, z, row=y, col=x]
         return y.permute(0, 1, 4, 3, 2)
+
+
+@functools.lru_cache(maxsize=1)
+def _open_hand_layer() -> torch.nn.Module:
+    from c2f_core.hands.open_hand import OpenHandLayer  # its asset is loaded on first use only
+
+    return OpenHandLayer()
+
+
+def open_hand_from_joints(joints_m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The open hand (mean shape) posed so its joints point along predicted joints (swing-only IK).
+
+    Args:
+        joints_m: (B, 21, 3) metres, camera frame, in the joint order of ``c2f_core.hands``.
+
+    Returns:
+        vertices (B, V, 3) metres, camera frame, and faces (F, 3) int64.
+
+    Raises:
+        C2FError: the open-hand asset is missing.
+    """
+    layer = _open_hand_layer().to(joints_m.device)
+    with torch.no_grad():
+        pose = layer.pose_from_joints(joints_m.float())
+        out = layer(pose.global_orient, pose.finger_rotations, transl=pose.transl)
+    return out.vertices, out.faces

@@ -31,7 +31,7 @@ from c2f_core.model.coarse import CoarseSDF
 from c2f_core.model.config import ModelConfig
 from c2f_core.model.encoder import DOWNSAMPLE, FEATURE_STRIDE, build_encoder
 from c2f_core.model.fine import FineSDF
-from c2f_core.model.heads import HeatmapHead, PoseHeads
+from c2f_core.model.heads import HeatmapHead, PoseHeads, open_hand_from_joints
 from c2f_core.model.lifting import lift_features, lifted_pixel_points
 from c2f_core.model.pifu3d import PointAlignedFeatures
 from c2f_core.model.pixel import PixelAlignedFeatures
@@ -225,6 +225,15 @@ class C2FNetwork(nn.Module):
             empty = points_nu.new_zeros(points_nu.shape[:2])
             return empty, empty.clone()
         return torch.cat(hands, 1), torch.cat(objects, 1)
+
+    def posed_hand_nu(self, state: EncodedFrames) -> torch.Tensor:
+        """(B, V, 3) nu: the open hand posed by the predicted joints, for marking surface-aware reconstruction.
+
+        Our stand-in for the reference's MANO vertices (method B.8): mean hand shape, swing-only
+        inverse kinematics from ``state.joints_nu`` (``hands.open_hand``). Needs the open-hand asset.
+        """
+        vertices_m, _ = open_hand_from_joints(state.to_cam(state.joints_nu))
+        return cam_to_nu(vertices_m, state.ref_m[:, None, :], state.cube_half_m)
 
     def field_fn(self, state: EncodedFrames, frame: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
         """A field function for the extractors (``recon.extract``): camera metres in, SDFs in metres out.

@@ -259,3 +259,25 @@ def test_query_rejects_mismatched_points(batch):
         empty_hand, _ = net.query(state, torch.zeros(2, 0, 3))
     assert empty_hand.shape == (2, 0)
     assert np.isfinite(state.heatmap.numpy()).all()
+
+
+def test_open_hand_posed_by_predicted_joints(batch):
+    pytest.importorskip("c2f_core.hands.open_hand")
+    from c2f_core.hands.open_hand import OpenHandLayer
+
+    try:
+        layer = OpenHandLayer()
+    except C2FError:
+        pytest.skip("open-hand asset not built")
+    config = config_for()
+    net = C2FNetwork(config.model, config.frames, config.data.crop_size).eval()
+    with torch.no_grad():
+        state = net.encode(batch)
+        rest = layer.rest_joints(batch=2) + torch.tensor([0.0, 0.0, 0.5])
+        state.joints_nu = cam_to_nu(rest, state.ref_m[:, None, :], state.cube_half_m)
+        verts = net.posed_hand_nu(state)
+    assert verts.shape == (2, layer.template_vertices.shape[0], 3)
+    rest_verts, _ = layer.rest(batch=2)
+    torch.testing.assert_close(
+        state.to_cam(verts), rest_verts + torch.tensor([0.0, 0.0, 0.5]), atol=1e-5, rtol=0
+    )

@@ -137,8 +137,13 @@ def rotation_between(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return matrix.reshape(*quat.shape[:-1], 3, 3)
 
 
-def kabsch_rotation(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The rotation (B, 3, 3) best mapping vectors `source` (B, N, 3) onto `target` (B, N, 3), least squares."""
+def kabsch_rotation(source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The rotation (B, 3, 3) best mapping vectors `source` (B, N, 3) onto `target` (B, N, 3).
+
+    Least squares, each vector weighted by `weights` (N,) (default: equally).
+    """
+    if weights is not None:
+        source = source * weights.to(source)[None, :, None]
     covariance = target.transpose(1, 2) @ source
     u, _, vh = torch.linalg.svd(covariance)
     det = torch.det(u @ vh)
@@ -327,8 +332,8 @@ class OpenHandLayer(torch.nn.Module):
     def pose_from_joints(self, joints: torch.Tensor, betas: torch.Tensor | None = None) -> OpenHandPose:
         """A pose whose joints point the way `joints` (B, 21, 3) do: swing-only inverse kinematics.
 
-        The global orientation is the least-squares rotation of the wrist-to-MCP vectors of the
-        index, middle, ring and little fingers; the wrist is moved onto `joints[:, 0]`. Each bone is
+        The global orientation is the least-squares rotation of the vectors from the wrist to the
+        thumb's CMC and the four MCP joints; the wrist is moved onto `joints[:, 0]`. Each bone is
         then turned, parents first, by the smallest rotation that points it along its target
         segment (target child joint minus target joint; a metacarpal aims from its posed head to
         the target MCP), so no bone twists. Bone lengths stay those of `betas`: with the right
@@ -348,8 +353,11 @@ class OpenHandLayer(torch.nn.Module):
         rest = self.rest_joints(self._betas(betas, batch))
         _, heads = self.rest(self._betas(betas, batch))
 
-        mcp = [5, 9, 13, 17]
-        global_orient = kabsch_rotation(rest[:, mcp] - rest[:, :1], joints[:, mcp] - joints[:, :1])
+        # The thumb's CMC is fixed to the wrist bone, so it weighs most; the MCPs also move with the
+        # (stiff) metacarpals, whose swings below absorb what the global rotation leaves.
+        anchors = [1, 5, 9, 13, 17]
+        weights = torch.tensor([4.0, 1.0, 1.0, 1.0, 1.0])
+        global_orient = kabsch_rotation(rest[:, anchors] - rest[:, :1], joints[:, anchors] - joints[:, :1], weights)
         transl = joints[:, 0] - heads[:, 0]
 
         # For each bone, its child joint (in the 21 order) and its own joint (None for metacarpals).

@@ -30,8 +30,9 @@ and the index (and middle) fingertips, the other fingers curled away."""
 NUM_ANGLES = 19
 """Angle triples (flexion, abduction, twist) of bones 1..19 of the open hand."""
 
-CLOSED_FINGER = np.array([[1.45, 0.0, 0.0], [1.6, 0.0, 0.0], [1.1, 0.0, 0.0]])
-"""Joint angles of a closed fist finger (MCP, PIP, DIP; radians)."""
+CLOSED_FINGER = np.array([[1.3, 0.0, 0.0], [1.45, 0.0, 0.0], [1.0, 0.0, 0.0]])
+"""Joint angles of a closed fist finger (MCP, PIP, DIP; radians from the relaxed rest pose, which
+is already flexed by about 0.3, 0.15 and 0.05)."""
 
 CLOSED_THUMB = np.array([[0.9, -0.5, 0.0], [0.55, 0.0, 0.0], [0.7, 0.0, 0.0]])
 """Thumb CMC, MCP and IP angles when folded over the fist."""
@@ -48,9 +49,9 @@ class GraspConfig:
     """A phalanx touches the object when its nearest vertex is closer than this (metres)."""
     palm_gap_m: float = 0.0003
     """Distance left between the palm (or first hand part met) and the object when placing it."""
-    sweep_steps: int = 12
+    sweep_steps: int = 8
     """Candidate closures tested per finger and stage before bisection."""
-    bisection_steps: int = 6
+    bisection_steps: int = 5
     """Halvings of the step that first touches."""
     max_attempts: int = 8
     """Random grasps tried before keeping the best one found."""
@@ -150,9 +151,11 @@ class GraspSynthesizer:
         # Positive abduction moves a finger towards the little finger.
         for finger, abduction in zip(range(1, 5), (-spread, -0.3 * spread, 0.4 * spread, spread)):
             bones = FINGER_BONES[finger]
-            angles[bones[0] - 1] = [rng.uniform(-0.1, 0.2), abduction + rng.normal(0, 0.03), rng.normal(0, 0.03)]
-            angles[bones[1] - 1, 0] = rng.uniform(0.0, 0.25)
-            angles[bones[2] - 1, 0] = rng.uniform(0.0, 0.2)
+            # Open and straight (the rest pose is curled by ~0.3, 0.15 and 0.05 rad at MCP, PIP and
+            # DIP), so the object reaches the palm before it meets a fingertip.
+            angles[bones[0] - 1] = [rng.uniform(-0.4, -0.15), abduction + rng.normal(0, 0.03), rng.normal(0, 0.03)]
+            angles[bones[1] - 1, 0] = rng.uniform(-0.15, 0.0)
+            angles[bones[2] - 1, 0] = rng.uniform(-0.05, 0.05)
             targets[finger] = CLOSED_FINGER + rng.normal(0, 0.05, size=(3, 3)) * [1, 0, 0]
             targets[finger, 0, 1] = 0.3 * abduction
         for finger, meta in zip(range(1, 5), METACARPAL_BONES):
@@ -160,10 +163,11 @@ class GraspSynthesizer:
             angles[meta - 1, 0] = rng.uniform(0.0, (0.0, 0.03, 0.1, 0.18)[finger - 1])
         thumb = [bone - 1 for bone in FINGER_BONES[0]]
         if grasp_type == "power":
+            # Thumb extended in the plane of the palm, out of the object's way until it closes.
             angles[thumb] = [
-                [rng.uniform(-0.25, 0.0), rng.uniform(-0.35, -0.1), rng.uniform(0.2, 0.4)],
-                [rng.uniform(0.0, 0.15), 0.0, 0.0],
-                [rng.uniform(0.0, 0.15), 0.0, 0.0],
+                [rng.uniform(-0.4, -0.25), rng.uniform(0.2, 0.4), rng.uniform(0.0, 0.6)],
+                [rng.uniform(-0.2, 0.0), 0.0, 0.0],
+                [rng.uniform(-0.15, 0.0), 0.0, 0.0],
             ]
             targets[0] = CLOSED_THUMB + rng.normal(0, 0.05, size=(3, 3)) * [1, 1, 0]
         else:

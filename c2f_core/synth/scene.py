@@ -172,18 +172,21 @@ def forearm_mesh(hand_vertices: np.ndarray, loop: np.ndarray, direction: np.ndar
     ).reshape(-1, 3)
     start, end = centre + s[0] * direction, centre + s[-1] * direction
     vertices = np.concatenate([start[None], ring_points, end[None]])
-    faces = []
-    last = len(vertices) - 1
-    for k in range(sides):
-        k1 = (k + 1) % sides
-        faces.append([0, 1 + k1, 1 + k])
-        faces.append([last, 1 + (rings - 1) * sides + k, 1 + (rings - 1) * sides + k1])
-        for i in range(rings - 1):
-            a, b = 1 + i * sides + k, 1 + i * sides + k1
-            c, d = a + sides, b + sides
-            faces.append([a, b, d])
-            faces.append([a, d, c])
-    return vertices, np.array(faces)
+    return vertices, _tube_faces(rings, sides)
+
+
+def _tube_faces(rings: int, sides: int) -> np.ndarray:
+    """Triangles of a closed tube: vertex 0 and the last close its ends, rings of `sides` between."""
+    k = np.arange(sides)
+    k1 = (k + 1) % sides
+    last = 1 + rings * sides
+    first_cap = np.stack([np.zeros(sides, int), 1 + k1, 1 + k], 1)
+    last_cap = np.stack([np.full(sides, last), 1 + (rings - 1) * sides + k, 1 + (rings - 1) * sides + k1], 1)
+    i = np.arange(rings - 1)[:, None]
+    a, b = 1 + i * sides + k, 1 + i * sides + k1
+    c, d = a + sides, b + sides
+    sides_ = np.concatenate([np.stack([a, b, d], -1).reshape(-1, 3), np.stack([a, d, c], -1).reshape(-1, 3)])
+    return np.concatenate([first_cap, last_cap, sides_])
 
 
 def _frame(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
@@ -201,8 +204,8 @@ def sample_hand_to_camera(
     """A rigid map (rotation (3, 3), translation (3,)) from the hand frame to the camera frame.
 
     Egocentric: the forearm comes towards the camera from the bottom of the image, the back of the
-    hand mostly towards the camera. Third-person: any orientation whose forearm does not point at
-    the camera. The centre of `grasp_points` (N, 3, hand frame) lands near the image centre.
+    hand mostly towards the camera. Third-person: the forearm leads away from the camera (towards
+    the person behind the hand), turned about its axis at random. The centre of `grasp_points` (N, 3, hand frame) lands near the image centre.
     """
     dorsal = np.array([0.0, 0.0, 1.0])
     if viewpoint == "egocentric":
@@ -212,11 +215,10 @@ def sample_hand_to_camera(
         distance = rng.uniform(*config.egocentric_distance_m)
         image_offset = (rng.uniform(-0.15, 0.15), rng.uniform(-0.05, 0.2))
     else:
-        while True:
-            target_forearm = rng.normal(size=3)
-            target_forearm /= np.linalg.norm(target_forearm)
-            if target_forearm[2] > -0.35:
-                break
+        # The person stands behind the hand: the forearm leads away from the camera, mostly
+        # downwards or sideways in the image.
+        target_forearm = np.array([rng.uniform(-1.0, 1.0), rng.uniform(-0.4, 1.0), rng.uniform(0.2, 1.0)])
+        target_forearm /= np.linalg.norm(target_forearm)
         hint = rng.normal(size=3)
         roll = 0.0
         distance = rng.uniform(*config.third_person_distance_m)

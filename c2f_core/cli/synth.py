@@ -35,13 +35,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frames", type=int, default=16, help="number of frames (default 16)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--sequence", action="store_true", help="one grasp moving smoothly at 30 fps, instead of independent frames"
+        "--sequence",
+        action="store_true",
+        help="one grasp moving smoothly at 30 fps, instead of independent frames",
     )
     parser.add_argument("--size", default="640x480", help="image size WxH (default 640x480)")
-    parser.add_argument("--contact-sheet", type=Path, metavar="FILE", help="also write a PNG overview of up to 16 frames")
+    parser.add_argument(
+        "--contact-sheet", type=Path, metavar="FILE", help="also write a PNG overview of up to 16 frames"
+    )
     parser.add_argument("--workers", type=int, default=1, help="parallel rendering processes (default 1)")
     parser.add_argument(
-        "--sdf-samples", type=int, default=8000, metavar="N", help="SDF samples per mesh and frame (default 8000)"
+        "--sdf-samples",
+        type=int,
+        default=8000,
+        metavar="N",
+        help="SDF samples per mesh and frame (default 8000)",
     )
     parser.add_argument("--no-noise", action="store_true", help="clean depth and colour (no sensor model)")
     parser.set_defaults(run=run)
@@ -59,8 +67,14 @@ def run(args: argparse.Namespace) -> int:
         SynthConfig(), sdf_samples_per_mesh=args.sdf_samples, sensor=SensorConfig(enabled=not args.no_noise)
     )
     summary = generate_take(
-        args.out, args.frames, args.seed, sequence=args.sequence, size=size, quiet=args.quiet,
-        config=config, workers=args.workers,
+        args.out,
+        args.frames,
+        args.seed,
+        sequence=args.sequence,
+        size=size,
+        quiet=args.quiet,
+        config=config,
+        workers=args.workers,
     )
     if args.contact_sheet is not None:
         from c2f_core.synth.sheet import contact_sheet

@@ -25,7 +25,7 @@ WINDING_ACCURACY = 1.0
 all of 504,000 test points around every object family and the hand (0.5 mm to 3 cm from the surface)."""
 
 
-def _igl():  # noqa: ANN202 (a module)
+def _igl():
     try:
         import igl
     except ImportError as exc:
@@ -129,7 +129,9 @@ def sample_surface(
     """Area-weighted uniform points on a mesh: positions (count, 3) and their face ids (count,)."""
     vertices, faces = _check_mesh(vertices, faces)
     corners = vertices[faces]
-    areas = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    areas = 0.5 * np.linalg.norm(
+        np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1
+    )
     total = areas.sum()
     if total < MIN_MESH_AREA_M2:
         raise C2FError(f"cannot sample a mesh of area {total:.3g} m^2 (it is empty or degenerate)")

@@ -110,7 +110,7 @@ def anny_cache_dir() -> Path:
     return Path(os.environ.get(ANNY_CACHE_ENV, str(DEFAULT_ANNY_CACHE))).expanduser()
 
 
-def load_anny_hand():  # noqa: ANN201 (anny is an optional dependency)
+def load_anny_hand():
     """Build (or load from the cache) anny's right hand-only model.
 
     The first build takes about 1.5 minutes on two CPU cores and fills `anny_cache_dir()`.
@@ -128,7 +128,7 @@ def load_anny_hand():  # noqa: ANN201 (anny is an optional dependency)
     return anny.Anny(rig="anny-hand.R", topology="hand.R")
 
 
-def anny_rest_states(model, phenotypes: np.ndarray) -> dict[str, np.ndarray]:  # noqa: ANN001
+def anny_rest_states(model, phenotypes: np.ndarray) -> dict[str, np.ndarray]:
     """Rest vertices (N, 1609, 3), bone heads (N, 21, 3) and bone poses (N, 21, 4, 4) for phenotypes (N, 6)."""
     import torch
 
@@ -144,7 +144,7 @@ def anny_rest_states(model, phenotypes: np.ndarray) -> dict[str, np.ndarray]:  #
     }
 
 
-def sample_phenotypes(model, count: int, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
+def sample_phenotypes(model, count: int, rng: np.random.Generator) -> np.ndarray:
     """Draw (count, P) phenotype vectors in the model's label order from `PHENOTYPE_RANGES`."""
     labels = list(model.phenotype_labels)
     missing = set(labels) - set(PHENOTYPE_RANGES)
@@ -191,7 +191,9 @@ def boundary_loop(faces: np.ndarray) -> np.ndarray:
         if len(loop) > len(border):
             raise C2FError("the anny hand mesh boundary is not a single loop")
     if len(loop) != len(border):
-        raise C2FError(f"the anny hand mesh has several boundary loops ({len(border)} edges, first loop {len(loop)})")
+        raise C2FError(
+            f"the anny hand mesh has several boundary loops ({len(border)} edges, first loop {len(loop)})"
+        )
     return np.array(loop)
 
 
@@ -205,7 +207,9 @@ def cap_faces(loop: np.ndarray, centre_id: int) -> np.ndarray:
     return np.stack([nxt, loop, np.full_like(loop, centre_id)], axis=1)
 
 
-def tip_vertex(vertices: np.ndarray, weights: np.ndarray, bone: int, head: np.ndarray, axis: np.ndarray) -> int:
+def tip_vertex(
+    vertices: np.ndarray, weights: np.ndarray, bone: int, head: np.ndarray, axis: np.ndarray
+) -> int:
     """The vertex mostly skinned to `bone` that lies farthest along the bone's `axis` from its `head`."""
     own = np.nonzero(weights.argmax(1) == bone)[0]
     reach = (vertices[own] - head) @ axis
@@ -245,7 +249,7 @@ def build(samples: int = 2048, components: int = 20, seed: int = 0) -> dict[str,
         return np.concatenate([vertices, centre], axis=1)
 
     shifts = per_sample[:, None, :3, 3]
-    verts = np.einsum("nij,nvj->nvi", per_sample[:, :3, :3], with_cap(rest["vertices"])) + shifts[:, :, :]
+    verts = np.einsum("nij,nvj->nvi", per_sample[:, :3, :3], with_cap(rest["vertices"])) + shifts
     heads = np.einsum("nij,nvj->nvi", per_sample[:, :3, :3], rest["heads"][:, anny_ids]) + shifts
     stacked = np.concatenate([verts, heads], axis=1).reshape(samples, -1)
     mean = stacked.mean(axis=0)
@@ -277,7 +281,9 @@ def build(samples: int = 2048, components: int = 20, seed: int = 0) -> dict[str,
     template_heads = template[n_verts:]
     tips = []
     for distal in (3, 7, 11, 15, 19):
-        tips.append(tip_vertex(template_vertices, weights, distal, template_heads[distal], frames[distal][:, 1]))
+        tips.append(
+            tip_vertex(template_vertices, weights, distal, template_heads[distal], frames[distal][:, 1])
+        )
 
     print(
         f"anny hand loaded in {load_s:.1f} s; {samples} phenotypes; {components} shape components explain "

@@ -117,7 +117,9 @@ def rotation_between(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     basis = torch.eye(3, dtype=u.dtype, device=u.device)[u.abs().argmin(-1)]
     perpendicular = torch.linalg.cross(u, basis, dim=-1)
     opposite = w < 1e-6
-    quat = torch.where(opposite, torch.cat([torch.zeros_like(w), perpendicular], -1), torch.cat([w, axis], -1))
+    quat = torch.where(
+        opposite, torch.cat([torch.zeros_like(w), perpendicular], -1), torch.cat([w, axis], -1)
+    )
     quat = quat / quat.norm(dim=-1, keepdim=True).clamp_min(eps)
     qw, qx, qy, qz = quat.unbind(-1)
     matrix = torch.stack(
@@ -137,7 +139,9 @@ def rotation_between(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return matrix.reshape(*quat.shape[:-1], 3, 3)
 
 
-def kabsch_rotation(source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+def kabsch_rotation(
+    source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """The rotation (B, 3, 3) best mapping vectors `source` (B, N, 3) onto `target` (B, N, 3).
 
     Least squares, each vector weighted by `weights` (N,) (default: equally).
@@ -156,7 +160,9 @@ def load_open_hand_arrays(path: str | Path | None = None) -> dict[str, np.ndarra
     """Read the open hand asset (default: the one shipped in `c2f_core/assets`)."""
     path = Path(path) if path is not None else OPEN_HAND_ASSET
     if not path.is_file():
-        raise C2FError(f"open hand asset not found: {path} (rebuild it with python -m c2f_core.hands.build_open_hand)")
+        raise C2FError(
+            f"open hand asset not found: {path} (rebuild it with python -m c2f_core.hands.build_open_hand)"
+        )
     with np.load(path, allow_pickle=False) as data:
         arrays = {key: data[key] for key in data.files}
     names = tuple(str(n) for n in arrays["bone_names"])
@@ -171,7 +177,9 @@ class OpenHandLayer(torch.nn.Module):
     Buffers are non-persistent, so checkpoints never carry the asset; `.to(device)` moves them.
     """
 
-    def __init__(self, path: str | Path | None = None, num_betas: int | None = None, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self, path: str | Path | None = None, num_betas: int | None = None, dtype: torch.dtype = torch.float32
+    ):
         """Load the asset.
 
         Args:
@@ -196,7 +204,9 @@ class OpenHandLayer(torch.nn.Module):
         self.num_vertices = int(arrays["template_vertices"].shape[0])
 
         def buffer(name: str, array: np.ndarray, as_type: torch.dtype = dtype) -> None:
-            self.register_buffer(name, torch.as_tensor(np.ascontiguousarray(array), dtype=as_type), persistent=False)
+            self.register_buffer(
+                name, torch.as_tensor(np.ascontiguousarray(array), dtype=as_type), persistent=False
+            )
 
         buffer("template_vertices", arrays["template_vertices"])
         buffer("template_heads", arrays["template_bone_heads"])
@@ -219,7 +229,9 @@ class OpenHandLayer(torch.nn.Module):
         if betas.dim() == 1:
             betas = betas[None]
         if betas.dim() != 2 or betas.shape[1] != self.num_betas or betas.shape[0] not in (1, batch):
-            raise ValueError(f"betas must be ({self.num_betas},) or (B, {self.num_betas}), got {tuple(betas.shape)}")
+            raise ValueError(
+                f"betas must be ({self.num_betas},) or (B, {self.num_betas}), got {tuple(betas.shape)}"
+            )
         return betas.expand(batch, -1)
 
     def rest(self, betas: torch.Tensor | None = None, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -305,7 +317,9 @@ class OpenHandLayer(torch.nn.Module):
             joints = joints + transl
         return HandOutput(vertices=posed, joints=joints, faces=self.faces)
 
-    def _forward_kinematics(self, rotations: torch.Tensor, heads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward_kinematics(
+        self, rotations: torch.Tensor, heads: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """World rotations (B, 20, 3, 3) and head positions (B, 20, 3) of all bones.
 
         Bones are processed one tree level at a time (wrist; thumb CMC and metacarpals; ...), so a
@@ -365,7 +379,9 @@ class OpenHandLayer(torch.nn.Module):
         # (stiff) metacarpals, whose swings below absorb what the global rotation leaves.
         anchors = [1, 5, 9, 13, 17]
         weights = torch.tensor([4.0, 1.0, 1.0, 1.0, 1.0])
-        global_orient = kabsch_rotation(rest[:, anchors] - rest[:, :1], joints[:, anchors] - joints[:, :1], weights)
+        global_orient = kabsch_rotation(
+            rest[:, anchors] - rest[:, :1], joints[:, anchors] - joints[:, :1], weights
+        )
         transl = joints[:, 0] - heads[:, 0]
 
         # For each bone, its child joint (in the 21 order) and its own joint (None for metacarpals).

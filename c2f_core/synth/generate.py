@@ -72,7 +72,9 @@ class SynthConfig:
     motion: MotionConfig = field(default_factory=MotionConfig)
 
 
-def sample_intrinsics(rng: np.random.Generator, size: tuple[int, int], depth_scale: float = 0.001) -> Intrinsics:
+def sample_intrinsics(
+    rng: np.random.Generator, size: tuple[int, int], depth_scale: float = 0.001
+) -> Intrinsics:
     """RealSense-like pinhole intrinsics for an image of `size` (width, height).
 
     fx ~ 600-640 px at 640 px width (scaled with the width), fy within 0.5% of fx, principal point
@@ -146,13 +148,17 @@ class TakeGenerator:
         forearm_albedo = np.clip(sleeve[None] * (1 + 0.05 * rng.normal(size=(len(forearm[0]), 1))), 0, 1)
         return _Actor(obj, object_sdf, grasp, appearance, forearm, hand_albedo, object_albedo, forearm_albedo)
 
-    def _forearm(self, grasp: Grasp, object_sdf: MeshSDF, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _forearm(
+        self, grasp: Grasp, object_sdf: MeshSDF, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         """A forearm (hand frame) at a random wrist angle that keeps clear of the held object."""
         best = None
         for _ in range(8):
             flexion, deviation = rng.uniform(-0.5, 0.4), rng.uniform(-0.25, 0.25)
             direction = np.array([-np.cos(flexion) * np.cos(deviation), np.sin(deviation), np.sin(flexion)])
-            mesh = forearm_mesh(grasp.hand_vertices, self._wrist_loop, direction, self.config.scene.forearm_length_m)
+            mesh = forearm_mesh(
+                grasp.hand_vertices, self._wrist_loop, direction, self.config.scene.forearm_length_m
+            )
             local = (mesh[0] - grasp.object_translation) @ grasp.object_rotation
             clearance = float(object_sdf(local).min())
             if best is None or clearance > best[0]:
@@ -171,8 +177,15 @@ class TakeGenerator:
         return out.vertices.cpu().numpy().astype(np.float64), out.joints.cpu().numpy().astype(np.float64)
 
     def _ground_truth(
-        self, actor: _Actor, rotation: np.ndarray, translation: np.ndarray, hand_hand: np.ndarray,
-        joints_hand: np.ndarray, angles: np.ndarray, render: RenderOutput, surroundings: Surroundings,
+        self,
+        actor: _Actor,
+        rotation: np.ndarray,
+        translation: np.ndarray,
+        hand_hand: np.ndarray,
+        joints_hand: np.ndarray,
+        angles: np.ndarray,
+        render: RenderOutput,
+        surroundings: Surroundings,
         rng: np.random.Generator,
     ) -> dict[str, np.ndarray]:
         """The GT dict of one frame (camera frame, metres; keys of `io.frames.GT_KEYS` and more)."""
@@ -183,17 +196,25 @@ class TakeGenerator:
         object_cam = obj.vertices @ object_rotation.T + object_translation
         centre, scale = joint_normalisation(hand_cam, object_cam)
         count = self.config.sdf_samples_per_mesh
-        hand_points, hand_sdf = sdf_samples(MeshSDF(hand_cam, self.hand_faces), hand_cam, self.hand_faces, centre, scale, count, rng)
+        hand_points, hand_sdf = sdf_samples(
+            MeshSDF(hand_cam, self.hand_faces), hand_cam, self.hand_faces, centre, scale, count, rng
+        )
         object_points, object_sdf = sdf_samples(
             lambda p: actor.object_sdf((p - object_translation) @ object_rotation),
-            object_cam, obj.faces, centre, scale, count, rng,
+            object_cam,
+            obj.faces,
+            centre,
+            scale,
+            count,
+            rng,
         )
         _, rest_heads = self.layer.rest(torch.as_tensor(grasp.betas, dtype=self.layer.dtype)[None])
         wrist = rest_heads[0, 0].cpu().numpy().astype(np.float64)
         # The layer turns about the wrist joint: v = R (v_hand - wrist) + wrist + transl.
         hand_transl = translation + rotation @ wrist - wrist
         visible = {
-            label: float(np.count_nonzero(render.mask == label)) / max(render.label_pixels_unoccluded[label], 1)
+            label: float(np.count_nonzero(render.mask == label))
+            / max(render.label_pixels_unoccluded[label], 1)
             for label in (LABEL_HAND, LABEL_OBJECT)
         }
         return {
@@ -227,12 +248,29 @@ class TakeGenerator:
             "object_mask_visible_fraction": np.float32(visible[LABEL_OBJECT]),
         }
 
-    def _render(self, actor: _Actor, rotation: np.ndarray, translation: np.ndarray, hand_hand: np.ndarray, surroundings: Surroundings) -> RenderOutput:
+    def _render(
+        self,
+        actor: _Actor,
+        rotation: np.ndarray,
+        translation: np.ndarray,
+        hand_hand: np.ndarray,
+        surroundings: Surroundings,
+    ) -> RenderOutput:
         meshes = grasp_meshes(
-            actor.grasp, actor.obj, self.hand_faces, actor.forearm, actor.hand_albedo, actor.object_albedo,
-            actor.forearm_albedo, rotation, translation, hand_vertices=hand_hand,
+            actor.grasp,
+            actor.obj,
+            self.hand_faces,
+            actor.forearm,
+            actor.hand_albedo,
+            actor.object_albedo,
+            actor.forearm_albedo,
+            rotation,
+            translation,
+            hand_vertices=hand_hand,
         )
-        return self.renderer.render(meshes + surroundings.meshes, surroundings.lighting, surroundings.background)
+        return self.renderer.render(
+            meshes + surroundings.meshes, surroundings.lighting, surroundings.background
+        )
 
     def _finish(self, render: RenderOutput, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         sensor = self.config.sensor
@@ -244,11 +282,15 @@ class TakeGenerator:
         """Frame `index` of a take of independent frames: colour (H, W, 3) uint8, depth (H, W) m, GT."""
         rng = np.random.default_rng([self.seed, index])
         actor = self._actor(rng)
-        group_hand = np.concatenate([actor.grasp.hand_vertices, actor.grasp.object_to_hand(actor.obj.vertices)])
+        group_hand = np.concatenate(
+            [actor.grasp.hand_vertices, actor.grasp.object_to_hand(actor.obj.vertices)]
+        )
         forearm_dir = actor.forearm[0][-1] - actor.forearm[0][0]
         best = None
         for _ in range(6):
-            viewpoint = "egocentric" if rng.random() < self.config.scene.egocentric_probability else "third_person"
+            viewpoint = (
+                "egocentric" if rng.random() < self.config.scene.egocentric_probability else "third_person"
+            )
             rotation, translation = sample_hand_to_camera(
                 group_hand, forearm_dir, viewpoint, self.K, self.size, rng, self.config.scene
             )
@@ -269,8 +311,15 @@ class TakeGenerator:
         _, rotation, translation, surroundings, render = best
         color, depth = self._finish(render, rng)
         gt = self._ground_truth(
-            actor, rotation, translation, actor.grasp.hand_vertices, actor.grasp.hand_joints,
-            actor.grasp.angles, render, surroundings, rng,
+            actor,
+            rotation,
+            translation,
+            actor.grasp.hand_vertices,
+            actor.grasp.hand_joints,
+            actor.grasp.angles,
+            render,
+            surroundings,
+            rng,
         )
         return color, depth, gt
 
@@ -279,7 +328,9 @@ class TakeGenerator:
         rng = np.random.default_rng([self.seed, 0x5E0])
         actor = self._actor(rng)
         grasp = actor.grasp
-        viewpoint = "egocentric" if rng.random() < self.config.scene.egocentric_probability else "third_person"
+        viewpoint = (
+            "egocentric" if rng.random() < self.config.scene.egocentric_probability else "third_person"
+        )
         group_hand = np.concatenate([grasp.hand_vertices, grasp.object_to_hand(actor.obj.vertices)])
         forearm_dir = actor.forearm[0][-1] - actor.forearm[0][0]
         rotation0, translation0 = sample_hand_to_camera(
@@ -292,7 +343,9 @@ class TakeGenerator:
         surroundings = build_surroundings(swept, viewpoint, self.K, self.size, rng, self.config.scene)
         angles = grasp.angles[None] + motion.finger_offsets
         hands, joints = self._pose_hand(grasp, angles)
-        self._sequence = _SequenceState(actor, surroundings, motion, rotation0, translation0, angles, hands, joints)
+        self._sequence = _SequenceState(
+            actor, surroundings, motion, rotation0, translation0, angles, hands, joints
+        )
 
     def sequence_frame(self, index: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Frame `index` of the sequence drawn by `prepare_sequence`: colour, depth, GT."""
@@ -305,8 +358,15 @@ class TakeGenerator:
         render = self._render(state.actor, rotation, translation, state.hands[index], state.surroundings)
         color, depth = self._finish(render, frame_rng)
         gt = self._ground_truth(
-            state.actor, rotation, translation, state.hands[index], state.joints[index], state.angles[index],
-            render, state.surroundings, frame_rng,
+            state.actor,
+            rotation,
+            translation,
+            state.hands[index],
+            state.joints[index],
+            state.angles[index],
+            render,
+            state.surroundings,
+            frame_rng,
         )
         return color, depth, gt
 
@@ -375,7 +435,9 @@ def generate_take(
     config = config or SynthConfig()
     torch.set_num_threads(1)
     start = time.perf_counter()
-    intrinsics = sample_intrinsics(np.random.default_rng([int(seed), INTRINSICS_STREAM]), size, config.depth_scale)
+    intrinsics = sample_intrinsics(
+        np.random.default_rng([int(seed), INTRINSICS_STREAM]), size, config.depth_scale
+    )
     if sequence:
         intrinsics = Intrinsics(**{**intrinsics.to_dict(), "fps": SEQUENCE_FPS})
     summary = _Summary()
@@ -403,9 +465,13 @@ def generate_take(
                 generator.close()
         else:
             context = multiprocessing.get_context("spawn")
-            with context.Pool(workers, _start_worker, (seed, size, config, frames if sequence else 0)) as pool:
+            with context.Pool(
+                workers, _start_worker, (seed, size, config, frames if sequence else 0)
+            ) as pool:
                 results = pool.imap(_worker_frame, range(frames))
-                for index, frame in enumerate(progress(results, total=frames, desc="synth", quiet=quiet, unit="frame")):
+                for index, frame in enumerate(
+                    progress(results, total=frames, desc="synth", quiet=quiet, unit="frame")
+                ):
                     consume(index, frame)
         while pending:
             pending.popleft().result()
@@ -431,7 +497,9 @@ class _Summary:
         self.visible.append(float(gt["hand_mask_visible_fraction"]))
         self.touching += bool(str(gt["contacts"]))
 
-    def report(self, out: str | Path, frames: int, seconds: float, intrinsics: Intrinsics) -> dict[str, object]:
+    def report(
+        self, out: str | Path, frames: int, seconds: float, intrinsics: Intrinsics
+    ) -> dict[str, object]:
         return {
             "out": str(out),
             "frames": frames,

@@ -109,7 +109,7 @@ class GraspSynthesizer:
         groups = [ids for finger in self.segment_vertices for ids in finger]
         self._segment_ids = np.concatenate(groups)
         self._segment_starts = np.cumsum([0] + [len(ids) for ids in groups[:-1]])
-        rest_vertices, rest_heads = layer.rest()
+        rest_vertices, _rest_heads = layer.rest()
         rest = rest_vertices[0].cpu().numpy()
         palm_bones = (0,) + METACARPAL_BONES
         palm = np.nonzero(np.isin(owner, palm_bones))[0]
@@ -127,7 +127,9 @@ class GraspSynthesizer:
         return out.vertices.cpu().numpy().astype(np.float64), out.joints.cpu().numpy().astype(np.float64)
 
     @staticmethod
-    def _object_sdf(sdf: MeshSDF, rotation: np.ndarray, translation: np.ndarray, points: np.ndarray) -> np.ndarray:
+    def _object_sdf(
+        sdf: MeshSDF, rotation: np.ndarray, translation: np.ndarray, points: np.ndarray
+    ) -> np.ndarray:
         """Signed distances of hand-frame `points` (..., 3) to the placed object; far points are bounded cheaply."""
         flat = points.reshape(-1, 3)
         local = (flat - translation) @ rotation
@@ -153,7 +155,11 @@ class GraspSynthesizer:
             bones = FINGER_BONES[finger]
             # Open and straight (the rest pose is curled by ~0.3, 0.15 and 0.05 rad at MCP, PIP and
             # DIP), so the object reaches the palm before it meets a fingertip.
-            angles[bones[0] - 1] = [rng.uniform(-0.4, -0.15), abduction + rng.normal(0, 0.03), rng.normal(0, 0.03)]
+            angles[bones[0] - 1] = [
+                rng.uniform(-0.4, -0.15),
+                abduction + rng.normal(0, 0.03),
+                rng.normal(0, 0.03),
+            ]
             angles[bones[1] - 1, 0] = rng.uniform(-0.15, 0.0)
             angles[bones[2] - 1, 0] = rng.uniform(-0.05, 0.05)
             targets[finger] = CLOSED_FINGER + rng.normal(0, 0.05, size=(3, 3)) * [1, 0, 0]
@@ -231,7 +237,12 @@ class GraspSynthesizer:
         return translation
 
     def _segment_distances(
-        self, sdf: MeshSDF, rotation: np.ndarray, translation: np.ndarray, angles: np.ndarray, betas: np.ndarray
+        self,
+        sdf: MeshSDF,
+        rotation: np.ndarray,
+        translation: np.ndarray,
+        angles: np.ndarray,
+        betas: np.ndarray,
     ) -> np.ndarray:
         """Nearest object distance (B, 5, 3) of each phalanx (finger, proximal..distal) for angles (B, 19, 3).
 
@@ -291,7 +302,9 @@ class GraspSynthesizer:
                 break
             for _ in range(cfg.bisection_steps):
                 mids = {f: 0.5 * (lo + hi) for f, (lo, hi) in brackets.items()}
-                distances = self._segment_distances(sdf, rotation, translation, with_fingers(angles, mids)[None], betas)
+                distances = self._segment_distances(
+                    sdf, rotation, translation, with_fingers(angles, mids)[None], betas
+                )
                 for f, t in mids.items():
                     lo, hi = brackets[f]
                     brackets[f] = (lo, t) if moving(distances, f)[0] < cfg.contact_m else (t, hi)
@@ -306,7 +319,9 @@ class GraspSynthesizer:
                     active.remove(f)
         return angles
 
-    def _attempt(self, obj: ObjectMesh, sdf: MeshSDF, grasp_type: str, betas: np.ndarray, rng: np.random.Generator) -> Grasp:
+    def _attempt(
+        self, obj: ObjectMesh, sdf: MeshSDF, grasp_type: str, betas: np.ndarray, rng: np.random.Generator
+    ) -> Grasp:
         angles, targets = self._preshape(grasp_type, rng)
         rotation = self._object_rotation(obj, grasp_type, rng)
         vertices, joints = self._pose(angles[None], betas)

@@ -79,7 +79,9 @@ def _finish(family: str, mesh: trimesh.Trimesh, grasp_axis: np.ndarray, name: st
     centre = (mesh.bounds[0] + mesh.bounds[1]) / 2
     vertices = np.asarray(mesh.vertices, dtype=np.float64) - centre
     axis = np.asarray(grasp_axis, dtype=np.float64)
-    return ObjectMesh(family, vertices, np.asarray(mesh.faces, dtype=np.int64), axis / np.linalg.norm(axis), name)
+    return ObjectMesh(
+        family, vertices, np.asarray(mesh.faces, dtype=np.int64), axis / np.linalg.norm(axis), name
+    )
 
 
 def _revolve(profile: np.ndarray, sections: int = 32) -> trimesh.Trimesh:
@@ -128,9 +130,7 @@ def _bowl(rng: np.random.Generator) -> ObjectMesh:
     outer_z = depth * ((outer_r - foot) / (radius - foot)) ** 1.5
     inner_r = np.linspace(radius - wall, 0.0, 12)
     inner_z = wall + (depth - wall) * (inner_r / (radius - wall)) ** 2
-    profile = np.concatenate(
-        [[[0.0, 0.0]], np.stack([outer_r, outer_z], 1), np.stack([inner_r, inner_z], 1)]
-    )
+    profile = np.concatenate([[[0.0, 0.0]], np.stack([outer_r, outer_z], 1), np.stack([inner_r, inner_z], 1)])
     return _finish("bowl", _revolve(profile, sections=40), np.array([1.0, 0.0, 0.0]))
 
 
@@ -156,18 +156,24 @@ def _bottle(rng: np.random.Generator) -> ObjectMesh:
 def _cone(rng: np.random.Generator) -> ObjectMesh:
     base, height = rng.uniform(0.025, 0.05), rng.uniform(0.06, 0.14)
     top = rng.uniform(0.0, 0.5) * base
-    profile = [(0.0, 0.0), (base, 0.0), (top, height), (0.0, height)] if top > 0.004 else [
-        (0.0, 0.0),
-        (base, 0.0),
-        (0.0, height),
-    ]
+    profile = (
+        [(0.0, 0.0), (base, 0.0), (top, height), (0.0, height)]
+        if top > 0.004
+        else [
+            (0.0, 0.0),
+            (base, 0.0),
+            (0.0, height),
+        ]
+    )
     return _finish("cone", _revolve(np.array(profile)), np.array([0.0, 0.0, 1.0]))
 
 
 def _torus(rng: np.random.Generator) -> ObjectMesh:
     minor = rng.uniform(0.008, 0.02)
     major = rng.uniform(max(0.03, minor + 0.012), 0.06)
-    mesh = trimesh.creation.torus(major_radius=major, minor_radius=minor, major_sections=36, minor_sections=14)
+    mesh = trimesh.creation.torus(
+        major_radius=major, minor_radius=minor, major_sections=36, minor_sections=14
+    )
     return _finish("torus", mesh, np.array([1.0, 0.0, 0.0]))
 
 
@@ -199,11 +205,14 @@ def swept_tube(centreline: np.ndarray, radii: np.ndarray, sides: int = 16) -> tr
     rings = (
         centreline[1:-1, None]
         + radii[1:-1, None, None]
-        * (np.cos(angles)[None, :, None] * normals_arr[1:-1, None] + np.sin(angles)[None, :, None] * binormals[1:-1, None])
+        * (
+            np.cos(angles)[None, :, None] * normals_arr[1:-1, None]
+            + np.sin(angles)[None, :, None] * binormals[1:-1, None]
+        )
     ).reshape(-1, 3)
     vertices = np.concatenate([centreline[:1], rings, centreline[-1:]])
     faces = []
-    ring = lambda i: 1 + i * sides  # noqa: E731 (index of ring i's first vertex)
+    ring = lambda i: 1 + i * sides
     last = len(vertices) - 1
     for k in range(sides):
         k1 = (k + 1) % sides

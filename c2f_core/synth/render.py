@@ -116,7 +116,9 @@ def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
     return np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
 
 
-def shade(points: np.ndarray, normals: np.ndarray, albedo: np.ndarray, lighting: Lighting, item: SceneMesh) -> np.ndarray:
+def shade(
+    points: np.ndarray, normals: np.ndarray, albedo: np.ndarray, lighting: Lighting, item: SceneMesh
+) -> np.ndarray:
     """Lit sRGB colours (N, 3) of surface points (N, 3) with unit normals (N, 3) and sRGB albedo (N, 3).
 
     The camera sits at the origin; normals facing away from it are flipped (both sides are lit).
@@ -132,7 +134,10 @@ def shade(points: np.ndarray, normals: np.ndarray, albedo: np.ndarray, lighting:
     shininess = 2.0 / max(item.roughness, 0.05) ** 4
     highlight = item.specular * np.clip(np.sum(normals * half, 1), 0.0, 1.0) ** shininess * (cosine > 0)
     light = lighting.intensity / 3.0 * np.asarray(lighting.color)
-    linear = srgb_to_linear(albedo) * (np.asarray(lighting.ambient) + diffuse[:, None] * light) + highlight[:, None] * light
+    linear = (
+        srgb_to_linear(albedo) * (np.asarray(lighting.ambient) + diffuse[:, None] * light)
+        + highlight[:, None] * light
+    )
     return linear_to_srgb(linear)
 
 
@@ -198,13 +203,13 @@ class Renderer:
                 self._renderer.render(scene, flags=pyrender.RenderFlags.DEPTH_ONLY)
         except C2FError:
             raise
-        except Exception as exc:  # EGL/OpenGL failures come as many exception types
+        except Exception as exc:  # noqa: BLE001 (EGL and OpenGL fail with many exception types)
             raise C2FError(
                 f"cannot open an offscreen OpenGL context ({type(exc).__name__}: {exc}); "
                 "headless rendering needs EGL (Mesa's libegl1 and libgl1-mesa-dri)"
             ) from None
 
-    def _mesh(self, item: SceneMesh, lighting: Lighting, view_offset: np.ndarray):  # noqa: ANN202 (pyrender.Mesh)
+    def _mesh(self, item: SceneMesh, lighting: Lighting, view_offset: np.ndarray):
         """A pyrender mesh of `item` with lit vertex colours; `view_offset` (3,) is added back to its
         vertices by the node pose (the camera-frame positions used for shading)."""
         pyrender = self._pyrender
@@ -231,7 +236,9 @@ class Renderer:
         )
         return pyrender.Mesh([primitive])
 
-    def render(self, meshes: list[SceneMesh], lighting: Lighting, background: np.ndarray | None = None) -> RenderOutput:
+    def render(
+        self, meshes: list[SceneMesh], lighting: Lighting, background: np.ndarray | None = None
+    ) -> RenderOutput:
         """Render `meshes` lit by `lighting`; pixels that hit nothing get `background` sRGB (default black)."""
         pyrender = self._pyrender
         bg = np.zeros(3) if background is None else np.asarray(background, dtype=np.float64)

@@ -52,13 +52,16 @@ def sdf_samples(
         count: number of samples.
         rng: random generator.
     """
-    uniform = int(round(UNIFORM_FRACTION * count))
+    uniform = round(UNIFORM_FRACTION * count)
     near = count - uniform
     first = (near + 1) // 2
     surface, _ = sample_surface(vertices, faces, first, rng)
     stds = [np.sqrt(v) / scale for v in NEAR_VARIANCES]
     near_points = np.concatenate(
-        [surface + rng.normal(0, stds[0], surface.shape), surface[: near - first] + rng.normal(0, stds[1], (near - first, 3))]
+        [
+            surface + rng.normal(0, stds[0], surface.shape),
+            surface[: near - first] + rng.normal(0, stds[1], (near - first, 3)),
+        ]
     )
     cube = centre + rng.uniform(-1.0, 1.0, (uniform, 3)) / scale
     points = np.concatenate([near_points, cube])

@@ -87,7 +87,9 @@ class Surroundings:
     distractor_families: list[str] = field(default_factory=list)
 
 
-def smooth_noise(points: np.ndarray, rng: np.random.Generator, waves: int = 6, scale_m: tuple[float, float] = (0.01, 0.06)) -> np.ndarray:
+def smooth_noise(
+    points: np.ndarray, rng: np.random.Generator, waves: int = 6, scale_m: tuple[float, float] = (0.01, 0.06)
+) -> np.ndarray:
     """A smooth random field in [-1, 1] at `points` (N, 3): a sum of plane waves of wavelength in `scale_m`."""
     directions = rng.normal(size=(waves, 3))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
@@ -97,7 +99,11 @@ def smooth_noise(points: np.ndarray, rng: np.random.Generator, waves: int = 6, s
     return field_ / np.sqrt(waves / 2) / 2.0
 
 
-def random_color(rng: np.random.Generator, saturation: tuple[float, float] = (0.25, 0.9), value: tuple[float, float] = (0.25, 0.95)) -> np.ndarray:
+def random_color(
+    rng: np.random.Generator,
+    saturation: tuple[float, float] = (0.25, 0.9),
+    value: tuple[float, float] = (0.25, 0.95),
+) -> np.ndarray:
     """A random albedo (3,) from hue, saturation and value ranges."""
     import colorsys
 
@@ -121,7 +127,9 @@ def sample_appearance(rng: np.random.Generator, config: SceneConfig) -> HandAppe
     )
 
 
-def hand_colors(rest_normals: np.ndarray, rest_vertices: np.ndarray, appearance: HandAppearance) -> np.ndarray:
+def hand_colors(
+    rest_normals: np.ndarray, rest_vertices: np.ndarray, appearance: HandAppearance
+) -> np.ndarray:
     """Per-vertex skin albedo (V, 3): lighter on the palm (rest normals facing -z), with mottling."""
     palmness = np.clip(-rest_normals[:, 2], 0.0, 1.0) ** 1.5
     noise = smooth_noise(rest_vertices, np.random.default_rng(appearance.texture_seed), scale_m=(0.008, 0.04))
@@ -131,7 +139,9 @@ def hand_colors(rest_normals: np.ndarray, rest_vertices: np.ndarray, appearance:
     return np.clip(tone + palmness[:, None] * (palm - tone), 0, 1)
 
 
-def object_colors(vertices: np.ndarray, base: np.ndarray, rng: np.random.Generator, strength: float = 0.08) -> np.ndarray:
+def object_colors(
+    vertices: np.ndarray, base: np.ndarray, rng: np.random.Generator, strength: float = 0.08
+) -> np.ndarray:
     """Per-vertex albedo (V, 3) around `base` with a smooth colour-noise texture."""
     noise = smooth_noise(vertices, rng)
     tint = rng.normal(0, 0.03, 3)
@@ -144,7 +154,14 @@ def wrist_loop(faces: np.ndarray, cap_vertex: int) -> np.ndarray:
     return np.unique(rows[rows != cap_vertex])
 
 
-def forearm_mesh(hand_vertices: np.ndarray, loop: np.ndarray, direction: np.ndarray, length: float, rings: int = 12, sides: int = 18) -> tuple[np.ndarray, np.ndarray]:
+def forearm_mesh(
+    hand_vertices: np.ndarray,
+    loop: np.ndarray,
+    direction: np.ndarray,
+    length: float,
+    rings: int = 12,
+    sides: int = 18,
+) -> tuple[np.ndarray, np.ndarray]:
     """A closed forearm tube (vertices (N, 3), faces (F, 3)) from the wrist along `direction`, hand frame.
 
     Its cross-section is an ellipse fitted to the wrist opening, widening by a third towards the
@@ -198,8 +215,13 @@ def _frame(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
 
 
 def sample_hand_to_camera(
-    grasp_points: np.ndarray, forearm_dir: np.ndarray, viewpoint: str, K: np.ndarray, size: tuple[int, int],
-    rng: np.random.Generator, config: SceneConfig,
+    grasp_points: np.ndarray,
+    forearm_dir: np.ndarray,
+    viewpoint: str,
+    K: np.ndarray,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    config: SceneConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A rigid map (rotation (3, 3), translation (3,)) from the hand frame to the camera frame.
 
@@ -237,13 +259,20 @@ def sample_hand_to_camera(
     return rotation, centre_camera - rotation @ centre_hand
 
 
-def _grid_plane(centre: np.ndarray, axis_a: np.ndarray, axis_b: np.ndarray, half: float, cells: int) -> tuple[np.ndarray, np.ndarray]:
+def _grid_plane(
+    centre: np.ndarray, axis_a: np.ndarray, axis_b: np.ndarray, half: float, cells: int
+) -> tuple[np.ndarray, np.ndarray]:
     """A square grid (vertices, faces) of side 2*half centred at `centre`, spanned by unit axes a, b."""
     t = np.linspace(-half, half, cells + 1)
     a, b = np.meshgrid(t, t, indexing="ij")
     vertices = centre + a.reshape(-1, 1) * axis_a + b.reshape(-1, 1) * axis_b
     idx = np.arange((cells + 1) ** 2).reshape(cells + 1, cells + 1)
-    q00, q01, q10, q11 = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
+    q00, q01, q10, q11 = (
+        idx[:-1, :-1].ravel(),
+        idx[:-1, 1:].ravel(),
+        idx[1:, :-1].ravel(),
+        idx[1:, 1:].ravel(),
+    )
     faces = np.concatenate([np.stack([q00, q10, q11], 1), np.stack([q00, q11, q01], 1)])
     return vertices, faces
 
@@ -258,8 +287,12 @@ def _facing(vertices: np.ndarray, faces: np.ndarray, towards: np.ndarray) -> np.
 
 
 def build_surroundings(
-    group_points: np.ndarray, viewpoint: str, K: np.ndarray, size: tuple[int, int],
-    rng: np.random.Generator, config: SceneConfig,
+    group_points: np.ndarray,
+    viewpoint: str,
+    K: np.ndarray,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    config: SceneConfig,
 ) -> Surroundings:
     """Table, wall, clutter and light around the points `group_points` (N, 3, camera frame) of the
     hand, forearm and held object (over a whole sequence, so the table stays below every frame)."""
@@ -282,9 +315,17 @@ def build_surroundings(
         vertices, faces = _grid_plane(origin + axis_b * 0.3, axis_a, axis_b, 1.2, 40)
         faces = _facing(vertices, faces, np.zeros(3))
         base = random_color(rng, (0.1, 0.6), (0.3, 0.9))
-        grain = np.sin((vertices @ axis_a) * rng.uniform(30, 120) + 3 * smooth_noise(vertices, rng, scale_m=(0.1, 0.5)))
-        colors = base[None] * (1 + 0.06 * grain[:, None] + 0.08 * smooth_noise(vertices, rng, scale_m=(0.05, 0.4))[:, None])
-        meshes.append(SceneMesh("table", vertices, faces, colors, LABEL_BACKGROUND, smooth=False, roughness=0.5, specular=0.04))
+        grain = np.sin(
+            (vertices @ axis_a) * rng.uniform(30, 120) + 3 * smooth_noise(vertices, rng, scale_m=(0.1, 0.5))
+        )
+        colors = base[None] * (
+            1 + 0.06 * grain[:, None] + 0.08 * smooth_noise(vertices, rng, scale_m=(0.05, 0.4))[:, None]
+        )
+        meshes.append(
+            SceneMesh(
+                "table", vertices, faces, colors, LABEL_BACKGROUND, smooth=False, roughness=0.5, specular=0.04
+            )
+        )
         families = _add_clutter(meshes, group_points, up, table_height, K, size, rng, config)
     # The wall: a plane facing the camera somewhere behind the grasp.
     wall_z = float(group_points[:, 2].max()) + rng.uniform(0.3, 2.0)
@@ -296,7 +337,11 @@ def build_surroundings(
     faces = _facing(vertices, faces, np.zeros(3))
     wall_color = random_color(rng, (0.0, 0.3), (0.45, 0.95))
     colors = wall_color[None] * (1 + 0.1 * smooth_noise(vertices, rng, scale_m=(0.2, 1.0))[:, None])
-    meshes.append(SceneMesh("wall", vertices, faces, colors, LABEL_BACKGROUND, smooth=False, roughness=0.9, specular=0.0))
+    meshes.append(
+        SceneMesh(
+            "wall", vertices, faces, colors, LABEL_BACKGROUND, smooth=False, roughness=0.9, specular=0.0
+        )
+    )
 
     travel = -up * rng.uniform(0.6, 1.0) + rng.normal(0, 0.5, 3) + np.array([0.0, 0.0, rng.uniform(0.2, 0.8)])
     lighting = Lighting(
@@ -309,8 +354,14 @@ def build_surroundings(
 
 
 def _add_clutter(
-    meshes: list[SceneMesh], group_points: np.ndarray, up: np.ndarray, table_height: float, K: np.ndarray,
-    size: tuple[int, int], rng: np.random.Generator, config: SceneConfig,
+    meshes: list[SceneMesh],
+    group_points: np.ndarray,
+    up: np.ndarray,
+    table_height: float,
+    K: np.ndarray,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    config: SceneConfig,
 ) -> list[str]:
     """Put 1-3 random objects on the table, in view and clear of the grasp; returns their families."""
     width, height = size
@@ -322,7 +373,9 @@ def _add_clutter(
     for index in range(count):
         obj = random_object(rng, FAMILIES)
         for _ in range(15):
-            ray = np.linalg.solve(K, np.array([rng.uniform(0, width), rng.uniform(0.3 * height, height), 1.0]))
+            ray = np.linalg.solve(
+                K, np.array([rng.uniform(0, width), rng.uniform(0.3 * height, height), 1.0])
+            )
             along = ray @ up
             if along > -1e-3:
                 continue
@@ -339,8 +392,14 @@ def _add_clutter(
                 colors = object_colors(vertices, random_color(rng), rng)
                 meshes.append(
                     SceneMesh(
-                        f"clutter{index}", vertices, obj.faces, colors, LABEL_BACKGROUND, obj.smooth,
-                        roughness=rng.uniform(0.2, 0.8), specular=rng.uniform(0.0, 0.3),
+                        f"clutter{index}",
+                        vertices,
+                        obj.faces,
+                        colors,
+                        LABEL_BACKGROUND,
+                        obj.smooth,
+                        roughness=rng.uniform(0.2, 0.8),
+                        specular=rng.uniform(0.0, 0.3),
                     )
                 )
                 families.append(obj.family)
@@ -368,17 +427,52 @@ def _resting_rotation(obj: ObjectMesh, up: np.ndarray, rng: np.random.Generator)
 
 
 def grasp_meshes(
-    grasp: Grasp, obj: ObjectMesh, hand_faces: np.ndarray, forearm: tuple[np.ndarray, np.ndarray],
-    hand_albedo: np.ndarray, object_albedo: np.ndarray, forearm_albedo: np.ndarray,
-    rotation: np.ndarray, translation: np.ndarray, hand_vertices: np.ndarray | None = None,
+    grasp: Grasp,
+    obj: ObjectMesh,
+    hand_faces: np.ndarray,
+    forearm: tuple[np.ndarray, np.ndarray],
+    hand_albedo: np.ndarray,
+    object_albedo: np.ndarray,
+    forearm_albedo: np.ndarray,
+    rotation: np.ndarray,
+    translation: np.ndarray,
+    hand_vertices: np.ndarray | None = None,
 ) -> list[SceneMesh]:
     """The hand, held object and forearm as scene meshes in the camera frame (hand frame mapped by
     `rotation`, `translation`); `hand_vertices` (V, 3, hand frame) overrides the grasp's hand."""
     hand = grasp.hand_vertices if hand_vertices is None else hand_vertices
-    to_camera = lambda p: p @ rotation.T + translation  # noqa: E731
+    to_camera = lambda p: p @ rotation.T + translation
     object_vertices = to_camera(grasp.object_to_hand(obj.vertices))
     return [
-        SceneMesh("hand", to_camera(hand), hand_faces, hand_albedo, LABEL_HAND, True, roughness=0.55, specular=0.1, wrap=0.35),
-        SceneMesh("object", object_vertices, obj.faces, object_albedo, LABEL_OBJECT, obj.smooth, roughness=0.35, specular=0.25),
-        SceneMesh("forearm", to_camera(forearm[0]), forearm[1], forearm_albedo, LABEL_BACKGROUND, True, roughness=0.8, wrap=0.2),
+        SceneMesh(
+            "hand",
+            to_camera(hand),
+            hand_faces,
+            hand_albedo,
+            LABEL_HAND,
+            True,
+            roughness=0.55,
+            specular=0.1,
+            wrap=0.35,
+        ),
+        SceneMesh(
+            "object",
+            object_vertices,
+            obj.faces,
+            object_albedo,
+            LABEL_OBJECT,
+            obj.smooth,
+            roughness=0.35,
+            specular=0.25,
+        ),
+        SceneMesh(
+            "forearm",
+            to_camera(forearm[0]),
+            forearm[1],
+            forearm_albedo,
+            LABEL_BACKGROUND,
+            True,
+            roughness=0.8,
+            wrap=0.2,
+        ),
     ]

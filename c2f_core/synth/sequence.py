@@ -49,17 +49,24 @@ class Motion:
         return (points - self.pivot) @ self.rotations[index].T + self.pivot + self.translations[index]
 
 
-def _waves(times: np.ndarray, count: int, amplitude: float, config: MotionConfig, rng: np.random.Generator) -> np.ndarray:
+def _waves(
+    times: np.ndarray, count: int, amplitude: float, config: MotionConfig, rng: np.random.Generator
+) -> np.ndarray:
     """(N, count) smooth signals that start at 0 and stay within +-amplitude."""
     freq = rng.uniform(*config.frequency_hz, size=(2, count))
     phase = rng.uniform(0, 2 * np.pi, size=(2, count))
     weight = rng.uniform(0.3, 1.0, size=(2, count))
     weight /= weight.sum(0, keepdims=True)
-    signal = sum(weight[k] * (np.sin(2 * np.pi * freq[k] * times[:, None] + phase[k]) - np.sin(phase[k])) for k in range(2))
+    signal = sum(
+        weight[k] * (np.sin(2 * np.pi * freq[k] * times[:, None] + phase[k]) - np.sin(phase[k]))
+        for k in range(2)
+    )
     return amplitude * 0.5 * signal
 
 
-def smooth_motion(frames: int, fps: float, pivot: np.ndarray, rng: np.random.Generator, config: MotionConfig | None = None) -> Motion:
+def smooth_motion(
+    frames: int, fps: float, pivot: np.ndarray, rng: np.random.Generator, config: MotionConfig | None = None
+) -> Motion:
     """Random smooth motion for `frames` frames at `fps`, turning about `pivot` (3,), camera frame."""
     config = config or MotionConfig()
     times = np.arange(frames) / fps

@@ -50,14 +50,22 @@ def gt_overlay(color: np.ndarray, gt: dict[str, np.ndarray], renderer: Renderer)
     scale = max(1, round(color.shape[1] / 320))
     for joint, parent in enumerate(PARENTS):
         if parent >= 0 and z[joint] > 0 and z[parent] > 0:
-            cv2.line(out, tuple(np.round(uv[joint]).astype(int)), tuple(np.round(uv[parent]).astype(int)), (255, 255, 255), scale)
+            cv2.line(
+                out,
+                tuple(np.round(uv[joint]).astype(int)),
+                tuple(np.round(uv[parent]).astype(int)),
+                (255, 255, 255),
+                scale,
+            )
     for point, depth in zip(uv, z):
         if depth > 0:
             cv2.circle(out, tuple(np.round(point).astype(int)), 2 * scale, (255, 0, 0), -1)
     return out
 
 
-def contact_sheet(take_dir: str | Path, out_png: str | Path, frames: int = MAX_FRAMES, panel_width: int = 320) -> Path:
+def contact_sheet(
+    take_dir: str | Path, out_png: str | Path, frames: int = MAX_FRAMES, panel_width: int = 320
+) -> Path:
     """Write a PNG of up to `frames` (at most 16) frames of a take: colour | depth | GT overlay.
 
     Frames are picked evenly across the take; two frames per row.
@@ -79,7 +87,9 @@ def contact_sheet(take_dir: str | Path, out_png: str | Path, frames: int = MAX_F
                 panels.append(gt_overlay(frame.color, frame.gt, renderer))
             else:
                 panels.append(np.zeros_like(frame.color))
-            panels = [cv2.resize(p, (panel_width, panel_height), interpolation=cv2.INTER_AREA) for p in panels]
+            panels = [
+                cv2.resize(p, (panel_width, panel_height), interpolation=cv2.INTER_AREA) for p in panels
+            ]
             tile = np.concatenate(panels, axis=1)
             cv2.putText(tile, f"{frame_id:06d}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
             tiles.append(tile)

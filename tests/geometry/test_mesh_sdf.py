@@ -25,7 +25,9 @@ def test_sphere_distances_match_the_analytic_ones(sphere: trimesh.Trimesh) -> No
     # The tessellation lies within 0.25 mm of the true sphere at subdivision 4.
     np.testing.assert_allclose(sdf(points), exact, atol=3e-4)
     for sign in ("winding", "pseudonormal"):
-        np.testing.assert_allclose(signed_distance(points, sphere.vertices, sphere.faces, sign), exact, atol=3e-4)
+        np.testing.assert_allclose(
+            signed_distance(points, sphere.vertices, sphere.faces, sign), exact, atol=3e-4
+        )
     clear = np.abs(exact) > 1e-3
     np.testing.assert_array_equal(contains(points, sphere.vertices, sphere.faces)[clear], exact[clear] < 0)
 

@@ -9,7 +9,13 @@ import trimesh
 
 from c2f_core.geometry.mesh_sdf import MeshSDF
 from c2f_core.hands.base import JOINT_NAMES, PARENTS
-from c2f_core.hands.open_hand import FINGER_BONES, JOINT_BONES, OpenHandLayer, load_open_hand_arrays, rotation_between
+from c2f_core.hands.open_hand import (
+    FINGER_BONES,
+    JOINT_BONES,
+    OpenHandLayer,
+    load_open_hand_arrays,
+    rotation_between,
+)
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +97,21 @@ def test_positive_flexion_curls_towards_the_palm(layer: OpenHandLayer) -> None:
     for tip in (8, 12, 16, 20):
         assert bent[tip, 2] < rest[tip, 2] - 0.02  # the palm faces -z
         assert bent[tip, 0] < rest[tip, 0] - 0.01  # and the tip comes back towards the wrist
-    torch.testing.assert_close(layer.angles_to_rotations(torch.zeros(1, 19, 3)), torch.eye(3).expand(1, 19, 3, 3).to(torch.float64))
+    torch.testing.assert_close(
+        layer.angles_to_rotations(torch.zeros(1, 19, 3)), torch.eye(3).expand(1, 19, 3, 3).to(torch.float64)
+    )
 
 
 def test_pose_from_joints_round_trip(layer: OpenHandLayer) -> None:
     rng = np.random.default_rng(1)
     betas = torch.as_tensor(layer.shape_samples[5:9].numpy(), dtype=torch.float64)
     angles = random_angles(rng, 4, twist=False)
-    target = layer(random_rotation(rng, 4), layer.angles_to_rotations(angles), betas, torch.as_tensor(rng.normal(size=(4, 3))))
+    target = layer(
+        random_rotation(rng, 4),
+        layer.angles_to_rotations(angles),
+        betas,
+        torch.as_tensor(rng.normal(size=(4, 3))),
+    )
     pose = layer.pose_from_joints(target.joints, betas)
     again = layer(pose.global_orient, pose.finger_rotations, betas, pose.transl)
     error = (again.joints - target.joints).norm(dim=-1)
@@ -108,7 +121,9 @@ def test_pose_from_joints_round_trip(layer: OpenHandLayer) -> None:
 
 
 def test_pose_from_joints_is_differentiable(layer: OpenHandLayer) -> None:
-    joints = layer(finger_rotations=layer.angles_to_rotations(random_angles(np.random.default_rng(2), 2))).joints
+    joints = layer(
+        finger_rotations=layer.angles_to_rotations(random_angles(np.random.default_rng(2), 2))
+    ).joints
     joints = joints.clone().requires_grad_(True)
     pose = layer.pose_from_joints(joints)
     layer(pose.global_orient, pose.finger_rotations, transl=pose.transl).vertices.sum().backward()
@@ -183,7 +198,10 @@ def test_layer_matches_anny_posed_output(anny_hand, layer: OpenHandLayer) -> Non
             world_pos.append(heads[:, 0])
         else:
             world_rot.append(world_rot[parent] @ local[:, bone])
-            world_pos.append(world_pos[parent] + (world_rot[parent] @ (heads[:, bone] - heads[:, parent])[..., None])[..., 0])
+            world_pos.append(
+                world_pos[parent]
+                + (world_rot[parent] @ (heads[:, bone] - heads[:, parent])[..., None])[..., 0]
+            )
 
     rest = anny_rest_states(anny_hand, phenotypes)
     for k in range(3):
@@ -201,11 +219,13 @@ def test_layer_matches_anny_posed_output(anny_hand, layer: OpenHandLayer) -> Non
             zeros = params.new_zeros((1, 0))
             coeffs = anny_hand._get_phenotype_blendshape_coefficients(params, zeros, zeros)
             result = super(type(anny_hand), anny_hand).forward(
-                torch.as_tensor(deltas[None], dtype=anny_hand.dtype), coeffs, pose_parameterization="world-orient"
+                torch.as_tensor(deltas[None], dtype=anny_hand.dtype),
+                coeffs,
+                pose_parameterization="world-orient",
             )
         anny_vertices = result["vertices"][0].numpy() @ rot_c.T + shift_c
         # Both are relative to the same wrist: ours turns about our rest wrist, anny's about its own.
-        anny_vertices += (ours.joints[k, 0].numpy() - (rest["heads"][k, ids["wrist.R"]] @ rot_c.T + shift_c))
+        anny_vertices += ours.joints[k, 0].numpy() - (rest["heads"][k, ids["wrist.R"]] @ rot_c.T + shift_c)
         error = np.linalg.norm(anny_vertices - ours.vertices[k, :-1].numpy(), axis=1)
         assert error.max() < 1.5e-3, error.max()
         assert error.mean() < 3e-4, error.mean()

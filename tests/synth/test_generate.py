@@ -38,7 +38,9 @@ def test_ground_truth_keys_and_shapes(clean_take: tuple[Path, dict]) -> None:
         assert gt["hand_joints"].shape == (21, 3) and gt["object_center"].shape == (3,)
         np.testing.assert_allclose(gt["K"], frame.K, atol=1e-6)
         assert gt["sdf_hand_points"].shape == (1500, 3) and gt["sdf_object"].shape == (1500,)
-        assert str(gt["object_family"]) and gt["hand_shape"].shape == (20,) and gt["hand_pose"].shape == (19, 3)
+        assert (
+            str(gt["object_family"]) and gt["hand_shape"].shape == (20,) and gt["hand_pose"].shape == (19, 3)
+        )
         assert 0.0 < float(gt["hand_mask_visible_fraction"]) <= 1.0
 
 
@@ -63,9 +65,16 @@ def test_stored_hand_parameters_reproduce_the_mesh(clean_take: tuple[Path, dict]
     root, _ = clean_take
     layer = OpenHandLayer(dtype=torch.float64)
     for frame in frames_of(root):
-        gt = {k: torch.as_tensor(np.asarray(v, dtype=np.float64)) for k, v in frame.gt.items() if k.startswith("hand_") and k != "hand_model" and k != "hand_faces"}
+        gt = {
+            k: torch.as_tensor(np.asarray(v, dtype=np.float64))
+            for k, v in frame.gt.items()
+            if k.startswith("hand_") and k != "hand_model" and k != "hand_faces"
+        }
         out = layer(
-            gt["hand_global_orient"][None], layer.angles_to_rotations(gt["hand_pose"][None]), gt["hand_shape"][None], gt["hand_transl"][None]
+            gt["hand_global_orient"][None],
+            layer.angles_to_rotations(gt["hand_pose"][None]),
+            gt["hand_shape"][None],
+            gt["hand_transl"][None],
         )
         assert (out.vertices[0] - gt["hand_verts"]).norm(dim=-1).max() < 1e-4
         assert (out.joints[0] - gt["hand_joints"]).norm(dim=-1).max() < 1e-4
@@ -94,7 +103,7 @@ def test_sdf_samples_have_the_right_signs_and_spread(clean_take: tuple[Path, dic
         np.testing.assert_allclose(values, exact, atol=1e-5)
         assert 0.05 < (values < 0).mean() < 0.95
         normalised = (points - centre) * scale
-        assert np.abs(normalised[-int(round(UNIFORM_FRACTION * len(points))) :]).max() <= 1.0 + 1e-5
+        assert np.abs(normalised[-round(UNIFORM_FRACTION * len(points)) :]).max() <= 1.0 + 1e-5
         # Most samples are near the surface: within 3 standard deviations of the wider perturbation.
         assert np.mean(np.abs(values) * scale < 3 * np.sqrt(0.005)) > 0.9
 
@@ -110,7 +119,8 @@ def test_sequence_moves_smoothly_and_keeps_the_grasp(sequence_take: tuple[Path, 
     assert len({str(f.gt["object_family"]) for f in frames}) == 1
     # The object rides with the hand: its centre is fixed in the hand's frame.
     in_hand = [
-        np.asarray(f.gt["hand_global_orient"], np.float64).T @ (f.gt["object_center"] - f.gt["hand_transl"]) for f in frames
+        np.asarray(f.gt["hand_global_orient"], np.float64).T @ (f.gt["object_center"] - f.gt["hand_transl"])
+        for f in frames
     ]
     assert np.abs(np.diff(np.stack(in_hand), axis=0)).max() < 1e-4
     # Noise is on: depth is not exactly the rendered surface but close to it.
@@ -119,7 +129,11 @@ def test_sequence_moves_smoothly_and_keeps_the_grasp(sequence_take: tuple[Path, 
 
 
 def digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_gives_identical_files(tmp_path: Path) -> None:
@@ -143,4 +157,6 @@ def test_bad_arguments_are_reported(tmp_path: Path) -> None:
     with pytest.raises(C2FError, match="frames"):
         generate_take(tmp_path / "x", 0, seed=0)
     with pytest.raises(C2FError, match="families"):
-        generate_take(tmp_path / "y", 1, seed=0, config=dataclasses.replace(SynthConfig(), families=("teapot",)))
+        generate_take(
+            tmp_path / "y", 1, seed=0, config=dataclasses.replace(SynthConfig(), families=("teapot",))
+        )

@@ -17,7 +17,8 @@ def synthesizer() -> GraspSynthesizer:
 
 
 @pytest.mark.parametrize(
-    ("family", "kind"), [("cylinder", "power"), ("sphere", "power"), ("mug", "power"), ("banana", "power"), ("box", "precision")]
+    ("family", "kind"),
+    [("cylinder", "power"), ("sphere", "power"), ("mug", "power"), ("banana", "power"), ("box", "precision")],
 )
 def test_grasp_touches_and_does_not_penetrate(synthesizer: GraspSynthesizer, family: str, kind: str) -> None:
     rng = np.random.default_rng(21)

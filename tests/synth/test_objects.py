@@ -38,7 +38,10 @@ def test_objects_are_reproducible() -> None:
 
 
 def test_overlapping_convex_parts_become_one_surface() -> None:
-    parts = [trimesh.creation.box(extents=(0.06, 0.02, 0.02)), trimesh.creation.box(extents=(0.02, 0.06, 0.02))]
+    parts = [
+        trimesh.creation.box(extents=(0.06, 0.02, 0.02)),
+        trimesh.creation.box(extents=(0.02, 0.06, 0.02)),
+    ]
     union = convex_union_surface(trimesh.util.concatenate(parts))
     assert union.is_watertight and len(union.split(only_watertight=False)) == 1
     # The buried faces are gone: the centre is 1 cm from the surface, not touching an inner face.

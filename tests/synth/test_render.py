@@ -31,7 +31,7 @@ LIGHT = Lighting(direction=np.array([0.0, 0.0, 1.0]))
 def test_depth_of_a_tilted_plane_matches_pixel_centre_rays(renderer: Renderer) -> None:
     """z = 0.5 + 0.3 x: each pixel's depth is where the ray through its centre (u, v) meets it."""
     out = renderer.render([quad(lambda x, y: 0.5 + 0.3 * x)], LIGHT)
-    u, v = pixel_grid(48, 64)
+    u, _v = pixel_grid(48, 64)
     ray_x = (u - K[0, 2]) / K[0, 0]
     expected = 0.5 / (1.0 - 0.3 * ray_x)
     # A half-pixel shift would change depth by ~1e-3 m here.

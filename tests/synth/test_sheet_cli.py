@@ -45,8 +45,20 @@ def parser() -> argparse.ArgumentParser:
 
 def test_cli_writes_a_take_and_a_sheet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = parser().parse_args(
-        ["synth", str(tmp_path / "take"), "--frames", "1", "--seed", "2", "--size", "96x72",
-         "--sdf-samples", "200", "--contact-sheet", str(tmp_path / "s.png")]
+        [
+            "synth",
+            str(tmp_path / "take"),
+            "--frames",
+            "1",
+            "--seed",
+            "2",
+            "--size",
+            "96x72",
+            "--sdf-samples",
+            "200",
+            "--contact-sheet",
+            str(tmp_path / "s.png"),
+        ]
     )
     assert args.run(args) == 0
     assert (tmp_path / "take" / "gt" / "000000.npz").is_file() and (tmp_path / "s.png").is_file()

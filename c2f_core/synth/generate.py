@@ -44,7 +44,7 @@ from c2f_core.synth.scene import (
     sample_hand_to_camera,
     wrist_loop,
 )
-from c2f_core.synth.sensor import SensorConfig, color_sensor, depth_sensor
+from c2f_core.synth.sensor import SensorConfig, color_gain, color_sensor, depth_sensor
 from c2f_core.synth.sequence import Motion, MotionConfig, smooth_motion
 
 SEQUENCE_FPS = 30.0
@@ -272,9 +272,11 @@ class TakeGenerator:
             meshes + surroundings.meshes, surroundings.lighting, surroundings.background
         )
 
-    def _finish(self, render: RenderOutput, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _finish(
+        self, render: RenderOutput, rng: np.random.Generator, gain: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         sensor = self.config.sensor
-        return color_sensor(render.color, rng, sensor), depth_sensor(render.depth_m, rng, sensor)
+        return color_sensor(render.color, rng, sensor, gain), depth_sensor(render.depth_m, rng, sensor)
 
     # -- frames -------------------------------------------------------------------------------------
 
@@ -344,7 +346,7 @@ class TakeGenerator:
         angles = grasp.angles[None] + motion.finger_offsets
         hands, joints = self._pose_hand(grasp, angles)
         self._sequence = _SequenceState(
-            actor, surroundings, motion, rotation0, translation0, angles, hands, joints
+            actor, surroundings, motion, rotation0, translation0, angles, hands, joints, color_gain(rng)
         )
 
     def sequence_frame(self, index: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -356,7 +358,8 @@ class TakeGenerator:
         rotation = state.motion.rotations[index] @ state.rotation0
         translation = state.motion.apply(index, state.translation0[None])[0]
         render = self._render(state.actor, rotation, translation, state.hands[index], state.surroundings)
-        color, depth = self._finish(render, frame_rng)
+        # One exposure and white balance for the whole sequence, as a camera holds them.
+        color, depth = self._finish(render, frame_rng, state.gain)
         gt = self._ground_truth(
             state.actor,
             rotation,
@@ -383,6 +386,8 @@ class _SequenceState:
     angles: np.ndarray
     hands: np.ndarray
     joints: np.ndarray
+    gain: np.ndarray
+    """(3,) colour gain of the whole sequence."""
 
 
 _WORKER: TakeGenerator | None = None

@@ -106,11 +106,21 @@ def _holes_keep(shape: tuple[int, int], rng: np.random.Generator, config: Sensor
     return keep.astype(bool)
 
 
-def color_sensor(color: np.ndarray, rng: np.random.Generator, config: SensorConfig) -> np.ndarray:
-    """Apply gain, blur and noise to a clean (H, W, 3) uint8 render."""
+def color_gain(rng: np.random.Generator) -> np.ndarray:
+    """A random per-channel gain (3,): exposure times white balance."""
+    return (rng.uniform(0.85, 1.15) * rng.uniform(0.94, 1.06, 3)).astype(np.float32)
+
+
+def color_sensor(
+    color: np.ndarray, rng: np.random.Generator, config: SensorConfig, gain: np.ndarray | None = None
+) -> np.ndarray:
+    """Apply gain, blur and noise to a clean (H, W, 3) uint8 render.
+
+    `gain` (3,) fixes the exposure and white balance (a sequence keeps one); None draws one.
+    """
     if not config.enabled:
         return color
-    gain = (rng.uniform(0.85, 1.15) * rng.uniform(0.94, 1.06, 3)).astype(np.float32)
+    gain = color_gain(rng) if gain is None else np.asarray(gain, dtype=np.float32)
     image = cv2.GaussianBlur(color.astype(np.float32) * gain, (0, 0), sigmaX=float(rng.uniform(0.3, 0.8)))
     image += np.float32(config.color_noise) * _gaussian(image.shape, rng)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)

@@ -20,6 +20,7 @@ SUBCOMMANDS = (
     "points",
     "prepare",
     "reconstruct",
+    "synth",
     "train",
 )
 

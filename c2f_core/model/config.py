@@ -75,6 +75,10 @@ class ModelConfig:
     """Width of the global, pixel-aligned and point features (sdf_latent)."""
     pix_hidden: int = 512
     """Channels of the pixel feature map after the 1x1 conv that feeds the pixel-aligned feature."""
+    xyz_encoding: Literal["none", "nerf"] = "none"
+    """How the SDF decoders see xyz: raw (the reference code) or NeRF sin/cos features added (faster fitting)."""
+    xyz_frequencies: int = 4
+    """Octaves of the "nerf" encoding: sin/cos(2^i pi xyz_nu) for i < xyz_frequencies."""
     lift_neighbours: int = 4
     """Lifted feature pixels blended into each depth point's feature (method A.4)."""
     norm: Literal["batch", "group"] = "batch"
@@ -98,7 +102,7 @@ class ModelConfig:
             raise C2FError(
                 "model.coarse_refinement needs model.point_features: true (it refines the point features)"
             )
-        for name in ("latent", "pix_hidden", "lift_neighbours", "query_chunk"):
+        for name in ("latent", "pix_hidden", "lift_neighbours", "query_chunk", "xyz_frequencies"):
             if getattr(self, name) < 1:
                 raise C2FError(f"model.{name} must be >= 1, found {getattr(self, name)}")
         if self.pifu.k < 1:

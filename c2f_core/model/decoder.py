@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
@@ -49,3 +51,23 @@ class SDFDecoder(nn.Module):
                 x = torch.cat([x, features], dim=-1)
             x = self.dropout(torch.relu(layer(x)))
         return torch.tanh(self.out(x)).squeeze(-1)
+
+
+class XYZEncoding(nn.Module):
+    """What the SDF decoders see of a point: xyz (nu), plus sin/cos(2^i pi xyz) for i < frequencies.
+
+    ``frequencies = 0`` is the raw xyz of the reference code (its "nerf" option is unimplemented
+    there); the sin/cos features fit fine geometry in far fewer steps (spectral bias of MLPs).
+    """
+
+    def __init__(self, frequencies: int):
+        super().__init__()
+        self.register_buffer("scales", (2.0 ** torch.arange(frequencies)) * math.pi, persistent=False)
+        self.out_features = 3 + 6 * frequencies
+
+    def forward(self, xyz: torch.Tensor) -> torch.Tensor:
+        """(..., 3) nu -> (..., out_features)."""
+        if self.scales.numel() == 0:
+            return xyz
+        angles = (xyz[..., None] * self.scales.to(xyz.dtype)).flatten(-2)
+        return torch.cat([xyz, torch.sin(angles), torch.cos(angles)], dim=-1)

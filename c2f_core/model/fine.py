@@ -6,15 +6,16 @@ import torch
 from torch import nn
 
 from c2f_core.model.config import SDFDecoderConfig
-from c2f_core.model.decoder import SDFDecoder
+from c2f_core.model.decoder import SDFDecoder, XYZEncoding
 
 
 class FineSDF(nn.Module):
-    """Two decoders on [F_pix ‖ F_PA(branch) ‖ xyz_nu] (without point features: [F_pix ‖ xyz_nu])."""
+    """Two decoders on [F_pix ‖ F_PA(branch) ‖ enc(xyz_nu)] (without point features: [F_pix ‖ enc(xyz_nu)])."""
 
-    def __init__(self, latent: int, point_features: bool, config: SDFDecoderConfig):
+    def __init__(self, latent: int, point_features: bool, config: SDFDecoderConfig, xyz: XYZEncoding):
         super().__init__()
-        width = latent * (2 if point_features else 1) + 3
+        self.xyz = xyz
+        width = latent * (2 if point_features else 1) + xyz.out_features
         self.hand = SDFDecoder(width, config)
         self.object = SDFDecoder(width, config)
 
@@ -26,7 +27,7 @@ class FineSDF(nn.Module):
         points_nu: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fine SDFs (B, Q) hand and object, net units, from features (B, Q, C) and points (B, Q, 3) nu."""
-        xyz = points_nu.to(pix.dtype)
+        xyz = self.xyz(points_nu.to(pix.dtype))
         if point_hand is None or point_object is None:
             inputs = torch.cat([pix, xyz], dim=-1)
             return self.hand(inputs), self.object(inputs)

@@ -30,6 +30,7 @@ from c2f_core.geometry.frames import cam_to_nu, nu_to_cam, sdf_m_to_nu, sdf_nu_t
 from c2f_core.model.coarse import CoarseSDF
 from c2f_core.model.config import ModelConfig
 from c2f_core.model.encoder import DOWNSAMPLE, FEATURE_STRIDE, build_encoder
+from c2f_core.model.decoder import XYZEncoding
 from c2f_core.model.fine import FineSDF
 from c2f_core.model.heads import HeatmapHead, PoseHeads, open_hand_from_joints
 from c2f_core.model.lifting import lift_features, lifted_pixel_points
@@ -112,15 +113,16 @@ class C2FNetwork(nn.Module):
         self.encoder = build_encoder(config.encoder, config.modality, config.norm)
         feat, bottleneck = self.encoder.feat_channels, self.encoder.bottleneck_channels
         self.pixel = PixelAlignedFeatures(feat, config.pix_hidden, config.latent, config.norm)
+        xyz = XYZEncoding(config.xyz_frequencies if config.xyz_encoding == "nerf" else 0)
         self.coarse = (
-            CoarseSDF(bottleneck, config.latent, config.sdf_decoder) if config.coarse_refinement else None
+            CoarseSDF(bottleneck, config.latent, config.sdf_decoder, xyz) if config.coarse_refinement else None
         )
         self.points: PointEmbedding | None = None
         self.pifu: PointAlignedFeatures | None = None
         if config.point_features:
             self.points = PointEmbedding(feat, config.latent, config.coarse_refinement, config.norm)
             self.pifu = PointAlignedFeatures(config.pifu, config.coarse_refinement)
-        self.fine = FineSDF(config.latent, config.point_features, config.sdf_decoder)
+        self.fine = FineSDF(config.latent, config.point_features, config.sdf_decoder, xyz)
         self.pose = PoseHeads(bottleneck, config.heads, config.norm)
         self.heatmap = HeatmapHead(
             bottleneck,

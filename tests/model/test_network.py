@@ -95,6 +95,21 @@ def test_forward_shapes_and_every_parameter_gets_a_gradient(batch, ablation, kin
     assert (net.pifu is None) == (not config.model.point_features)
 
 
+def test_nerf_xyz_encoding_feeds_every_decoder(batch):
+    config = config_for()
+    config.model.xyz_encoding = "nerf"
+    config.model.xyz_frequencies = 3
+    net = C2FNetwork(config.model, config.frames, config.data.crop_size)
+    assert net.fine.hand.in_features == 2 * config.model.latent + 3 + 18
+    assert net.coarse.hand.in_features == config.model.latent + 3 + 18
+    out = net(batch)
+    sum(v.float().square().mean() for v in out.values()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    encoded = net.fine.xyz(torch.tensor([[0.25, -0.5, 0.0]]))
+    torch.testing.assert_close(encoded[0, :3], torch.tensor([0.25, -0.5, 0.0]))
+    torch.testing.assert_close(encoded[0, 3:6], torch.sin(torch.tensor([0.25, 0.5, 1.0]) * torch.pi))  # x at 1, 2, 4 pi
+
+
 def test_batchnorm_model_trains_and_evaluates(batch):
     config = config_for(norm="batch")
     net = C2FNetwork(config.model, config.frames, config.data.crop_size)

@@ -29,8 +29,8 @@ from c2f_core.errors import C2FError
 from c2f_core.geometry.frames import cam_to_nu, nu_to_cam, sdf_m_to_nu, sdf_nu_to_m
 from c2f_core.model.coarse import CoarseSDF
 from c2f_core.model.config import ModelConfig
-from c2f_core.model.encoder import DOWNSAMPLE, FEATURE_STRIDE, build_encoder
 from c2f_core.model.decoder import XYZEncoding
+from c2f_core.model.encoder import DOWNSAMPLE, FEATURE_STRIDE, build_encoder
 from c2f_core.model.fine import FineSDF
 from c2f_core.model.heads import HeatmapHead, PoseHeads, open_hand_from_joints
 from c2f_core.model.lifting import lift_features, lifted_pixel_points
@@ -115,7 +115,9 @@ class C2FNetwork(nn.Module):
         self.pixel = PixelAlignedFeatures(feat, config.pix_hidden, config.latent, config.norm)
         xyz = XYZEncoding(config.xyz_frequencies if config.xyz_encoding == "nerf" else 0)
         self.coarse = (
-            CoarseSDF(bottleneck, config.latent, config.sdf_decoder, xyz) if config.coarse_refinement else None
+            CoarseSDF(bottleneck, config.latent, config.sdf_decoder, xyz)
+            if config.coarse_refinement
+            else None
         )
         self.points: PointEmbedding | None = None
         self.pifu: PointAlignedFeatures | None = None

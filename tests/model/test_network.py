@@ -107,7 +107,9 @@ def test_nerf_xyz_encoding_feeds_every_decoder(batch):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
     encoded = net.fine.xyz(torch.tensor([[0.25, -0.5, 0.0]]))
     torch.testing.assert_close(encoded[0, :3], torch.tensor([0.25, -0.5, 0.0]))
-    torch.testing.assert_close(encoded[0, 3:6], torch.sin(torch.tensor([0.25, 0.5, 1.0]) * torch.pi))  # x at 1, 2, 4 pi
+    torch.testing.assert_close(
+        encoded[0, 3:6], torch.sin(torch.tensor([0.25, 0.5, 1.0]) * torch.pi)
+    )  # x at 1, 2, 4 pi
 
 
 def test_batchnorm_model_trains_and_evaluates(batch):

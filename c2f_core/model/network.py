@@ -83,11 +83,16 @@ class EncodedFrames:
 
     def select(self, index: int | slice) -> EncodedFrames:
         """The state of a subset of the batch (tensors indexed along the batch axis)."""
+        if isinstance(index, int):
+            batch = self.ref_m.shape[0]
+            if not -batch <= index < batch:
+                raise IndexError(f"frame {index} out of range for a batch of {batch}")
+            index = slice(index % batch, index % batch + 1)
         values: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, torch.Tensor):
-                value = value[index] if isinstance(index, slice) else value[index : index + 1]
+                value = value[index]
             values[f.name] = value
         return EncodedFrames(**values)
 

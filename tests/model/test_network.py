@@ -136,6 +136,7 @@ def test_encode_query_equals_training_forward_and_chunks(batch):
     assert state.pcl_sdf.abs().max() <= net.sdf_clamp_nu + 1e-6
     assert state.pcl_feat.shape == (2, config.data.n_pcl, config.model.latent)
     one = state.select(1)
+    torch.testing.assert_close(state.select(-1).ref_m, one.ref_m)
     assert one.ref_m.shape == (1, 3) and one.cube_half_m == state.cube_half_m
     with torch.no_grad():
         hand1, _ = net.query(one, batch["query_nu"][1:])

@@ -68,13 +68,14 @@ class PixelAlignedFeatures(nn.Module):
                 points_nu.float(), K_crop.float(), ref_m.float(), cube_half_m, crop_size
             )
             view = points_cam / points_cam.norm(dim=-1, keepdim=True).clamp(min=MIN_QUERY_DEPTH_M)
-        sampled = nn.functional.grid_sample(
-            pix_map,
-            grid[:, :, None, :].to(pix_map.dtype),
-            mode="bilinear",
-            padding_mode="zeros",
-            align_corners=False,
-        )  # (B, C, Q, 1)
+            # Sampled in float32 even under bf16 autocast: a bf16 grid is off by up to half a pixel.
+            sampled = nn.functional.grid_sample(
+                pix_map.float(),
+                grid[:, :, None, :],
+                mode="bilinear",
+                padding_mode="zeros",
+                align_corners=False,
+            )  # (B, C, Q, 1)
         sampled = sampled[..., 0].transpose(1, 2)
         extra = torch.cat([points_cam[..., 2:3], view], dim=-1).to(sampled.dtype)
         return self.encode(torch.cat([sampled, extra], dim=-1))

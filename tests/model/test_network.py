@@ -299,3 +299,12 @@ def test_open_hand_posed_by_predicted_joints(batch):
     torch.testing.assert_close(
         state.to_cam(verts), rest_verts + torch.tensor([0.0, 0.0, 0.5]), atol=1e-5, rtol=0
     )
+
+
+def test_forward_runs_under_bf16_autocast(batch):
+    config = config_for()
+    net = C2FNetwork(config.model, config.frames, config.data.crop_size)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(batch)
+    assert all(torch.isfinite(v.float()).all() for v in out.values())
+    sum(v.float().square().mean() for v in out.values()).backward()

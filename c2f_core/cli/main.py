@@ -14,6 +14,7 @@ from c2f_core.errors import C2FError
 SUBCOMMANDS = (
     "demo",
     "bench",
+    "benchmark-data",
     "evaluate",
     "import-capture",
     "info",

@@ -1,0 +1,34 @@
+"""`c2f benchmark-data`: the fixed, held-out synthetic benchmark (its own seed range, never for training)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+BENCHMARK_SEED = 1_000_000
+"""Benchmark takes use seeds from here up; training data uses seeds below it (documented in the README)."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `c2f benchmark-data`."""
+    parser = subparsers.add_parser(
+        "benchmark-data",
+        help="write the fixed synthetic benchmark: independent frames and a sequence, seeds >= 1,000,000",
+    )
+    parser.add_argument("out", type=Path, metavar="OUT", help="folder for the benchmark takes")
+    parser.add_argument("--frames", type=int, default=50, help="independent test frames (default 50)")
+    parser.add_argument("--sequence-frames", type=int, default=30, help="frames of the test sequence (default 30)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate both benchmark takes (identical files on every machine)."""
+    from c2f_core.synth.generate import generate_take
+
+    frames = generate_take(args.out / "frames", frames=args.frames, seed=BENCHMARK_SEED, quiet=args.quiet)
+    sequence = generate_take(args.out / "sequence", frames=args.sequence_frames, seed=BENCHMARK_SEED + 1,
+                             sequence=True, quiet=args.quiet)
+    if not args.quiet:
+        print(f"benchmark: {frames['frames']} frames in {args.out / 'frames'}, "
+              f"{sequence['frames']}-frame sequence in {args.out / 'sequence'}")
+    return 0

@@ -11,7 +11,7 @@ TAKE/color/NNNNNN.jpg                             the dataset's own JPEG, copied
 TAKE/depth/NNNNNN.png                             16-bit, depth_scale 0.001 (DexYCB, exact) or
                                                  0.0001 (ObMan, finer than its 8-bit levels)
 TAKE/gt/NNNNNN.npz                                io.frames.GT_KEYS (hand_faces closed at the wrist)
-                                                 + SDF samples (data.sdf_samples), written last
+                                                 + SDF samples (geometry.sdf_samples), written last
 ```
 Every file is written atomically and `gt/NNNNNN.npz` last, so its presence marks a complete frame:
 a rerun after a kill skips those frames and redoes the rest. Each frame's random SDF samples are
@@ -32,9 +32,9 @@ import numpy as np
 
 from c2f_core.data.dexycb import DexYCBReader
 from c2f_core.data.obman import ObManReader
-from c2f_core.data.sdf_samples import make_sdf_samples
 from c2f_core.errors import C2FError
 from c2f_core.geometry.camera import metres_to_depth_units
+from c2f_core.geometry.sdf_samples import make_sdf_samples
 from c2f_core.hands.mano import ManoLayer, ManoModel, resolve_mano_path
 from c2f_core.io.atomic import ensure_writable_dir, write_bytes_atomic
 from c2f_core.io.frames import RGBDFrame

@@ -74,6 +74,17 @@ class MeshSDF:
             return np.zeros(0)
         return np.asarray(self._winding.winding_number(points, WINDING_ACCURACY))
 
+    def exact_winding_number(self, points: np.ndarray) -> np.ndarray:
+        """Exact generalised winding numbers (N,) of `points` (N, 3), ~10x slower than `winding_number`.
+
+        The fast winding number can be off by ~0.4 within a few millimetres of a coarse mesh (seen on
+        the synthetic objects); ask for exact values where a value near 1/2 matters.
+        """
+        points = _check_points(points)
+        if len(points) == 0:
+            return np.zeros(0)
+        return np.asarray(_igl().winding_number(self.vertices, self.faces, points))
+
     def contains(self, points: np.ndarray) -> np.ndarray:
         """Boolean (N,): True where `points` (N, 3) lie inside the mesh (winding number > 1/2)."""
         return self.winding_number(points) > 0.5

@@ -2,7 +2,7 @@
 
 Each frame: a random adult hand shape, an object of one of the families in `synth.objects`, a grasp
 (`synth.grasp`), a viewpoint and surroundings (`synth.scene`), a render (`synth.render`), the sensor
-model (`synth.sensor`) and SDF samples (`synth.samples`), written with `io.take.TakeWriter`. In
+model (`synth.sensor`) and SDF samples (`geometry.sdf_samples`), written with `io.take.TakeWriter`. In
 sequence mode one grasp is carried along a smooth path (`synth.sequence`) in a fixed scene.
 
 Everything is drawn from `numpy.random.default_rng` seeded by (seed, frame) or (seed, "sequence"),
@@ -23,6 +23,7 @@ import torch
 
 from c2f_core.errors import C2FError
 from c2f_core.geometry.mesh_sdf import MeshSDF
+from c2f_core.geometry.sdf_samples import joint_bounds, make_sdf_samples
 from c2f_core.hands.open_hand import OpenHandLayer
 from c2f_core.io.intrinsics import Intrinsics
 from c2f_core.io.take import TakeWriter
@@ -30,7 +31,6 @@ from c2f_core.progress import progress
 from c2f_core.synth.grasp import Grasp, GraspConfig, GraspSynthesizer
 from c2f_core.synth.objects import FAMILIES, ObjectMesh, random_object
 from c2f_core.synth.render import LABEL_HAND, LABEL_OBJECT, Renderer, RenderOutput, vertex_normals
-from c2f_core.synth.samples import joint_normalisation, sdf_samples
 from c2f_core.synth.scene import (
     HandAppearance,
     SceneConfig,
@@ -194,20 +194,10 @@ class TakeGenerator:
         object_rotation = rotation @ grasp.object_rotation
         object_translation = rotation @ grasp.object_translation + translation
         object_cam = obj.vertices @ object_rotation.T + object_translation
-        centre, scale = joint_normalisation(hand_cam, object_cam)
-        count = self.config.sdf_samples_per_mesh
-        hand_points, hand_sdf = sdf_samples(
-            MeshSDF(hand_cam, self.hand_faces), hand_cam, self.hand_faces, centre, scale, count, rng
+        sdf = make_sdf_samples(
+            hand_cam, self.hand_faces, object_cam, obj.faces, self.config.sdf_samples_per_mesh, rng
         )
-        object_points, object_sdf = sdf_samples(
-            lambda p: actor.object_sdf((p - object_translation) @ object_rotation),
-            object_cam,
-            obj.faces,
-            centre,
-            scale,
-            count,
-            rng,
-        )
+        centre, radius = joint_bounds(hand_cam, object_cam)
         _, rest_heads = self.layer.rest(torch.as_tensor(grasp.betas, dtype=self.layer.dtype)[None])
         wrist = rest_heads[0, 0].cpu().numpy().astype(np.float64)
         # The layer turns about the wrist joint: v = R (v_hand - wrist) + wrist + transl.
@@ -226,12 +216,9 @@ class TakeGenerator:
             "object_center": object_translation.astype(np.float32),
             "mask": render.mask,
             "K": self.K.astype(np.float64),
-            "sdf_hand_points": hand_points.astype(np.float32),
-            "sdf_hand": hand_sdf.astype(np.float32),
-            "sdf_object_points": object_points.astype(np.float32),
-            "sdf_object": object_sdf.astype(np.float32),
+            **sdf,
             "sdf_norm_center": centre.astype(np.float32),
-            "sdf_norm_scale": np.float32(scale),
+            "sdf_norm_scale": np.float32(1.0 / radius),
             "object_family": np.str_(obj.family),
             "object_name": np.str_(obj.name),
             "object_rotation": object_rotation.astype(np.float32),

@@ -16,7 +16,6 @@ import c2f_core.cli.main as cli_main
 import c2f_core.data.dexycb as dexycb_module
 from c2f_core.data.obman import ObManReader
 from c2f_core.data.prepare import OBMAN_TAKE_FRAMES, close_boundary_loops, frame_rng
-from c2f_core.data.sdf_samples import NEAR_SURFACE_VARIANCES, joint_bounds, make_sdf_samples
 from c2f_core.data.take_dataset import REQUIRED_GT
 from c2f_core.data.toy_scene import box_sdf
 from c2f_core.hands.mano import MANO_DIR_ENV, ManoLayer
@@ -214,38 +213,6 @@ def test_mano_fixture_hand_becomes_closed(trees):
     mesh = trimesh.Trimesh(trees["layer"].v_template.numpy(), closed, process=False)
     assert not trimesh.Trimesh(mesh.vertices, faces, process=False).is_watertight
     assert mesh.is_watertight and mesh.is_winding_consistent
-
-
-def test_sdf_samples_follow_method_a5():
-    sphere = trimesh.creation.icosphere(subdivisions=4, radius=0.04)
-    hand_verts = np.asarray(sphere.vertices) + [0.0, 0.0, 0.5]
-    box = trimesh.creation.box(extents=(0.06, 0.04, 0.05))
-    obj_verts = np.asarray(box.vertices) + [0.06, 0.0, 0.5]
-    samples = make_sdf_samples(hand_verts, sphere.faces, obj_verts, box.faces, 4000, np.random.default_rng(3))
-    assert all(v.dtype == np.float32 for v in samples.values())
-    centre, radius = joint_bounds(hand_verts, obj_verts)
-    hand_points = samples["sdf_hand_points"].astype(np.float64)
-    exact = np.linalg.norm(hand_points - [0.0, 0.0, 0.5], axis=1) - 0.04
-    # the icosphere is a polyhedron inscribed in the sphere: within its sagitta (~0.1 mm) of the exact sphere
-    np.testing.assert_allclose(samples["sdf_hand"], exact, atol=2e-4)
-    obj_points = samples["sdf_object_points"].astype(np.float64)
-    np.testing.assert_allclose(
-        samples["sdf_object"],
-        box_sdf(obj_points, np.array([0.06, 0.0, 0.5]), np.array([0.03, 0.02, 0.025])),
-        atol=1e-6,
-    )
-    # 47 % + 47 % near the surface (the noise's normal component has the noise's sigma), 6 % uniform
-    assert len(hand_points) == 4000
-    coarse, fine, uniform = exact[:1880], exact[1880:3760], hand_points[3760:]
-    for values, variance in ((coarse, NEAR_SURFACE_VARIANCES[0]), (fine, NEAR_SURFACE_VARIANCES[1])):
-        sigma = np.sqrt(variance) * radius
-        assert values.std() == pytest.approx(sigma, rel=0.1)
-        # tangential noise moves points outwards of a sphere by sigma^2 / R on average
-        assert abs(values.mean() - sigma**2 / 0.04) < 4 * sigma / np.sqrt(len(values))
-    assert np.abs(uniform - centre).max() <= radius
-    assert np.abs(uniform - centre).max(axis=0).min() > 0.9 * radius
-    again = make_sdf_samples(hand_verts, sphere.faces, obj_verts, box.faces, 4000, np.random.default_rng(3))
-    assert all(np.array_equal(samples[k], again[k]) for k in samples)
 
 
 def test_frame_rng_is_stable():

@@ -78,3 +78,17 @@ def test_bad_inputs_are_named() -> None:
     with pytest.raises(C2FError, match="area"):
         sample_surface(np.zeros((3, 3)), np.array([[0, 1, 2]]), 5, np.random.default_rng(0))
     assert MeshSDF(box.vertices, box.faces)(np.zeros((0, 3))).shape == (0,)
+
+
+def test_exact_winding_number_is_whole_where_the_fast_one_is_unsure() -> None:
+    capsule = trimesh.creation.capsule(height=0.08, radius=0.02)
+    rng = np.random.default_rng(0)
+    surface, _ = sample_surface(capsule.vertices, capsule.faces, 20000, rng)
+    points = surface + rng.normal(0, 0.002, surface.shape)
+    sdf = MeshSDF(capsule.vertices, capsule.faces)
+    fast, exact = sdf.winding_number(points), sdf.exact_winding_number(points)
+    unsure = np.abs(fast - 0.5) < 0.25
+    assert unsure.any()
+    np.testing.assert_allclose(np.minimum(np.abs(exact), np.abs(1 - exact)), 0, atol=1e-6)
+    np.testing.assert_array_equal(fast[~unsure] > 0.5, exact[~unsure] > 0.5)
+    assert sdf.exact_winding_number(np.zeros((0, 3))).shape == (0,)

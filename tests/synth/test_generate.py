@@ -13,11 +13,11 @@ import torch
 from c2f_core.errors import C2FError
 from c2f_core.geometry.camera import backproject_depth
 from c2f_core.geometry.mesh_sdf import MeshSDF
+from c2f_core.geometry.sdf_samples import UNIFORM_FRACTION
 from c2f_core.hands.open_hand import OpenHandLayer
 from c2f_core.io.frames import GT_KEYS
 from c2f_core.io.take import Take
 from c2f_core.synth.generate import SynthConfig, generate_take, sample_intrinsics
-from c2f_core.synth.samples import UNIFORM_FRACTION
 
 SDF_KEYS = ("sdf_hand_points", "sdf_hand", "sdf_object_points", "sdf_object")
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from c2f_core.eval.metrics import NUM_SURFACE_SAMPLES, mesh_problem, sample_surface
+from c2f_core.eval.metrics import NUM_SURFACE_SAMPLES, mesh_problem
+from c2f_core.geometry.mesh_sdf import sample_surface
 from c2f_core.geometry.tolerances import ICP_STOP_ERROR_M, ICP_STOP_IMPROVEMENT_M
 
 ICP_MAX_ITERATIONS = 100
@@ -83,8 +84,8 @@ def icp_scale_translation(
         if problem is not None:
             raise ValueError(f"ICP {role} mesh: {problem}")
     rng = np.random.default_rng(seed)
-    source = sample_surface(source_vertices, source_faces, num_samples, rng)
-    target = sample_surface(target_vertices, target_faces, num_samples, rng)
+    source, _ = sample_surface(source_vertices, source_faces, num_samples, rng)
+    target, _ = sample_surface(target_vertices, target_faces, num_samples, rng)
 
     # Pre-alignment: centroids and RMS radii about them.
     source_centre, target_centre = source.mean(0), target.mean(0)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
+from c2f_core.geometry.mesh_sdf import sample_surface
 from c2f_core.geometry.tolerances import F_SCORE_EPS, MIN_MESH_AREA_M2
 
 NUM_SURFACE_SAMPLES = 30_000
@@ -47,32 +48,6 @@ class ReconMetrics:
     def valid(self) -> bool:
         """True when the metrics were computed."""
         return self.reason is None
-
-
-def sample_surface(
-    vertices: np.ndarray, faces: np.ndarray, count: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Uniform random points on a triangle mesh's surface (faces chosen by area).
-
-    Args:
-        vertices: (V, 3) positions.
-        faces: (F, 3) int vertex indices.
-        count: number of points.
-        rng: the random generator (seed it for repeatable metrics).
-
-    Returns:
-        (count, 3) float64 points, in the vertices' unit.
-    """
-    corners = np.asarray(vertices, dtype=np.float64)[np.asarray(faces, dtype=np.int64)]
-    edge_a = corners[:, 1] - corners[:, 0]
-    edge_b = corners[:, 2] - corners[:, 0]
-    areas = 0.5 * np.linalg.norm(np.cross(edge_a, edge_b), axis=1)
-    chosen = rng.choice(len(faces), size=count, p=areas / areas.sum())
-    # Uniform barycentric sample: reflect (u, v) from the far half of the unit square into the triangle.
-    u, v = rng.random(count), rng.random(count)
-    outside = u + v > 1.0
-    u[outside], v[outside] = 1.0 - u[outside], 1.0 - v[outside]
-    return corners[chosen, 0] + u[:, None] * edge_a[chosen] + v[:, None] * edge_b[chosen]
 
 
 def mesh_problem(vertices: np.ndarray | None, faces: np.ndarray | None) -> str | None:
@@ -136,8 +111,8 @@ def reconstruction_metrics(
                 float("nan"), {float(t): float("nan") for t in thresholds_cm}, f"{role}: {problem}"
             )
     rng = np.random.default_rng(seed)
-    gt_points = sample_surface(gt_vertices, gt_faces, num_samples, rng) * METRES_TO_CM
-    pred_points = sample_surface(pred_vertices, pred_faces, num_samples, rng) * METRES_TO_CM
+    gt_points = sample_surface(gt_vertices, gt_faces, num_samples, rng)[0] * METRES_TO_CM
+    pred_points = sample_surface(pred_vertices, pred_faces, num_samples, rng)[0] * METRES_TO_CM
     gt_to_pred, _ = cKDTree(pred_points).query(gt_points, k=1, workers=-1)
     pred_to_gt, _ = cKDTree(gt_points).query(pred_points, k=1, workers=-1)
     chamfer = float(np.mean(gt_to_pred**2) + np.mean(pred_to_gt**2))

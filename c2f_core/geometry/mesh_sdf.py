@@ -137,7 +137,22 @@ def contains(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.
 def sample_surface(
     vertices: np.ndarray, faces: np.ndarray, count: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Area-weighted uniform points on a mesh: positions (count, 3) and their face ids (count,)."""
+    """Area-weighted uniform points on a mesh: positions (count, 3) and their face ids (count,).
+
+    Used for SDF training samples (`geometry.sdf_samples`) and the seeded evaluation samples of
+    `eval.metrics` and `eval.align`: the same generator state gives the same points.
+
+    Args:
+        vertices: (V, 3) metres. faces: (F, 3) int vertex indices.
+        count: number of points.
+        rng: random generator (seed it for repeatable points).
+
+    Returns:
+        points: (count, 3) float64 metres. face_ids: (count,) the face each point lies on.
+
+    Raises:
+        C2FError: the mesh's area is below `MIN_MESH_AREA_M2` (empty or degenerate).
+    """
     vertices, faces = _check_mesh(vertices, faces)
     corners = vertices[faces]
     areas = 0.5 * np.linalg.norm(

@@ -8,7 +8,6 @@ from c2f_core.eval.metrics import (
     HAND_THRESHOLDS_CM,
     ReconMetrics,
     reconstruction_metrics,
-    sample_surface,
     summarize,
 )
 
@@ -16,17 +15,6 @@ from c2f_core.eval.metrics import (
 def sphere(radius_m, center=(0.0, 0.0, 0.0)):
     mesh = trimesh.creation.icosphere(subdivisions=5, radius=radius_m)
     return mesh.vertices + np.asarray(center), mesh.faces
-
-
-def test_sample_surface_is_on_surface_and_area_weighted():
-    # Two unit squares at z = 0 and z = 1, the second 4x larger: it should get ~80% of the points.
-    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [2, 0, 1], [0, 2, 1]], float)
-    faces = np.array([[0, 1, 2], [3, 4, 5]])
-    points = sample_surface(vertices, faces, 20_000, np.random.default_rng(0))
-    on_top = points[:, 2] == 1
-    assert on_top.mean() == pytest.approx(0.8, abs=0.01)
-    assert np.all(points[:, 0] >= 0) and np.all(points[:, 1] >= 0)
-    assert np.all(points[~on_top, :2].sum(1) <= 1 + 1e-12) and np.all(points[on_top, :2].sum(1) <= 2 + 1e-12)
 
 
 def test_concentric_spheres_known_chamfer_and_fscore():

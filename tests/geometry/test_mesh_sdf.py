@@ -67,6 +67,17 @@ def test_sample_surface_is_on_the_surface_and_area_weighted(sphere: trimesh.Trim
     assert faces.shape == (20000,)
 
 
+def test_sample_surface_of_two_triangles_is_inside_them_and_area_weighted() -> None:
+    # Two unit squares at z = 0 and z = 1, the second 4x larger: it should get ~80% of the points.
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [2, 0, 1], [0, 2, 1]], float)
+    faces = np.array([[0, 1, 2], [3, 4, 5]])
+    points, _ = sample_surface(vertices, faces, 20_000, np.random.default_rng(0))
+    on_top = points[:, 2] == 1
+    assert on_top.mean() == pytest.approx(0.8, abs=0.01)
+    assert np.all(points[:, 0] >= 0) and np.all(points[:, 1] >= 0)
+    assert np.all(points[~on_top, :2].sum(1) <= 1 + 1e-12) and np.all(points[on_top, :2].sum(1) <= 2 + 1e-12)
+
+
 def test_bad_inputs_are_named() -> None:
     box = trimesh.creation.box()
     with pytest.raises(ValueError, match="points"):

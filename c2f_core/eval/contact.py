@@ -18,9 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from c2f_core.eval.metrics import METRES_TO_CM, mesh_problem
+from c2f_core.geometry.mesh_sdf import SignMethod, signed_distance
 
 CONTACT_GRID_STEP_M = 0.005
 """Spacing of the intersection-volume grid and padding of its box, metres (method E.2)."""
+SIGN: SignMethod = "exact_winding"
+"""Inside/outside from libigl's exact winding number, as the reference evaluation (method E.2)."""
 
 
 @dataclass
@@ -35,30 +38,6 @@ class ContactMetrics:
     """Volume inside both meshes, cm^3, estimated on the 5 mm grid (0 without contact)."""
     reason: str | None = None
     """Why the sample could not be evaluated (missing or empty mesh), else None."""
-
-
-def signed_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Signed distance of points to a triangle mesh, negative inside (libigl, winding number sign).
-
-    Args:
-        points: (P, 3) metres.
-        vertices: (V, 3) metres.
-        faces: (F, 3) int vertex indices.
-
-    Returns:
-        (P,) float64 metres.
-    """
-    import igl  # heavy; imported when used
-
-    if len(points) == 0:
-        return np.zeros(0, dtype=np.float64)
-    distances, *_ = igl.signed_distance(
-        np.ascontiguousarray(points, dtype=np.float64),
-        np.ascontiguousarray(vertices, dtype=np.float64),
-        np.ascontiguousarray(faces, dtype=np.int64),
-        sign_type=igl.SignedDistanceType.SIGNED_DISTANCE_TYPE_WINDING_NUMBER,
-    )
-    return np.asarray(distances, dtype=np.float64)
 
 
 def contact_metrics(
@@ -90,7 +69,7 @@ def contact_metrics(
     hand_vertices = np.asarray(hand_vertices, dtype=np.float64)
     object_vertices = np.asarray(object_vertices, dtype=np.float64)
 
-    deepest = float(signed_distance(hand_vertices, object_vertices, object_faces).min())
+    deepest = float(signed_distance(hand_vertices, object_vertices, object_faces, SIGN).min())
     if deepest > 0:
         return ContactMetrics(False, 0.0, 0.0)
     low = np.maximum(hand_vertices.min(0), object_vertices.min(0))
@@ -99,8 +78,8 @@ def contact_metrics(
         return ContactMetrics(False, 0.0, 0.0)
 
     grid = _box_grid(low - grid_step_m, high + grid_step_m, grid_step_m)
-    in_hand = grid[signed_distance(grid, hand_vertices, hand_faces) < 0]
-    in_both = np.count_nonzero(signed_distance(in_hand, object_vertices, object_faces) < 0)
+    in_hand = grid[signed_distance(grid, hand_vertices, hand_faces, SIGN) < 0]
+    in_both = np.count_nonzero(signed_distance(in_hand, object_vertices, object_faces, SIGN) < 0)
     volume_cm3 = in_both * (grid_step_m * METRES_TO_CM) ** 3
     return ContactMetrics(True, abs(deepest) * METRES_TO_CM, float(volume_cm3))
 

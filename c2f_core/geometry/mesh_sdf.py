@@ -17,7 +17,7 @@ import numpy as np
 from c2f_core.errors import C2FError
 from c2f_core.geometry.tolerances import MIN_MESH_AREA_M2
 
-SignMethod = Literal["winding", "pseudonormal"]
+SignMethod = Literal["winding", "exact_winding", "pseudonormal"]
 
 WINDING_ACCURACY = 1.0
 """Barnes-Hut accuracy of libigl's fast winding number (larger: more exact, slower). libigl suggests
@@ -110,23 +110,29 @@ def signed_distance(
 ) -> np.ndarray:
     """Signed distances (N,) in metres from `points` (N, 3) to the mesh (`vertices` (V, 3), `faces` (F, 3)).
 
-    Negative inside. `sign="winding"` takes the sign from the fast winding number (robust to small
-    holes); `"pseudonormal"` from the angle-weighted normal at the closest point (a little faster,
-    exact only for clean closed meshes).
+    Negative inside; distances are exact (libigl's AABB tree) whatever the sign method:
+
+    - `"winding"`: the fast winding number (robust to small holes); libigl returns the distances
+      of this path in single precision (errors ~1e-9 m);
+    - `"exact_winding"`: the exact winding number, as libigl's default and the reference contact
+      evaluation (method E.2, `eval.contact`) use; slower, reproducible to the last bit;
+    - `"pseudonormal"`: the angle-weighted normal at the closest point (a little faster, exact only
+      for clean closed meshes).
     """
     points = _check_points(points)
     vertices, faces = _check_mesh(vertices, faces)
-    if len(points) == 0:
-        return np.zeros(0)
     igl = _igl()
     kind = {
         "winding": igl.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER,
+        "exact_winding": igl.SIGNED_DISTANCE_TYPE_WINDING_NUMBER,
         "pseudonormal": igl.SIGNED_DISTANCE_TYPE_PSEUDONORMAL,
     }.get(sign)
     if kind is None:
-        raise ValueError(f"sign must be 'winding' or 'pseudonormal', got {sign!r}")
+        raise ValueError(f"sign must be 'winding', 'exact_winding' or 'pseudonormal', got {sign!r}")
+    if len(points) == 0:
+        return np.zeros(0)
     distances = igl.signed_distance(points, vertices, faces, kind)[0]
-    return np.asarray(distances)
+    return np.asarray(distances, dtype=np.float64)
 
 
 def contains(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

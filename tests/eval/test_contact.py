@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from c2f_core.eval.contact import ContactMetrics, contact_metrics, signed_distance, summarize_contact
+from c2f_core.eval.contact import ContactMetrics, contact_metrics, summarize_contact
 
 HAND_CENTER = np.zeros(3)
 OBJECT_CENTER = np.array([0.041, 0.013, -0.007])
@@ -18,12 +18,6 @@ def box(center):
 
 def inside_box(points, center, slack):
     return np.all(np.abs(points - center) < SIDE / 2 + slack, axis=1)
-
-
-def test_signed_distance_negative_inside():
-    vertices, faces = box(HAND_CENTER)
-    distances = signed_distance(np.array([[0.0, 0, 0], [0.05, 0, 0], [0.02, 0, 0]]), vertices, faces)
-    np.testing.assert_allclose(distances, [-0.03, 0.02, -0.01], atol=1e-12)
 
 
 def test_overlapping_boxes():

@@ -32,6 +32,18 @@ def test_sphere_distances_match_the_analytic_ones(sphere: trimesh.Trimesh) -> No
     np.testing.assert_array_equal(contains(points, sphere.vertices, sphere.faces)[clear], exact[clear] < 0)
 
 
+def test_signed_distance_to_a_box_is_negative_inside() -> None:
+    box = trimesh.creation.box(extents=(0.06, 0.06, 0.06))
+    points = np.array([[0.0, 0, 0], [0.05, 0, 0], [0.02, 0, 0]])
+    for sign in ("exact_winding", "pseudonormal"):
+        distances = signed_distance(points, box.vertices, box.faces, sign)
+        np.testing.assert_allclose(distances, [-0.03, 0.02, -0.01], atol=1e-12)
+    # libigl's fast-winding-number path returns single-precision distances.
+    distances = signed_distance(points, box.vertices, box.faces, "winding")
+    np.testing.assert_allclose(distances, [-0.03, 0.02, -0.01], atol=1e-8)
+    assert signed_distance(np.zeros((0, 3)), box.vertices, box.faces, "exact_winding").shape == (0,)
+
+
 def test_closest_points_lie_on_the_surface(sphere: trimesh.Trimesh) -> None:
     points = np.array([[0.2, 0.0, 0.0], [0.0, 0.01, 0.0], [0.0, 0.0, -0.3]])
     distance, closest, faces = MeshSDF(sphere.vertices, sphere.faces).closest(points)

@@ -59,19 +59,6 @@ def draw_meshes(
     return canvas
 
 
-def depth_to_rgb(depth_m: np.ndarray, near: float | None = None, far: float | None = None) -> np.ndarray:
-    """Colour-map a depth image (metres, 0 = missing shown black) for pictures."""
-    valid = depth_m > 0
-    if not valid.any():
-        return np.zeros((*depth_m.shape, 3), np.uint8)
-    near = float(np.percentile(depth_m[valid], 1)) if near is None else near
-    far = float(np.percentile(depth_m[valid], 99)) if far is None else far
-    scaled = np.clip((depth_m - near) / max(far - near, 1e-6), 0, 1)
-    rgb = cv2.applyColorMap((255 * (1 - scaled)).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
-    rgb[~valid] = 0
-    return np.ascontiguousarray(rgb)
-
-
 def label_panel(image: np.ndarray, text: str) -> np.ndarray:
     """Write a caption in the top-left corner of a panel."""
     out = image.copy()

@@ -16,23 +16,12 @@ from c2f_core.geometry.camera import project
 from c2f_core.hands.base import PARENTS
 from c2f_core.io.images import write_color
 from c2f_core.io.take import Take
+from c2f_core.io.visual import depth_to_rgb
 from c2f_core.synth.render import LABEL_HAND, LABEL_OBJECT, Lighting, Renderer, SceneMesh
 
 HAND_RGB = np.array([1.0, 0.55, 0.2])
 OBJECT_RGB = np.array([0.2, 0.5, 1.0])
 MAX_FRAMES = 16
-
-
-def depth_to_rgb(depth_m: np.ndarray, near_m: float | None = None, far_m: float | None = None) -> np.ndarray:
-    """Colour-map a depth image (H, W) metres to (H, W, 3) uint8 (turbo; missing depth black)."""
-    valid = depth_m > 0
-    if not valid.any():
-        return np.zeros((*depth_m.shape, 3), np.uint8)
-    near = float(np.percentile(depth_m[valid], 1)) if near_m is None else near_m
-    far = float(np.percentile(depth_m[valid], 99)) if far_m is None else far_m
-    scaled = np.clip((depth_m - near) / max(far - near, 1e-6), 0, 1)
-    rgb = cv2.applyColorMap((255 * scaled).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
-    return np.where(valid[..., None], rgb, 0).astype(np.uint8)
 
 
 def gt_overlay(color: np.ndarray, gt: dict[str, np.ndarray], renderer: Renderer) -> np.ndarray:

@@ -1,7 +1,8 @@
 import numpy as np
 import trimesh
 
-from c2f_core.eval.figures import HAND_RGB, depth_to_rgb, draw_meshes, label_panel, side_by_side
+from c2f_core.eval.figures import HAND_RGB, draw_meshes, label_panel, side_by_side
+from c2f_core.io.visual import depth_to_rgb
 
 K = np.array([[200.0, 0, 80], [0, 200.0, 60], [0, 0, 1]])
 

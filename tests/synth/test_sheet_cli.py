@@ -11,7 +11,7 @@ from PIL import Image
 
 from c2f_core.cli import synth as synth_cli
 from c2f_core.errors import C2FError
-from c2f_core.synth.sheet import contact_sheet, depth_to_rgb
+from c2f_core.synth.sheet import contact_sheet
 
 
 def test_contact_sheet_of_a_take(clean_take: tuple[Path, dict], tmp_path: Path) -> None:
@@ -21,12 +21,6 @@ def test_contact_sheet_of_a_take(clean_take: tuple[Path, dict], tmp_path: Path) 
     # Three frames, two per row: two rows of two tiles, each tile three 160x120 panels.
     assert image.shape == (2 * 120, 2 * 3 * 160, 3)
     assert image[:120, 320:480].std() > 0  # the overlay panel is not empty
-
-
-def test_depth_colour_map_marks_missing_depth_black() -> None:
-    depth = np.array([[0.0, 0.5], [1.0, 1.5]], np.float32)
-    rgb = depth_to_rgb(depth)
-    assert (rgb[0, 0] == 0).all() and rgb[1, 1].any()
 
 
 def parser() -> argparse.ArgumentParser:

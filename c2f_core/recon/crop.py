@@ -5,8 +5,9 @@ frame's reconstruction in a sequence (tracking), and a detector that needs no do
 removes the dominant plane (table or wall), splits the rest at depth edges, and picks the
 connected region with the most skin-coloured pixels, merging object regions that touch it in 3D.
 
-Convention: boxes are (x0, y0, x1, y1) in pixels of the full image, x1/y1 exclusive; OpenCV
-camera frame, metres.
+Convention: boxes are (x0, y0, x1, y1) in pixels of the full image, x1/y1 exclusive, as in
+`data.crop` (whose `tight_box` and `square_box` turn points and boxes into the square crop);
+OpenCV camera frame, metres.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from c2f_core.data.crop import Box
 from c2f_core.errors import C2FError
-from c2f_core.geometry.camera import backproject_depth, project
-
-Box = tuple[float, float, float, float]
+from c2f_core.geometry.camera import backproject_depth
 
 
 def parse_bbox(text: str) -> Box:
@@ -42,24 +42,6 @@ def check_box_in_image(box: Box, width: int, height: int) -> Box:
     if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
         raise C2FError(f"box {list(box)} lies outside the {width}x{height} image")
     return (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1))
-
-
-def square_box(box: Box, scale: float = 1.25) -> Box:
-    """Make a box square (side = max(w, h)) about its centre and scale it; it may extend past the image."""
-    x0, y0, x1, y1 = box
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    half = max(x1 - x0, y1 - y0) * scale / 2
-    return (cx - half, cy - half, cx + half, cy + half)
-
-
-def box_from_points(points_cam: np.ndarray, K: np.ndarray, margin_px: float = 10.0) -> Box:
-    """Tight image box of camera points (N, 3) metres, grown by margin_px on each side."""
-    front = points_cam[points_cam[:, 2] > 1e-3]
-    if len(front) == 0:
-        raise C2FError("no point in front of the camera to make a box from")
-    uv, _ = project(front, K)
-    lo, hi = uv.min(0) - margin_px, uv.max(0) + margin_px
-    return (float(lo[0]), float(lo[1]), float(hi[0] + 1), float(hi[1] + 1))
 
 
 @dataclass

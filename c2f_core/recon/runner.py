@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from c2f_core.data.crop import square_box
+from c2f_core.data.crop import square_box, tight_box
 from c2f_core.data.take_dataset import make_input
 from c2f_core.errors import C2FError
 from c2f_core.geometry.frames import cam_to_nu, sdf_m_to_nu, sdf_nu_to_m
@@ -37,13 +37,17 @@ from c2f_core.io.recon_output import (
 )
 from c2f_core.io.take import Take
 from c2f_core.model.network import C2FNetwork, EncodedFrames
-from c2f_core.recon.crop import Box, box_from_points, check_box_in_image, detect_box
+from c2f_core.recon.crop import Box, check_box_in_image, detect_box
 from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
 from c2f_core.recon.extract import ExtractionResult, Mesh
 from c2f_core.recon.ser import SurfaceAwareExtractor, SurfaceAwareExtractorConfig, select_coarse_blocks
 from c2f_core.train.config import C2FConfig
 
 Event = dict[str, object]
+
+TRACK_MARGIN_PX = 10.0
+"""Pixels added on each side of the previous frame's mesh box (before clipping and squaring), room
+for the hand to move between frames."""
 
 
 @dataclass
@@ -198,7 +202,9 @@ def find_box(
     elif settings.track and previous is not None and not (previous.hand.is_empty and previous.object.is_empty):
         points = np.concatenate([previous.hand.vertices, previous.object.vertices], 0)
         try:
-            tight = check_box_in_image(box_from_points(points, frame.K), frame.width, frame.height)
+            x0, y0, x1, y1 = tight_box(points, frame.K)
+            m = TRACK_MARGIN_PX
+            tight = check_box_in_image((x0 - m, y0 - m, x1 + m, y1 + m), frame.width, frame.height)
         except C2FError:
             tight = None  # the previous result left the image: find the hand afresh
     if tight is None:

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
+from c2f_core.data.crop import square_box, tight_box
 from c2f_core.errors import C2FError
 from c2f_core.geometry.camera import project
-from c2f_core.recon.crop import box_from_points, check_box_in_image, detect_box, parse_bbox, square_box
+from c2f_core.recon.crop import check_box_in_image, detect_box, parse_bbox
 
 K = np.array([[300.0, 0, 160], [0, 300.0, 120], [0, 0, 1]])
 
@@ -63,5 +64,28 @@ def test_bbox_parsing_and_checks():
 def test_square_and_point_boxes():
     assert square_box((0, 0, 10, 20), scale=1.0) == (-5, 0, 15, 20)
     points = np.array([[0.0, 0.0, 1.0], [0.1, 0.05, 1.0]])
-    box = box_from_points(points, K, margin_px=0)
+    box = tight_box(points, K)
     assert box == pytest.approx((160, 120, 191, 136))
+
+
+def test_tracking_box_is_the_previous_meshes_box_grown_clipped_squared_and_scaled():
+    from c2f_core.io.frames import RGBDFrame
+    from c2f_core.recon.extract import Mesh
+    from c2f_core.recon.runner import TRACK_MARGIN_PX, FrameResult, ReconstructionSettings, find_box
+
+    frame = RGBDFrame(0, np.zeros((240, 320, 3), np.uint8), np.ones((240, 320), np.float32), K)
+    settings = ReconstructionSettings(box_scale=1.25)
+
+    def previous(points):
+        mesh = Mesh(np.asarray(points, np.float32), np.array([[0, 1, 2]]))
+        return FrameResult(mesh, Mesh.empty(), np.zeros((21, 3)), np.zeros(3), (0, 0, 1, 1), 0)
+
+    # Projections span u 160..190, v 120..135: the pixel box (160, 120, 191, 136) grown by the margin.
+    points = [[0.0, 0.0, 1.0], [0.1, 0.05, 1.0], [0.05, 0.0, 1.0]]
+    box = find_box(frame, settings, None, previous(points))
+    m = TRACK_MARGIN_PX
+    assert box == pytest.approx(square_box((160 - m, 120 - m, 191 + m, 136 + m), scale=1.25))
+    # Near the left edge the grown box is clipped to the image before it is squared.
+    points = [[-0.52, 0.0, 1.0], [-0.45, 0.05, 1.0], [-0.5, 0.0, 1.0]]  # u from 4 to 25
+    box = find_box(frame, settings, None, previous(points))
+    assert box == pytest.approx(square_box((0, 120 - m, 26 + m, 136 + m), scale=1.25))

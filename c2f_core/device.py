@@ -19,6 +19,8 @@ def resolve_device(choice: str = "auto") -> str:
         return "cpu"
     if choice == "cuda" or choice.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise C2FError("--device cuda was asked for, but this torch build sees no CUDA GPU (use --device cpu)")
+            raise C2FError(
+                "--device cuda was asked for, but this torch build sees no CUDA GPU (use --device cpu)"
+            )
         return choice
     raise C2FError(f"unknown device '{choice}' (choose auto, cpu or cuda)")

@@ -18,4 +18,6 @@ def progress(
     if quiet:
         yield from iterable
         return
-    yield from tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+    yield from tqdm(
+        iterable, total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False
+    )

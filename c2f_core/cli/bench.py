@@ -25,7 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--take", type=Path, help="frames to run on (default: synthetic frames made now)")
     parser.add_argument("--frames", type=int, default=4, help="number of frames (default 4)")
     parser.add_argument("--resolution", type=int, default=128, help="grid samples per axis (default 128)")
-    parser.add_argument("--seed", type=int, default=90_000, help="seed of the synthetic frames (default 90000)")
+    parser.add_argument(
+        "--seed", type=int, default=90_000, help="seed of the synthetic frames (default 90000)"
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the full report as JSON")
     parser.set_defaults(run=run)
 

@@ -17,7 +17,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("out", type=Path, metavar="OUT", help="folder for the benchmark takes")
     parser.add_argument("--frames", type=int, default=50, help="independent test frames (default 50)")
-    parser.add_argument("--sequence-frames", type=int, default=30, help="frames of the test sequence (default 30)")
+    parser.add_argument(
+        "--sequence-frames", type=int, default=30, help="frames of the test sequence (default 30)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -26,9 +28,16 @@ def run(args: argparse.Namespace) -> int:
     from c2f_core.synth.generate import generate_take
 
     frames = generate_take(args.out / "frames", frames=args.frames, seed=BENCHMARK_SEED, quiet=args.quiet)
-    sequence = generate_take(args.out / "sequence", frames=args.sequence_frames, seed=BENCHMARK_SEED + 1,
-                             sequence=True, quiet=args.quiet)
+    sequence = generate_take(
+        args.out / "sequence",
+        frames=args.sequence_frames,
+        seed=BENCHMARK_SEED + 1,
+        sequence=True,
+        quiet=args.quiet,
+    )
     if not args.quiet:
-        print(f"benchmark: {frames['frames']} frames in {args.out / 'frames'}, "
-              f"{sequence['frames']}-frame sequence in {args.out / 'sequence'}")
+        print(
+            f"benchmark: {frames['frames']} frames in {args.out / 'frames'}, "
+            f"{sequence['frames']}-frame sequence in {args.out / 'sequence'}"
+        )
     return 0

@@ -43,15 +43,26 @@ def picture(take: Take, frame_id: int, recon_dir: Path | None) -> np.ndarray:
         recon = read_reconstruction(recon_dir)
         if frame_id in recon.frames:
             m = read_frame_meshes(recon, frame_id)
-            overlay = draw_meshes(frame.color, [(m.hand_vertices, m.hand_faces, HAND_RGB),
-                                                (m.object_vertices, m.object_faces, OBJECT_RGB)], frame.K)
+            overlay = draw_meshes(
+                frame.color,
+                [(m.hand_vertices, m.hand_faces, HAND_RGB), (m.object_vertices, m.object_faces, OBJECT_RGB)],
+                frame.K,
+            )
             panels.append(label_panel(overlay, "reconstruction (no ground truth used)"))
         else:
-            panels.append(label_panel(np.zeros_like(frame.color), f"frame failed: {recon.failed.get(frame_id, '')}"))
+            panels.append(
+                label_panel(np.zeros_like(frame.color), f"frame failed: {recon.failed.get(frame_id, '')}")
+            )
     gt = frame.gt or {}
     if "hand_verts" in gt:
-        overlay = draw_meshes(frame.color, [(gt["hand_verts"], gt["hand_faces"], HAND_RGB),
-                                            (gt["object_verts"], gt["object_faces"], OBJECT_RGB)], frame.K)
+        overlay = draw_meshes(
+            frame.color,
+            [
+                (gt["hand_verts"], gt["hand_faces"], HAND_RGB),
+                (gt["object_verts"], gt["object_faces"], OBJECT_RGB),
+            ],
+            frame.K,
+        )
         panels.append(label_panel(overlay, "ground truth"))
     return side_by_side(panels)
 
@@ -71,8 +82,10 @@ def run(args: argparse.Namespace) -> int:
     recon_dir = None
     summary: dict = {"take": str(take_dir), "frames": len(take)}
     if checkpoint is None:
-        print("no trained model is bundled with this version yet, so the demo stops after the synthetic data:\n"
-              "the picture shows the input and its ground truth. Train one with `c2f train` and pass --checkpoint.")
+        print(
+            "no trained model is bundled with this version yet, so the demo stops after the synthetic data:\n"
+            "the picture shows the input and its ground truth. Train one with `c2f train` and pass --checkpoint."
+        )
     else:
         from c2f_core.eval.protocol import evaluate_folder, format_table
         from c2f_core.recon.runner import ReconstructionSettings, reconstruct_take
@@ -86,16 +99,27 @@ def run(args: argparse.Namespace) -> int:
         from c2f_core.progress import progress
 
         result = reconstruct_take(
-            take, network, config, recon_dir, settings, device=device, checkpoint=str(checkpoint), overwrite=True,
-            progress_wrap=lambda ids, n: progress(ids, total=n, desc="reconstruct", quiet=args.quiet, unit="frame"),
+            take,
+            network,
+            config,
+            recon_dir,
+            settings,
+            device=device,
+            checkpoint=str(checkpoint),
+            overwrite=True,
+            progress_wrap=lambda ids, n: progress(
+                ids, total=n, desc="reconstruct", quiet=args.quiet, unit="frame"
+            ),
         )
         summary["reconstruction"] = result
         report = evaluate_folder(str(recon_dir), str(take_dir), seed=0, num_samples=30_000, quiet=args.quiet)
         summary["metrics"] = report["protocols"]
         say(format_table(report))
         if result["mean_seconds_per_frame"]:
-            say(f"{result['reconstructed']} frame(s), {result['mean_seconds_per_frame']:.2f} s per frame, "
-                f"{result['mean_queries']:.0f} SDF queries per frame on average; failed: {len(result['failed'])}")
+            say(
+                f"{result['reconstructed']} frame(s), {result['mean_seconds_per_frame']:.2f} s per frame, "
+                f"{result['mean_queries']:.0f} SDF queries per frame on average; failed: {len(result['failed'])}"
+            )
     rows = [picture(take, frame_id, recon_dir) for frame_id in take.frame_ids[:: max(1, len(take) // 3)][:3]]
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]

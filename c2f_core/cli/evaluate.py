@@ -24,8 +24,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("pred", type=Path, metavar="PRED", help="output folder of `c2f reconstruct`")
     parser.add_argument("gt", type=Path, metavar="GT", help="the take with gt/NNNNNN.npz ground truth")
-    parser.add_argument("--protocol", choices=("aligned", "raw", "both"), default="both", help="default: both")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the full report (per frame too) as JSON")
+    parser.add_argument(
+        "--protocol", choices=("aligned", "raw", "both"), default="both", help="default: both"
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="write the full report (per frame too) as JSON"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the surface sampling (default 0)")
     parser.add_argument("--samples", type=int, default=30_000, help="surface points per mesh (default 30000)")
     parser.set_defaults(run=run)
@@ -39,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_table(report))
     if report["missing"]:
-        print(f"{len(report['missing'])} frame(s) without a reconstruction count as failures (skipped in means)")
+        print(
+            f"{len(report['missing'])} frame(s) without a reconstruction count as failures (skipped in means)"
+        )
     if args.json:
         write_text_atomic(args.json, json.dumps(report, indent=1, default=float) + "\n")
     return 0

@@ -59,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"intrinsics  fx={intr.fx:.2f} fy={intr.fy:.2f} cx={intr.cx:.2f} cy={intr.cy:.2f}")
         print(f"depth unit  {intr.depth_scale} m")
         if depth_lo:
-            print(f"depth       {summary['depth_range_m'][0]:.3f}..{summary['depth_range_m'][1]:.3f} m, "
-                  f"{100 * summary['valid_depth_fraction']:.1f}% valid")
+            print(
+                f"depth       {summary['depth_range_m'][0]:.3f}..{summary['depth_range_m'][1]:.3f} m, "
+                f"{100 * summary['valid_depth_fraction']:.1f}% valid"
+            )
         print(f"ground truth {'yes' if summary['has_ground_truth'] else 'no'}")
     return 1 if failures else 0

@@ -41,7 +41,9 @@ def open_input(args: argparse.Namespace) -> Take:
         return Take.from_files(args.color, args.depth, args.intrinsics)
     if any(single):
         missing = [f"--{n}" for n, v in zip(("color", "depth", "intrinsics"), single) if not v]
-        raise C2FError(f"a single frame needs --color, --depth and --intrinsics; missing {', '.join(missing)}")
+        raise C2FError(
+            f"a single frame needs --color, --depth and --intrinsics; missing {', '.join(missing)}"
+        )
     raise C2FError("no input: give a take folder, or --color FILE --depth FILE --intrinsics FILE")
 
 

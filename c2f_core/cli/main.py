@@ -44,7 +44,9 @@ class _SubcommandAdder:
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("common options")
-    group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or chatter, only results/errors")
+    group.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bars or chatter, only results/errors"
+    )
     group.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),

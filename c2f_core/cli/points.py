@@ -19,7 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_input_arguments(parser)
     parser.add_argument("--out", required=True, type=Path, help="output folder for NNNNNN_points.ply")
-    parser.add_argument("--stride", type=int, default=1, help="keep every STRIDE-th pixel in x and y (default 1)")
+    parser.add_argument(
+        "--stride", type=int, default=1, help="keep every STRIDE-th pixel in x and y (default 1)"
+    )
     parser.set_defaults(run=run)
 
 

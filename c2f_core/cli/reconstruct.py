@@ -63,18 +63,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("more_inputs", nargs="*", metavar="MORE", help="further take folders (batch)")
     parser.add_argument("--checkpoint", type=Path, help="trained model (default: the bundled one)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--format", choices=MESH_FORMATS, default="ply", help="mesh file format (default ply)")
+    parser.add_argument(
+        "--format", choices=MESH_FORMATS, default="ply", help="mesh file format (default ply)"
+    )
     parser.add_argument("--bbox", help="crop box x0,y0,x1,y1 in pixels (default: detected, then tracked)")
     parser.add_argument("--frames", help="frame range A:B (inclusive) or list A,B,C")
     parser.add_argument("--resolution", type=int, default=128, help="grid samples per axis (default 128)")
-    parser.add_argument("--method", choices=("ser", "dense"), default="ser",
-                        help="surface-aware (default) or dense extraction")
+    parser.add_argument(
+        "--method",
+        choices=("ser", "dense"),
+        default="ser",
+        help="surface-aware (default) or dense extraction",
+    )
     parser.add_argument("--no-octree", action="store_true", help="SER without the coarse-to-fine narrow band")
-    parser.add_argument("--all-components", action="store_true", help="keep every connected piece of the meshes")
+    parser.add_argument(
+        "--all-components", action="store_true", help="keep every connected piece of the meshes"
+    )
     parser.add_argument("--no-usd", action="store_true", help="do not write take.usdc for sequences")
     parser.add_argument("--overwrite", action="store_true", help="redo frames that already have results")
-    parser.add_argument("--jsonl", action="store_true",
-                        help="print one JSON event per line on stdout (for the Blender add-on)")
+    parser.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="print one JSON event per line on stdout (for the Blender add-on)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -98,7 +109,9 @@ def _run(args: argparse.Namespace, emit) -> int:
     from c2f_core.train.checkpoint import load_model
 
     settings = ReconstructionSettings(
-        resolution=args.resolution, method=args.method, octree=not args.no_octree,
+        resolution=args.resolution,
+        method=args.method,
+        octree=not args.no_octree,
         keep_largest_component=not args.all_components,
     )
     if settings.resolution < 8:
@@ -106,12 +119,12 @@ def _run(args: argparse.Namespace, emit) -> int:
     user_box = parse_bbox(args.bbox) if args.bbox else None
     takes: list[Take] = [open_input(args)]
     takes += [Take.open(p) for p in args.more_inputs]
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     mine = takes[rank::world]
     out_root = ensure_writable_dir(args.out)
     device = resolve_device(args.device)
     if device == "cuda" and world > 1:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     checkpoint = args.checkpoint or default_checkpoint()
     network, config = load_model(checkpoint, device)
     quiet = args.quiet or args.jsonl
@@ -121,18 +134,35 @@ def _run(args: argparse.Namespace, emit) -> int:
         frame_ids = parse_frames(args.frames, take.frame_ids)
         out = out_root if len(takes) == 1 else out_root / take.name
         summary = reconstruct_take(
-            take, network, config, out, settings, frame_ids, user_box, args.format, args.overwrite, device,
-            checkpoint=str(checkpoint), write_usd=not args.no_usd, on_event=emit,
-            progress_wrap=lambda ids, n, name=take.name: progress(ids, total=n, desc=name, quiet=quiet, unit="frame"),
+            take,
+            network,
+            config,
+            out,
+            settings,
+            frame_ids,
+            user_box,
+            args.format,
+            args.overwrite,
+            device,
+            checkpoint=str(checkpoint),
+            write_usd=not args.no_usd,
+            on_event=emit,
+            progress_wrap=lambda ids, n, name=take.name: progress(
+                ids, total=n, desc=name, quiet=quiet, unit="frame"
+            ),
         )
         failures += len(summary["failed"])
         if summary["failed"]:
-            print(f"c2f: {len(summary['failed'])} of {summary['frames']} frame(s) of {take.name} failed:",
-                  file=sys.stderr)
+            print(
+                f"c2f: {len(summary['failed'])} of {summary['frames']} frame(s) of {take.name} failed:",
+                file=sys.stderr,
+            )
             for frame, message in summary["failed"].items():
                 print(f"  frame {int(frame):06d}: {message}", file=sys.stderr)
         if not quiet:
             mean = summary["mean_seconds_per_frame"]
-            print(f"{take.name}: {summary['reconstructed']} reconstructed, {summary['skipped_existing']} already done, "
-                  f"{len(summary['failed'])} failed" + (f", {mean:.2f} s/frame" if mean else "") + f" -> {out}")
+            print(
+                f"{take.name}: {summary['reconstructed']} reconstructed, {summary['skipped_existing']} already done, "
+                f"{len(summary['failed'])} failed" + (f", {mean:.2f} s/frame" if mean else "") + f" -> {out}"
+            )
     return 1 if failures else 0

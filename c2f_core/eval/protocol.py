@@ -76,7 +76,10 @@ def evaluate_frame(
         )
         hand_v = transform.apply(hand_v)
         obj_v = transform.apply(obj_v) if len(obj_v) else obj_v
-        alignment = {"scale": transform.scale, **{f"t{a}": float(v) for a, v in zip("xyz", transform.translation)}}
+        alignment = {
+            "scale": transform.scale,
+            **{f"t{a}": float(v) for a, v in zip("xyz", transform.translation)},
+        }
     hand = reconstruction_metrics(
         hand_v, hand_f, gt["hand_verts"], gt["hand_faces"], HAND_THRESHOLDS_CM, num_samples, seed
     )

@@ -74,7 +74,9 @@ def project(points_cam: Any, K: Any) -> tuple[Any, Any]:
     return xp.stack([u, v], -1), z
 
 
-def crop_resize_intrinsics(K: np.ndarray, box: tuple[float, float, float, float], out_size: tuple[int, int]) -> np.ndarray:
+def crop_resize_intrinsics(
+    K: np.ndarray, box: tuple[float, float, float, float], out_size: tuple[int, int]
+) -> np.ndarray:
     """Intrinsics after cropping pixel box (x0, y0, x1, y1) and resizing it to out_size (width, height).
 
     A crop pixel j maps back to source coordinate x0 - 0.5 + (j + 0.5) / s, with s = out_w / (x1 - x0),
@@ -104,7 +106,10 @@ def crop_resize_matrix(box: tuple[float, float, float, float], out_size: tuple[i
 
 
 def crop_resize(
-    image: np.ndarray, box: tuple[float, float, float, float], out_size: tuple[int, int], nearest: bool = False
+    image: np.ndarray,
+    box: tuple[float, float, float, float],
+    out_size: tuple[int, int],
+    nearest: bool = False,
 ) -> np.ndarray:
     """Crop pixel box (x0, y0, x1, y1) and resize it to out_size (width, height); outside pixels become 0.
 

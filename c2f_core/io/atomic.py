@@ -35,7 +35,9 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent
+        )
     except OSError as exc:
         raise C2FError(f"cannot write {target}: {exc.strerror}") from None
     os.close(fd)

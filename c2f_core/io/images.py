@@ -41,10 +41,15 @@ def read_depth_raw(path: str | Path) -> np.ndarray:
         raise C2FError(f"depth image {path} has {array.shape[2]} channels; expected a single 16-bit channel")
     if array.dtype == np.uint16:
         return array
-    if array.dtype in (np.int32, np.uint32, np.int64) and image.mode == "I" and array.max(initial=0) < 65536:
-        # Some writers store 16-bit grey PNGs that Pillow opens as 32-bit mode "I".
-        if image.format == "PNG" and image.info.get("bitdepth", 16) == 16:
-            return array.astype(np.uint16)
+    # Some writers store 16-bit grey PNGs that Pillow opens as 32-bit mode "I".
+    if (
+        array.dtype in (np.int32, np.uint32, np.int64)
+        and image.mode == "I"
+        and image.format == "PNG"
+        and 0 <= array.min(initial=0)
+        and array.max(initial=0) < 65536
+    ):
+        return array.astype(np.uint16)
     if array.dtype in (np.uint8, np.bool_):
         found = "8-bit"
     elif np.issubdtype(array.dtype, np.floating):

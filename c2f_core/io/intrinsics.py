@@ -68,7 +68,9 @@ def intrinsics_from_dict(data: object, source: str = "intrinsics") -> Intrinsics
             raise C2FError(f"{source}: focal length '{key}' must be positive, found {values[key]}")
     for key in ("width", "height"):
         if int(values[key]) != values[key] or values[key] <= 0:
-            raise C2FError(f"{source}: '{key}' must be a positive whole number of pixels, found {values[key]}")
+            raise C2FError(
+                f"{source}: '{key}' must be a positive whole number of pixels, found {values[key]}"
+            )
     if values["depth_scale"] <= 0:
         raise C2FError(
             f"{source}: 'depth_scale' (metres per depth unit) must be positive, found {values['depth_scale']}"

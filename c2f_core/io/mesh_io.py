@@ -47,7 +47,7 @@ def read_mesh(path: str | Path) -> trimesh.Trimesh:
         raise C2FError(f"mesh file not found: {path}")
     try:
         loaded = trimesh.load(path, process=False, force="mesh", maintain_order=True)
-    except Exception as exc:  # trimesh raises many types on corrupt files
+    except Exception as exc:  # noqa: BLE001 - trimesh raises many types on corrupt files
         raise C2FError(f"cannot read mesh {path}: {exc}") from None
     if not isinstance(loaded, trimesh.Trimesh):
         raise C2FError(f"{path} holds no triangle mesh")

@@ -12,11 +12,13 @@ Reading is lazy: opening a take lists file names only, and frames are decoded on
 
 from __future__ import annotations
 
+import itertools
 import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -57,13 +59,15 @@ def _number_files(folder: Path, suffixes: tuple[str, ...]) -> dict[int, Path]:
 def find_gaps(frame_ids: list[int]) -> list[tuple[int, int]]:
     """Return the missing (first, last) frame-number ranges between consecutive sorted `frame_ids`."""
     gaps = []
-    for a, b in zip(frame_ids, frame_ids[1:]):
+    for a, b in itertools.pairwise(frame_ids):
         if b > a + 1:
             gaps.append((a + 1, b - 1))
     return gaps
 
 
-def check_depth(depth_m: np.ndarray, name: str, valid_range: tuple[float, float] = PLAUSIBLE_MEDIAN_DEPTH_M) -> None:
+def check_depth(
+    depth_m: np.ndarray, name: str, valid_range: tuple[float, float] = PLAUSIBLE_MEDIAN_DEPTH_M
+) -> None:
     """Fail clearly on a depth frame with no valid pixel or an implausible unit."""
     valid = depth_m[depth_m > 0]
     if valid.size == 0:
@@ -80,7 +84,9 @@ def check_depth(depth_m: np.ndarray, name: str, valid_range: tuple[float, float]
 class Take:
     """A lazily read sequence of RGB-D frames (a single frame is a take of one frame)."""
 
-    def __init__(self, name: str, intrinsics: Intrinsics, frames: dict[int, FramePaths], root: Path | None = None):
+    def __init__(
+        self, name: str, intrinsics: Intrinsics, frames: dict[int, FramePaths], root: Path | None = None
+    ):
         self.name = name
         self.intrinsics = intrinsics
         self.root = root
@@ -91,13 +97,15 @@ class Take:
         self.timestamps: dict[int, float] = {}
 
     @classmethod
-    def open(cls, root: str | Path) -> "Take":
+    def open(cls, root: str | Path) -> Take:
         """Open a take folder, listing its frames without decoding them."""
         root = Path(root)
         if not root.exists():
             raise C2FError(f"take folder not found: {root}")
         if not root.is_dir():
-            raise C2FError(f"{root} is not a folder (a take is a folder with intrinsics.json, color/, depth/)")
+            raise C2FError(
+                f"{root} is not a folder (a take is a folder with intrinsics.json, color/, depth/)"
+            )
         intrinsics = read_intrinsics(root / "intrinsics.json")
         for sub in ("color", "depth"):
             if not (root / sub).is_dir():
@@ -117,7 +125,7 @@ class Take:
         return take
 
     @classmethod
-    def from_files(cls, color: str | Path, depth: str | Path, intrinsics: str | Path) -> "Take":
+    def from_files(cls, color: str | Path, depth: str | Path, intrinsics: str | Path) -> Take:
         """Make a one-frame take from a colour file, a depth file and an intrinsics.json."""
         color, depth = Path(color), Path(depth)
         for path, what in ((color, "colour"), (depth, "depth")):
@@ -202,7 +210,7 @@ def _read_timestamps(path: Path) -> dict[int, float]:
     stamps = {}
     for line_no, line in enumerate(path.read_text().splitlines(), start=1):
         line = line.strip()
-        if not line or line.startswith("#") or line.startswith("frame"):
+        if not line or line.startswith(("#", "frame")):
             continue
         try:
             frame, seconds = line.split(",")
@@ -239,7 +247,9 @@ class TakeWriter:
         """Write one frame: colour (H, W, 3) uint8, depth (H, W) metres, optional GT and timestamp."""
         h, w = self.intrinsics.height, self.intrinsics.width
         if color.shape[:2] != (h, w) or depth_m.shape != (h, w):
-            raise ValueError(f"frame {frame_id}: expected {w}x{h}, got colour {color.shape} depth {depth_m.shape}")
+            raise ValueError(
+                f"frame {frame_id}: expected {w}x{h}, got colour {color.shape} depth {depth_m.shape}"
+            )
         write_color(self.root / "color" / f"{frame_id:06d}.{self.color_format}", color)
         write_depth_raw(self.root / "depth" / f"{frame_id:06d}.png", self.depth_to_raw(depth_m))
         if gt is not None:
@@ -253,7 +263,7 @@ class TakeWriter:
             lines = ["frame,seconds"] + [f"{k},{v:.9f}" for k, v in sorted(self.timestamps.items())]
             write_text_atomic(self.root / "timestamps.csv", "\n".join(lines) + "\n")
 
-    def __enter__(self) -> "TakeWriter":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import Self
 
 import numpy as np
 import torch
@@ -38,8 +39,12 @@ class StageClock:
         self._sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
         self._handles = []
         self._starts: dict[str, float] = {}
-        components = {"encoder": network.encoder, "coarse": network.coarse, "pixel": network.pixel,
-                      "decoders": network.fine}
+        components = {
+            "encoder": network.encoder,
+            "coarse": network.coarse,
+            "pixel": network.pixel,
+            "decoders": network.fine,
+        }
         for name, module in components.items():
             if module is None:
                 continue
@@ -63,8 +68,7 @@ class StageClock:
     @contextlib.contextmanager
     def timing_knn(self) -> Iterator[None]:
         """Time every kNN call of the network's modules while inside the block."""
-        import c2f_core.model.lifting as lifting
-        import c2f_core.model.pifu3d as pifu3d
+        from c2f_core.model import lifting, pifu3d
 
         original = pifu3d.knn
 
@@ -100,7 +104,7 @@ class PeakMemory:
         with open(f"/proc/{os.getpid()}/statm") as handle:
             return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> Self:
         if self.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
             return self
@@ -129,7 +133,9 @@ class PeakMemory:
 def _chamfer(a: Mesh, b: Mesh, thresholds: tuple[float, ...]) -> float:
     if a.is_empty or b.is_empty:
         return float("nan")
-    return reconstruction_metrics(a.vertices, a.faces, b.vertices, b.faces, thresholds, num_samples=10_000).chamfer_cm2
+    return reconstruction_metrics(
+        a.vertices, a.faces, b.vertices, b.faces, thresholds, num_samples=10_000
+    ).chamfer_cm2
 
 
 def run_bench(
@@ -159,28 +165,45 @@ def run_bench(
                 clock.seconds.clear()
                 with PeakMemory(device) as memory, clock.timing_knn():
                     result = reconstruct_frame(network, config, frame, box, settings, device)
-                stages = {stage: clock.seconds.get(stage, 0.0) for stage in ("encoder", "coarse", "knn", "pixel",
-                                                                           "decoders")}
+                stages = {
+                    stage: clock.seconds.get(stage, 0.0)
+                    for stage in ("encoder", "coarse", "knn", "pixel", "decoders")
+                }
                 stages["marching_cubes"] = result.timings.get("extract_marching_cubes", 0.0)
                 stages["total"] = result.timings["total"]
-                per_method[name].append({"frame": frame_id, "queries": result.queries, "stages": stages,
-                                         "peak_memory_mb": memory.peak_mb})
+                per_method[name].append(
+                    {
+                        "frame": frame_id,
+                        "queries": result.queries,
+                        "stages": stages,
+                        "peak_memory_mb": memory.peak_mb,
+                    }
+                )
                 meshes[name] = {"hand": result.hand, "object": result.object}
             row = {
                 "frame": frame_id,
-                "hand_ser_vs_dense_cm2": _chamfer(meshes["ser"]["hand"], meshes["dense"]["hand"], HAND_THRESHOLDS_CM),
-                "object_ser_vs_dense_cm2": _chamfer(meshes["ser"]["object"], meshes["dense"]["object"],
-                                                    OBJECT_THRESHOLDS_CM),
+                "hand_ser_vs_dense_cm2": _chamfer(
+                    meshes["ser"]["hand"], meshes["dense"]["hand"], HAND_THRESHOLDS_CM
+                ),
+                "object_ser_vs_dense_cm2": _chamfer(
+                    meshes["ser"]["object"], meshes["dense"]["object"], OBJECT_THRESHOLDS_CM
+                ),
             }
             gt = frame.gt
             if gt is not None and "hand_verts" in gt:
                 for name in methods:
-                    for part, key, taus in (("hand", "hand", HAND_THRESHOLDS_CM),
-                                            ("object", "object", OBJECT_THRESHOLDS_CM)):
+                    for part, key, taus in (
+                        ("hand", "hand", HAND_THRESHOLDS_CM),
+                        ("object", "object", OBJECT_THRESHOLDS_CM),
+                    ):
                         mesh = meshes[name][part]
                         metrics = reconstruction_metrics(
-                            mesh.vertices if not mesh.is_empty else None, mesh.faces if not mesh.is_empty else None,
-                            gt[f"{key}_verts"], gt[f"{key}_faces"], taus, num_samples=10_000,
+                            mesh.vertices if not mesh.is_empty else None,
+                            mesh.faces if not mesh.is_empty else None,
+                            gt[f"{key}_verts"],
+                            gt[f"{key}_faces"],
+                            taus,
+                            num_samples=10_000,
                         )
                         row[f"{part}_{name}_vs_gt_cm2"] = metrics.chamfer_cm2
             comparison.append(row)
@@ -191,8 +214,12 @@ def run_bench(
         finite = [v for v in values if np.isfinite(v)]
         return float(np.mean(finite)) if finite else float("nan")
 
-    report: dict = {"frames": len(ids), "resolution": resolution, "device": device,
-                    "dense_grid": resolution**3}
+    report: dict = {
+        "frames": len(ids),
+        "resolution": resolution,
+        "device": device,
+        "dense_grid": resolution**3,
+    }
     for name, rows in per_method.items():
         report[name] = {
             "queries": mean([r["queries"] for r in rows]),
@@ -209,8 +236,11 @@ def run_bench(
         if comparison and f"{part}_dense_vs_gt_cm2" in comparison[0]:
             dense = mean([c[f"{part}_dense_vs_gt_cm2"] for c in comparison])
             ser = mean([c[f"{part}_ser_vs_gt_cm2"] for c in comparison])
-            report[f"{part}_chamfer_vs_gt_cm2"] = {"dense": dense, "ser": ser,
-                                                   "relative_difference": (ser - dense) / dense if dense else None}
+            report[f"{part}_chamfer_vs_gt_cm2"] = {
+                "dense": dense,
+                "ser": ser,
+                "relative_difference": (ser - dense) / dense if dense else None,
+            }
     return report
 
 
@@ -228,12 +258,16 @@ def format_bench(report: dict) -> str:
         stages = " | ".join(f"{r['stages_s'][s]:.3f}" for s in STAGES)
         lines.append(f"| {name} | {r['queries']:.0f} | {share:.2f}% | {stages} | {r['peak_memory_mb']:.0f} |")
     lines.append("")
-    lines.append(f"SER queries {100 * report['ser_query_fraction']:.2f}% of dense, {report['speedup']:.1f}x faster; "
-                 f"SER vs dense Chamfer: hand {report['hand_ser_vs_dense_cm2']:.4f} cm^2, "
-                 f"object {report['object_ser_vs_dense_cm2']:.4f} cm^2")
+    lines.append(
+        f"SER queries {100 * report['ser_query_fraction']:.2f}% of dense, {report['speedup']:.1f}x faster; "
+        f"SER vs dense Chamfer: hand {report['hand_ser_vs_dense_cm2']:.4f} cm^2, "
+        f"object {report['object_ser_vs_dense_cm2']:.4f} cm^2"
+    )
     for part in ("hand", "object"):
         vs_gt = report.get(f"{part}_chamfer_vs_gt_cm2")
         if vs_gt and vs_gt["relative_difference"] is not None:
-            lines.append(f"{part} Chamfer to GT: dense {vs_gt['dense']:.4f}, SER {vs_gt['ser']:.4f} cm^2 "
-                         f"({100 * vs_gt['relative_difference']:+.2f}%)")
+            lines.append(
+                f"{part} Chamfer to GT: dense {vs_gt['dense']:.4f}, SER {vs_gt['ser']:.4f} cm^2 "
+                f"({100 * vs_gt['relative_difference']:+.2f}%)"
+            )
     return "\n".join(lines)

@@ -97,7 +97,9 @@ def _fit_plane(points: np.ndarray, settings: DetectorSettings) -> np.ndarray | N
     return best
 
 
-def detect_box(color: np.ndarray, depth_m: np.ndarray, K: np.ndarray, settings: DetectorSettings | None = None) -> Box:
+def detect_box(
+    color: np.ndarray, depth_m: np.ndarray, K: np.ndarray, settings: DetectorSettings | None = None
+) -> Box:
     """Find the hand-object box in a full frame from colour and depth alone (no ground truth)."""
     settings = settings or DetectorSettings()
     s = settings.stride
@@ -119,7 +121,9 @@ def detect_box(color: np.ndarray, depth_m: np.ndarray, K: np.ndarray, settings: 
     dz_x = np.abs(np.diff(depth, axis=1, append=depth[:, -1:]))
     dz_y = np.abs(np.diff(depth, axis=0, append=depth[-1:, :]))
     edge = (dz_x > settings.depth_edge_m) | (dz_y > settings.depth_edge_m)
-    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats((keep & ~edge).astype(np.uint8), connectivity=4)
+    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(
+        (keep & ~edge).astype(np.uint8), connectivity=4
+    )
     skin = skin_likelihood(rgb)
     best_label, best_score = -1, 0.0
     for label in range(1, n_labels):
@@ -152,4 +156,9 @@ def detect_box(color: np.ndarray, depth_m: np.ndarray, K: np.ndarray, settings: 
         if gap < settings.merge_radius_m:
             chosen |= region
     rows, cols = np.nonzero(chosen)
-    return (float(cols.min() * s), float(rows.min() * s), float((cols.max() + 1) * s), float((rows.max() + 1) * s))
+    return (
+        float(cols.min() * s),
+        float(rows.min() * s),
+        float((cols.max() + 1) * s),
+        float((rows.max() + 1) * s),
+    )

@@ -143,7 +143,9 @@ def reconstruct_frame(
     if settings.method == "dense":
         extractor = DenseExtractor(
             DenseExtractorConfig(
-                chunk_size=settings.chunk_size, device=device, keep_largest_component=settings.keep_largest_component,
+                chunk_size=settings.chunk_size,
+                device=device,
+                keep_largest_component=settings.keep_largest_component,
             )
         )
         result: ExtractionResult = extractor.extract(field_fn, cube, names)
@@ -163,7 +165,9 @@ def reconstruct_frame(
         timings["markers"] = time.perf_counter() - t
         extractor = SurfaceAwareExtractor(
             SurfaceAwareExtractorConfig(
-                octree=settings.octree, chunk_size=settings.chunk_size, device=device,
+                octree=settings.octree,
+                chunk_size=settings.chunk_size,
+                device=device,
                 keep_largest_component=settings.keep_largest_component,
             )
         )
@@ -186,7 +190,7 @@ def reconstruct_frame(
 
 
 def _check_crop_depth(frame: RGBDFrame, box: Box) -> None:
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    x0, y0, x1, y1 = (round(v) for v in box)
     x0, y0 = max(x0, 0), max(y0, 0)
     if not (frame.depth_m[y0:y1, x0:x1] > 0).any():
         raise C2FError(f"no valid depth inside the crop box {[round(v, 1) for v in box]}")
@@ -199,7 +203,9 @@ def find_box(
     tight = None
     if user_box is not None:
         tight = check_box_in_image(user_box, frame.width, frame.height)
-    elif settings.track and previous is not None and not (previous.hand.is_empty and previous.object.is_empty):
+    elif (
+        settings.track and previous is not None and not (previous.hand.is_empty and previous.object.is_empty)
+    ):
         points = np.concatenate([previous.hand.vertices, previous.object.vertices], 0)
         try:
             x0, y0, x1, y1 = tight_box(points, frame.K)
@@ -265,8 +271,16 @@ def reconstruct_take(
             skipped += 1
             done.append(frame_id)
             previous = _previous_from_files(out, frame_id, fmt) if settings.track else None
-            emit({"event": "frame", "frame": frame_id, "hand": str(files.hand), "object": str(files.object),
-                  "json": str(files.info), "skipped": True})
+            emit(
+                {
+                    "event": "frame",
+                    "frame": frame_id,
+                    "hand": str(files.hand),
+                    "object": str(files.object),
+                    "json": str(files.info),
+                    "skipped": True,
+                }
+            )
             emit({"event": "progress", "done": position + 1, "total": len(ids)})
             continue
         try:
@@ -275,8 +289,11 @@ def reconstruct_take(
             result = reconstruct_frame(network, config, frame, box, settings, device)
             if result.hand.is_empty and result.object.is_empty:
                 raise C2FError("no surface found (empty reconstruction): is the hand inside the crop box?")
-            warnings = [f"no {name} surface found" for name, mesh in (("hand", result.hand),
-                                                                      ("object", result.object)) if mesh.is_empty]
+            warnings = [
+                f"no {name} surface found"
+                for name, mesh in (("hand", result.hand), ("object", result.object))
+                if mesh.is_empty
+            ]
             info = {
                 "joints": result.joints,
                 "object_center": result.object_center,
@@ -285,8 +302,14 @@ def reconstruct_take(
                 "bbox": result.box,
                 "warnings": warnings,
             }
-            write_frame_result(out, frame_id, (result.hand.vertices, result.hand.faces),
-                               (result.object.vertices, result.object.faces), info, fmt)
+            write_frame_result(
+                out,
+                frame_id,
+                (result.hand.vertices, result.hand.faces),
+                (result.object.vertices, result.object.faces),
+                info,
+                fmt,
+            )
         except C2FError as exc:
             failed[frame_id] = str(exc)
             previous = None
@@ -296,8 +319,15 @@ def reconstruct_take(
             previous = result
             totals.append(result.timings["total"])
             queries.append(result.queries)
-            emit({"event": "frame", "frame": frame_id, "hand": str(files.hand), "object": str(files.object),
-                  "json": str(files.info)})
+            emit(
+                {
+                    "event": "frame",
+                    "frame": frame_id,
+                    "hand": str(files.hand),
+                    "object": str(files.object),
+                    "json": str(files.info),
+                }
+            )
         emit({"event": "progress", "done": position + 1, "total": len(ids)})
     # Earlier runs may have finished frames outside this range: keep them listed.
     existing = []
@@ -310,8 +340,14 @@ def reconstruct_take(
     if not all_done and not failed:
         raise C2FError(f"take {take.name} has no frames to reconstruct")
     write_reconstruction_summary(
-        out, name=take.name, intrinsics=take.intrinsics, frames=all_done, failed=failed,
-        take=take.root, checkpoint=checkpoint, fmt=fmt,
+        out,
+        name=take.name,
+        intrinsics=take.intrinsics,
+        frames=all_done,
+        failed=failed,
+        take=take.root,
+        checkpoint=checkpoint,
+        fmt=fmt,
     )
     usd_path = None
     if write_usd and len(all_done) > 1:

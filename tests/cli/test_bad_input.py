@@ -19,7 +19,9 @@ def run_cli(capsys, *argv):
 
 
 def test_help_lists_subcommands():
-    result = subprocess.run([sys.executable, "-m", "c2f_core", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "c2f_core", "--help"], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0
     for name in ("info", "points"):
         assert name in result.stdout
@@ -27,18 +29,29 @@ def test_help_lists_subcommands():
 
 def test_user_error_has_no_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "c2f_core", "info", str(tmp_path / "missing")], capture_output=True, text=True
+        [sys.executable, "-m", "c2f_core", "info", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"c2f: error: take folder not found: {tmp_path / 'missing'}"]
+    assert result.stderr.strip().splitlines() == [
+        f"c2f: error: take folder not found: {tmp_path / 'missing'}"
+    ]
     assert "Traceback" not in result.stderr
 
 
 def test_missing_file_single_frame(capsys, make_take, tmp_path):
     root = make_take(frame_ids=(0,))
     code, _, err = run_cli(
-        capsys, "info", "--color", root / "color/000000.png", "--depth", tmp_path / "no.png",
-        "--intrinsics", root / "intrinsics.json",
+        capsys,
+        "info",
+        "--color",
+        root / "color/000000.png",
+        "--depth",
+        tmp_path / "no.png",
+        "--intrinsics",
+        root / "intrinsics.json",
     )
     assert code == 2 and "depth file not found" in err
 
@@ -67,8 +80,14 @@ def test_float_depth(capsys, make_take, tmp_path):
     root = make_take(frame_ids=(0,))
     Image.fromarray(np.full((48, 64), 0.6, np.float32)).save(tmp_path / "depth.tif")
     code, _, err = run_cli(
-        capsys, "info", "--color", root / "color/000000.png", "--depth", tmp_path / "depth.tif",
-        "--intrinsics", root / "intrinsics.json",
+        capsys,
+        "info",
+        "--color",
+        root / "color/000000.png",
+        "--depth",
+        tmp_path / "depth.tif",
+        "--intrinsics",
+        root / "intrinsics.json",
     )
     assert code == 2 and "floating point (float32)" in err
 

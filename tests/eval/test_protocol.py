@@ -51,16 +51,32 @@ def test_folder_evaluation_counts_missing_frames_and_cli(tmp_path, capsys):
     out = tmp_path / "recon"
     gt = _gt()
     for i in (0, 1):
-        write_frame_result(out, i, (gt["hand_verts"], gt["hand_faces"]), (gt["object_verts"], gt["object_faces"]))
-    write_reconstruction_summary(out, name="take", intrinsics=TINY_INTRINSICS, frames=[0, 1], failed={2: "no hand"})
+        write_frame_result(
+            out, i, (gt["hand_verts"], gt["hand_faces"]), (gt["object_verts"], gt["object_faces"])
+        )
+    write_reconstruction_summary(
+        out, name="take", intrinsics=TINY_INTRINSICS, frames=[0, 1], failed={2: "no hand"}
+    )
     report = evaluate_folder(str(out), str(take_dir), ("raw",), num_samples=3000, quiet=True)
     raw = report["protocols"]["raw"]
     assert report["missing"] == {"2": "no hand"}
     assert raw["hand"]["count"] == 2 and raw["hand"]["skipped"] == 1
     assert raw["hand"]["chamfer_cm2_mean"] < 0.1 and raw["object"]["fscore@1cm"] > 0.99
     assert "| raw |" in format_table(report)
-    code = main(["evaluate", str(out), str(take_dir), "--protocol", "both", "--samples", "2000", "--quiet",
-                 "--json", str(tmp_path / "r.json")])
+    code = main(
+        [
+            "evaluate",
+            str(out),
+            str(take_dir),
+            "--protocol",
+            "both",
+            "--samples",
+            "2000",
+            "--quiet",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and "| aligned |" in printed and "| raw |" in printed
     saved = json.loads((tmp_path / "r.json").read_text())

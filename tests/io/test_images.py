@@ -36,7 +36,9 @@ def test_corrupt_and_truncated_png(tmp_path):
     (tmp_path / "junk.png").write_bytes(b"not a png at all")
     with pytest.raises(C2FError, match="corrupt or not an image"):
         read_color(tmp_path / "junk.png")
-    write_depth_raw(tmp_path / "d.png", np.random.default_rng(1).integers(1, 60000, (64, 64)).astype(np.uint16))
+    write_depth_raw(
+        tmp_path / "d.png", np.random.default_rng(1).integers(1, 60000, (64, 64)).astype(np.uint16)
+    )
     data = (tmp_path / "d.png").read_bytes()
     (tmp_path / "t.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(C2FError, match="t.png: corrupt or not an image"):

@@ -26,10 +26,9 @@ def test_unknown_format(tmp_path):
 
 def test_interrupted_write_leaves_no_file(tmp_path):
     target = tmp_path / "out.ply"
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed")
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
 

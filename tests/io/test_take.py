@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from c2f_core.errors import C2FError
-from c2f_core.io.take import Take, find_gaps, write_npz, read_gt
+from c2f_core.io.take import Take, find_gaps, read_gt, write_npz
 from tests.conftest import TINY_INTRINSICS, tiny_frame
 
 

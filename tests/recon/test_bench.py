@@ -7,19 +7,38 @@ from tests.recon.test_reconstruct import sphere_network, tiny_setup  # noqa: F40
 
 
 def test_bench_reports_both_methods(tiny_setup, sphere_network, capsys, tmp_path, monkeypatch):  # noqa: F811
-    import c2f_core.recon.runner as runner
+    from c2f_core.recon import runner
 
     # the untrained network's heatmap is noise: select the whole cube so SER's octree does the narrowing
-    monkeypatch.setattr(runner, "select_coarse_blocks", lambda cube, *a, coarse_resolution=32, **k:
-                        np.ones((coarse_resolution,) * 3, bool))
+    monkeypatch.setattr(
+        runner,
+        "select_coarse_blocks",
+        lambda cube, *a, coarse_resolution=32, **k: np.ones((coarse_resolution,) * 3, bool),
+    )
     monkeypatch.setattr(runner, "detect_box", lambda color, depth, K: (90.0, 60.0, 230.0, 200.0))
-    code = main(["bench", "--checkpoint", str(tiny_setup / "tiny.pt"), "--take", str(tiny_setup / "take"),
-                 "--frames", "1", "--resolution", "64", "--json", str(tmp_path / "b.json"), "--quiet"])
+    code = main(
+        [
+            "bench",
+            "--checkpoint",
+            str(tiny_setup / "tiny.pt"),
+            "--take",
+            str(tiny_setup / "take"),
+            "--frames",
+            "1",
+            "--resolution",
+            "64",
+            "--json",
+            str(tmp_path / "b.json"),
+            "--quiet",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and "| dense |" in printed and "| ser |" in printed
     report = json.loads((tmp_path / "b.json").read_text())
     assert report["dense"]["queries"] == 64**3
     assert 0 < report["ser"]["queries"] < 0.3 * 64**3
     assert report["dense"]["stages_s"]["encoder"] > 0 and report["dense"]["total_s"] > 0
-    assert report["hand_ser_vs_dense_cm2"] < 0.05  # identical surfaces, up to the sampling noise of 10k points
+    assert (
+        report["hand_ser_vs_dense_cm2"] < 0.05
+    )  # identical surfaces, up to the sampling noise of 10k points
     assert report["dense"]["peak_memory_mb"] > 0

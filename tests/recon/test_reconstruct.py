@@ -23,7 +23,8 @@ HAND_CENTRE = np.array([0.03, -0.02, 0.5])
 HAND_RADIUS = 0.05
 TINY = {
     "model": {
-        "latent": 16, "pix_hidden": 32,
+        "latent": 16,
+        "pix_hidden": 32,
         "encoder": {"width": 0.25, "feat_channels": 16},
         "sdf_decoder": {"hidden": 32},
         "heads": {"hidden": 32, "n_hand_points": 32, "heatmap_channels": 16},
@@ -38,7 +39,9 @@ def tiny_setup(tmp_path_factory):
     config = load_c2f_config(TINY)
     torch.manual_seed(0)
     network = C2FNetwork(config.model, config.frames, config.data.crop_size).eval()
-    save_checkpoint(root / "tiny.pt", {"model": network.state_dict(), "config": config_to_dict(config), "step": 0})
+    save_checkpoint(
+        root / "tiny.pt", {"model": network.state_dict(), "config": config_to_dict(config), "step": 0}
+    )
     color, depth = scene()
     intr = Intrinsics(fx=300, fy=300, cx=160, cy=120, width=320, height=240, depth_scale=0.001, fps=15.0)
     with TakeWriter(root / "take", intr) as writer:
@@ -80,9 +83,24 @@ def run(capsys, *argv):
 
 def test_dense_reconstruction_lands_in_camera_metres(tiny_setup, sphere_network, capsys, tmp_path):
     out = tmp_path / "out"
-    code, _, err = run(capsys, "reconstruct", tiny_setup / "take", "--checkpoint", tiny_setup / "tiny.pt",
-                       "--out", out, "--method", "dense", "--resolution", "64", "--bbox", "90,60,230,200",
-                       "--frames", "0:1", "--quiet")
+    code, _, err = run(
+        capsys,
+        "reconstruct",
+        tiny_setup / "take",
+        "--checkpoint",
+        tiny_setup / "tiny.pt",
+        "--out",
+        out,
+        "--method",
+        "dense",
+        "--resolution",
+        "64",
+        "--bbox",
+        "90,60,230,200",
+        "--frames",
+        "0:1",
+        "--quiet",
+    )
     assert code == 0, err
     hand = read_mesh(out / "000000_hand.ply")
     radii = np.linalg.norm(hand.vertices - HAND_CENTRE, axis=1)
@@ -96,13 +114,30 @@ def test_dense_reconstruction_lands_in_camera_metres(tiny_setup, sphere_network,
 
 def test_ser_matches_dense_with_fewer_queries(tiny_setup, sphere_network, capsys, tmp_path, monkeypatch):
     # an untrained network gives no useful heatmap or markers: select the whole cube to test the octree path
-    import c2f_core.recon.runner as runner
+    from c2f_core.recon import runner
 
-    monkeypatch.setattr(runner, "select_coarse_blocks", lambda cube, *a, coarse_resolution=32, **k:
-                        np.ones((coarse_resolution,) * 3, bool))
+    monkeypatch.setattr(
+        runner,
+        "select_coarse_blocks",
+        lambda cube, *a, coarse_resolution=32, **k: np.ones((coarse_resolution,) * 3, bool),
+    )
     out = tmp_path / "ser"
-    code, _, err = run(capsys, "reconstruct", tiny_setup / "take", "--checkpoint", tiny_setup / "tiny.pt",
-                       "--out", out, "--resolution", "64", "--bbox", "90,60,230,200", "--frames", "2", "--quiet")
+    code, _, err = run(
+        capsys,
+        "reconstruct",
+        tiny_setup / "take",
+        "--checkpoint",
+        tiny_setup / "tiny.pt",
+        "--out",
+        out,
+        "--resolution",
+        "64",
+        "--bbox",
+        "90,60,230,200",
+        "--frames",
+        "2",
+        "--quiet",
+    )
     assert code == 0, err
     info = json.loads((out / "000002.json").read_text())
     assert info["queries"] < 0.3 * 64**3
@@ -112,15 +147,27 @@ def test_ser_matches_dense_with_fewer_queries(tiny_setup, sphere_network, capsys
 
 def test_rerun_skips_done_frames_and_overwrite_redoes(tiny_setup, sphere_network, capsys, tmp_path):
     out = tmp_path / "out"
-    args = ["reconstruct", tiny_setup / "take", "--checkpoint", tiny_setup / "tiny.pt", "--out", out,
-            "--method", "dense", "--resolution", "32", "--bbox", "90,60,230,200"]
+    args = [
+        "reconstruct",
+        tiny_setup / "take",
+        "--checkpoint",
+        tiny_setup / "tiny.pt",
+        "--out",
+        out,
+        "--method",
+        "dense",
+        "--resolution",
+        "32",
+        "--bbox",
+        "90,60,230,200",
+    ]
     assert run(capsys, *args, "--frames", "0:0")[0] == 0
     first = (out / "000000_hand.ply").stat().st_mtime_ns
     sphere_network["queries"] = 0
     code, out_text, _ = run(capsys, *args, "--jsonl")
     events = [json.loads(line) for line in out_text.splitlines()]
     assert code == 0 and sphere_network["queries"] == 2 * 32**3  # frame 0 skipped, 1 and 2 done
-    assert [e["event"] for e in events][0] == "start" and events[-1]["event"] == "done"
+    assert events[0]["event"] == "start" and events[-1]["event"] == "done"
     assert [e.get("skipped", False) for e in events if e["event"] == "frame"] == [True, False, False]
     assert (out / "000000_hand.ply").stat().st_mtime_ns == first
     assert read_reconstruction(out).frames == (0, 1, 2)
@@ -130,26 +177,66 @@ def test_rerun_skips_done_frames_and_overwrite_redoes(tiny_setup, sphere_network
 
 def test_bad_inputs_are_clear(tiny_setup, capsys, tmp_path):
     take = tiny_setup / "take"
-    code, _, err = run(capsys, "reconstruct", take, "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "o")
+    code, _, err = run(
+        capsys, "reconstruct", take, "--checkpoint", tmp_path / "none.pt", "--out", tmp_path / "o"
+    )
     assert code == 2 and "checkpoint not found" in err
     broken = tmp_path / "broken.pt"
     broken.write_bytes((tiny_setup / "tiny.pt").read_bytes()[:2000])
     code, _, err = run(capsys, "reconstruct", take, "--checkpoint", broken, "--out", tmp_path / "o")
     assert code == 2 and "not a readable c2f checkpoint" in err
-    code, _, err = run(capsys, "reconstruct", take, "--checkpoint", tiny_setup / "tiny.pt", "--out", tmp_path / "o",
-                       "--bbox", "400,10,500,100", "--quiet")
+    code, _, err = run(
+        capsys,
+        "reconstruct",
+        take,
+        "--checkpoint",
+        tiny_setup / "tiny.pt",
+        "--out",
+        tmp_path / "o",
+        "--bbox",
+        "400,10,500,100",
+        "--quiet",
+    )
     assert code == 1 and "lies outside the 320x240 image" in err and "3 of 3 frame(s)" in err
 
 
 def test_empty_crop_and_empty_surface(tiny_setup, sphere_network, capsys, tmp_path, monkeypatch):
-    code, _, err = run(capsys, "reconstruct", tiny_setup / "take", "--checkpoint", tiny_setup / "tiny.pt",
-                       "--out", tmp_path / "a", "--bbox", "0,0,40,30", "--frames", "0", "--quiet")
+    code, _, err = run(
+        capsys,
+        "reconstruct",
+        tiny_setup / "take",
+        "--checkpoint",
+        tiny_setup / "tiny.pt",
+        "--out",
+        tmp_path / "a",
+        "--bbox",
+        "0,0,40,30",
+        "--frames",
+        "0",
+        "--quiet",
+    )
     assert code == 1 and "no valid depth inside the crop box" in err
-    import c2f_core.recon.runner as runner
+    from c2f_core.recon import runner
 
-    monkeypatch.setattr(runner, "select_coarse_blocks", lambda cube, *a, coarse_resolution=32, **k:
-                        np.zeros((coarse_resolution,) * 3, bool))
-    code, _, err = run(capsys, "reconstruct", tiny_setup / "take", "--checkpoint", tiny_setup / "tiny.pt",
-                       "--out", tmp_path / "b", "--bbox", "90,60,230,200", "--frames", "0", "--resolution", "32",
-                       "--quiet")
+    monkeypatch.setattr(
+        runner,
+        "select_coarse_blocks",
+        lambda cube, *a, coarse_resolution=32, **k: np.zeros((coarse_resolution,) * 3, bool),
+    )
+    code, _, err = run(
+        capsys,
+        "reconstruct",
+        tiny_setup / "take",
+        "--checkpoint",
+        tiny_setup / "tiny.pt",
+        "--out",
+        tmp_path / "b",
+        "--bbox",
+        "90,60,230,200",
+        "--frames",
+        "0",
+        "--resolution",
+        "32",
+        "--quiet",
+    )
     assert code == 1 and "no surface found" in err

@@ -52,7 +52,7 @@ class DetectorSettings:
     """Work on every STRIDE-th pixel (speed)."""
     plane_inlier_m: float = 0.012
     """Distance to the dominant plane below which a point belongs to it."""
-    min_plane_fraction: float = 0.2
+    min_plane_fraction: float = 0.15
     """Remove the plane only when it holds at least this fraction of the points."""
     depth_edge_m: float = 0.02
     """Neighbouring pixels further apart in depth than this are not connected."""
@@ -64,6 +64,14 @@ class DetectorSettings:
     """RANSAC trials for the plane."""
     seed: int = 0
     """RANSAC seed (detection is deterministic)."""
+    max_planes: int = 3
+    """Planes removed one after another (each must hold min_plane_fraction of all valid points)."""
+    max_region_m: float = 0.7
+    """Regions whose 3D extent (5th to 95th percentile) exceeds this are scene, not a hand."""
+    hand_radius_m: float = 0.15
+    """Points of the chosen region farther than this from its skin-weighted centre are arm, not hand."""
+    object_radius_m: float = 0.2
+    """Merged object points farther than this from the hand's skin-weighted centre are left out."""
 
 
 def skin_likelihood(color: np.ndarray) -> np.ndarray:
@@ -75,8 +83,8 @@ def skin_likelihood(color: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * d).astype(np.float32)
 
 
-def _fit_plane(points: np.ndarray, settings: DetectorSettings) -> np.ndarray | None:
-    """RANSAC plane (n, d) with n·p + d = 0, or None when no plane dominates."""
+def _fit_plane(points: np.ndarray, settings: DetectorSettings, min_inliers: float) -> np.ndarray | None:
+    """RANSAC plane (n, d) with n·p + d = 0, or None when fewer than `min_inliers` points lie on it."""
     if len(points) < 50:
         return None
     rng = np.random.default_rng(settings.seed)
@@ -92,7 +100,7 @@ def _fit_plane(points: np.ndarray, settings: DetectorSettings) -> np.ndarray | N
         count = int((np.abs(points @ normal + d) < settings.plane_inlier_m).sum())
         if count > best_count:
             best, best_count = np.append(normal, d), count
-    if best is None or best_count < settings.min_plane_fraction * len(points):
+    if best is None or best_count < min_inliers:
         return None
     return best
 
@@ -111,12 +119,16 @@ def detect_box(
         raise C2FError("no valid depth in the frame to find the hand in (give --bbox)")
     points = backproject_depth(depth, K_s)
     keep = valid.copy()
-    plane = _fit_plane(points[valid][:: max(1, int(valid.sum()) // 4000)], settings)
-    if plane is not None:
-        dist = points @ plane[:3] + plane[3]
-        # Points on the plane, and behind it (as seen from the camera), are scene, not the grasp.
-        camera_side = np.sign(plane[3]) if plane[3] != 0 else 1.0
-        keep &= dist * camera_side > settings.plane_inlier_m
+    # Remove the large planes (table, wall, floor): several may be in view.
+    for _ in range(settings.max_planes):
+        remaining = points[keep]
+        step = max(1, len(remaining) // 4000)
+        # Each plane must hold a share of all valid points, so a patch of the hand never counts as one.
+        min_inliers = settings.min_plane_fraction * valid.sum() / step
+        plane = _fit_plane(remaining[::step], settings, min_inliers)
+        if plane is None:
+            break
+        keep &= np.abs(points @ plane[:3] + plane[3]) > settings.plane_inlier_m
     # Split regions at depth edges so touching surfaces at different depths separate.
     dz_x = np.abs(np.diff(depth, axis=1, append=depth[:, -1:]))
     dz_y = np.abs(np.diff(depth, axis=0, append=depth[-1:, :]))
@@ -131,6 +143,10 @@ def detect_box(
         if area < settings.min_region_px:
             continue
         region = labels == label
+        region_points = points[region]
+        extent = np.percentile(region_points, 95, axis=0) - np.percentile(region_points, 5, axis=0)
+        if np.linalg.norm(extent) > settings.max_region_m:
+            continue  # far larger than a hand with its forearm: scene, not the grasp
         skin_mass = float(skin[region].sum())
         median_z = float(np.median(depth[region]))
         score = skin_mass / max(median_z, 0.1)
@@ -139,6 +155,10 @@ def detect_box(
     if best_label < 0:
         raise C2FError("could not find a hand in the frame (give --bbox x0,y0,x1,y1)")
     chosen = labels == best_label
+    # The region may carry the forearm (and a sleeve): centre on its skin, keep what a hand can reach.
+    weights = skin[chosen] ** 2 + 1e-6
+    anchor = (points[chosen] * weights[:, None]).sum(0) / weights.sum()
+    chosen &= np.linalg.norm(points - anchor, axis=-1) < settings.hand_radius_m
     hand_points = points[chosen]
     centre = np.median(hand_points, axis=0)
     reach = np.linalg.norm(hand_points - centre, axis=1).max() + settings.merge_radius_m
@@ -154,7 +174,7 @@ def detect_box(
         hand_sample = hand_points[:: max(1, len(hand_points) // 400)]
         gap = np.sqrt(((sample[:, None, :] - hand_sample[None, :, :]) ** 2).sum(-1)).min()
         if gap < settings.merge_radius_m:
-            chosen |= region
+            chosen |= region & (np.linalg.norm(points - anchor, axis=-1) < settings.object_radius_m)
     rows, cols = np.nonzero(chosen)
     return (
         float(cols.min() * s),

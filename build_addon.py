@@ -105,7 +105,33 @@ def build_core_wheel(wheel_dir: Path) -> Path:
         raise BuildError(
             f"expected one c2f_handobject wheel in {wheel_dir}, found {[w.name for w in wheels]}"
         )
+    drop_model_weights(wheels[0])
     return wheels[0]
+
+
+def drop_model_weights(wheel: Path) -> None:
+    """Remove the bundled network weights (`c2f_core/assets/*.pt`) from the wheel and its RECORD.
+
+    Blender only uses the format code; reconstruction runs in the worker environment, which has
+    its own c2f install with the weights. Without them the add-on zip stays about 1 MB.
+    """
+    with zipfile.ZipFile(wheel) as source:
+        entries = [(info, source.read(info)) for info in source.infolist()]
+    dropped = {
+        info.filename
+        for info, _ in entries
+        if info.filename.startswith("c2f_core/assets/") and info.filename.endswith(".pt")
+    }
+    if not dropped:
+        return
+    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        for info, data in entries:
+            if info.filename in dropped:
+                continue
+            if info.filename.endswith(".dist-info/RECORD"):
+                lines = data.decode().splitlines(keepends=True)
+                data = "".join(line for line in lines if line.split(",", 1)[0] not in dropped).encode()
+            target.writestr(info, data)
 
 
 def _record_hash(data: bytes) -> str:

@@ -25,7 +25,7 @@ import torch
 from c2f_core.data.crop import square_box, tight_box
 from c2f_core.data.take_dataset import make_input
 from c2f_core.errors import C2FError
-from c2f_core.geometry.frames import cam_to_nu, sdf_m_to_nu, sdf_nu_to_m
+from c2f_core.geometry.frames import sdf_m_to_nu
 from c2f_core.geometry.grid import GridCube
 from c2f_core.io.frames import RGBDFrame
 from c2f_core.io.recon_output import (
@@ -132,12 +132,7 @@ def reconstruct_frame(
     half = config.frames.cube_half_m
     ref = state.ref_m[0].detach().cpu().numpy().astype(np.float64)
     cube = reconstruction_cube(ref, half, settings.resolution)
-    ref_t = state.ref_m[0]
-
-    def field_fn(points_m: torch.Tensor) -> torch.Tensor:
-        points_nu = cam_to_nu(points_m.to(ref_t.dtype), ref_t, half)[None]
-        hand, obj = network.query(state, points_nu, chunk=settings.chunk_size)
-        return sdf_nu_to_m(torch.stack([hand[0], obj[0]], -1), half)
+    field_fn = network.field_fn(state)
 
     names = ("hand", "object")
     if settings.method == "dense":

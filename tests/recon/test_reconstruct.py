@@ -75,6 +75,13 @@ def sphere_network(monkeypatch):
     return calls
 
 
+def reconstruct(capsys, setup, out, *options):
+    """`c2f reconstruct` of the tiny take with the tiny checkpoint into `out`."""
+    return run(
+        capsys, "reconstruct", setup / "take", "--checkpoint", setup / "tiny.pt", "--out", out, *options
+    )
+
+
 def run(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
@@ -83,13 +90,9 @@ def run(capsys, *argv):
 
 def test_dense_reconstruction_lands_in_camera_metres(tiny_setup, sphere_network, capsys, tmp_path):
     out = tmp_path / "out"
-    code, _, err = run(
+    code, _, err = reconstruct(
         capsys,
-        "reconstruct",
-        tiny_setup / "take",
-        "--checkpoint",
-        tiny_setup / "tiny.pt",
-        "--out",
+        tiny_setup,
         out,
         "--method",
         "dense",
@@ -122,13 +125,9 @@ def test_ser_matches_dense_with_fewer_queries(tiny_setup, sphere_network, capsys
         lambda cube, *a, coarse_resolution=32, **k: np.ones((coarse_resolution,) * 3, bool),
     )
     out = tmp_path / "ser"
-    code, _, err = run(
+    code, _, err = reconstruct(
         capsys,
-        "reconstruct",
-        tiny_setup / "take",
-        "--checkpoint",
-        tiny_setup / "tiny.pt",
-        "--out",
+        tiny_setup,
         out,
         "--resolution",
         "64",
@@ -185,13 +184,9 @@ def test_bad_inputs_are_clear(tiny_setup, capsys, tmp_path):
     broken.write_bytes((tiny_setup / "tiny.pt").read_bytes()[:2000])
     code, _, err = run(capsys, "reconstruct", take, "--checkpoint", broken, "--out", tmp_path / "o")
     assert code == 2 and "not a readable c2f checkpoint" in err
-    code, _, err = run(
+    code, _, err = reconstruct(
         capsys,
-        "reconstruct",
-        take,
-        "--checkpoint",
-        tiny_setup / "tiny.pt",
-        "--out",
+        tiny_setup,
         tmp_path / "o",
         "--bbox",
         "400,10,500,100",
@@ -201,13 +196,9 @@ def test_bad_inputs_are_clear(tiny_setup, capsys, tmp_path):
 
 
 def test_empty_crop_and_empty_surface(tiny_setup, sphere_network, capsys, tmp_path, monkeypatch):
-    code, _, err = run(
+    code, _, err = reconstruct(
         capsys,
-        "reconstruct",
-        tiny_setup / "take",
-        "--checkpoint",
-        tiny_setup / "tiny.pt",
-        "--out",
+        tiny_setup,
         tmp_path / "a",
         "--bbox",
         "0,0,40,30",
@@ -223,13 +214,9 @@ def test_empty_crop_and_empty_surface(tiny_setup, sphere_network, capsys, tmp_pa
         "select_coarse_blocks",
         lambda cube, *a, coarse_resolution=32, **k: np.zeros((coarse_resolution,) * 3, bool),
     )
-    code, _, err = run(
+    code, _, err = reconstruct(
         capsys,
-        "reconstruct",
-        tiny_setup / "take",
-        "--checkpoint",
-        tiny_setup / "tiny.pt",
-        "--out",
+        tiny_setup,
         tmp_path / "b",
         "--bbox",
         "90,60,230,200",

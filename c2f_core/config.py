@@ -2,7 +2,8 @@
 
 Every component has a dataclass config whose fields carry a one-line docstring. `load_config`
 turns a YAML file (or a dict) into that dataclass, rejecting unknown keys and wrong types with a
-message that names the dotted key, so a typo never silently falls back to a default.
+message that names the dotted key, so a typo never silently falls back to a default. A file may
+start from another with `extends: other.yaml` (relative to its own folder) and override keys.
 """
 
 from __future__ import annotations
@@ -24,20 +25,49 @@ def load_config(cls: type[T], source: str | Path | dict[str, Any] | None) -> T:
     if source is None:
         return cls()
     if isinstance(source, dict):
-        data = source
-        where = "config"
+        data, where = _resolve_extends(dict(source), Path.cwd(), "config", ())
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise C2FError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise C2FError(f"config file {path} is not valid YAML: {exc}") from None
-        where = str(path)
-    if not isinstance(data, dict):
-        raise C2FError(f"{where}: expected a mapping at the top level, found {type(data).__name__}")
+        data, where = _read_yaml(Path(source), ())
     return _build(cls, data, prefix="", where=where)
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], str]:
+    """Read one YAML config file, following its `extends:` chain."""
+    if not path.is_file():
+        raise C2FError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise C2FError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise C2FError(f"{path}: expected a mapping at the top level, found {type(data).__name__}")
+    return _resolve_extends(data, path.parent, str(path), chain + (path.resolve(),))
+
+
+def _resolve_extends(
+    data: dict[str, Any], folder: Path, where: str, chain: tuple[Path, ...]
+) -> tuple[dict[str, Any], str]:
+    """Merge `data` over the config named by its `extends:` key (a path relative to `folder`)."""
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data, where
+    if not isinstance(base_name, str):
+        raise C2FError(f"{where}: 'extends' must be a path string, found {base_name!r}")
+    base_path = (folder / base_name).resolve()
+    if base_path in chain:
+        raise C2FError(f"{where}: 'extends' makes a cycle through {base_path}")
+    base, _ = _read_yaml(base_path, chain)
+    return _deep_merge(base, data), where
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

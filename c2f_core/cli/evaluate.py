@@ -6,8 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+from c2f_core.cli.reconstruct import parse_frames
 from c2f_core.eval.protocol import PROTOCOLS, evaluate_folder, format_table
 from c2f_core.io.atomic import write_text_atomic
+from c2f_core.io.take import Take
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--json", type=Path, metavar="FILE", help="write the full report (per frame too) as JSON"
     )
+    parser.add_argument(
+        "--frames", metavar="FRAMES", help="evaluate only these frames: A:B (inclusive) or A,B,C (default: all)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the surface sampling (default 0)")
     parser.add_argument("--samples", type=int, default=30_000, help="surface points per mesh (default 30000)")
     parser.set_defaults(run=run)
@@ -38,8 +43,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, optionally write JSON."""
     protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)
+    frames = parse_frames(args.frames, Take.open(args.gt).frame_ids) if args.frames else None
     report = evaluate_folder(
-        str(args.pred), str(args.gt), protocols, seed=args.seed, num_samples=args.samples, quiet=args.quiet
+        str(args.pred),
+        str(args.gt),
+        protocols,
+        seed=args.seed,
+        num_samples=args.samples,
+        quiet=args.quiet,
+        frames=frames,
     )
     print(format_table(report))
     if report["missing"]:

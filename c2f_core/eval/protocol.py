@@ -105,13 +105,17 @@ def evaluate_folder(
     seed: int = 0,
     num_samples: int = 30_000,
     quiet: bool = False,
+    frames: Iterable[int] | None = None,
 ) -> dict:
-    """Evaluate every GT frame of a take against a reconstruction folder; missing results count as failures."""
+    """Evaluate the GT frames of a take (all, or `frames`) against a reconstruction folder; missing results count as failures."""
     recon = read_reconstruction(pred_dir)
     take = Take.open(gt_take)
     gt_frames = [i for i in take.frame_ids if take.paths(i).gt is not None]
+    if frames is not None:
+        wanted = set(frames)
+        gt_frames = [i for i in gt_frames if i in wanted]
     if not gt_frames:
-        raise C2FError(f"take {gt_take} has no ground truth (gt/NNNNNN.npz)")
+        raise C2FError(f"take {gt_take} has no ground truth (gt/NNNNNN.npz) for the frames asked")
     protocols = list(protocols)
     per_protocol: dict[str, list[FrameEvaluation]] = {p: [] for p in protocols}
     missing: dict[int, str] = {}

@@ -82,6 +82,10 @@ def test_folder_evaluation_counts_missing_frames_and_cli(tmp_path, capsys):
     saved = json.loads((tmp_path / "r.json").read_text())
     assert set(saved["protocols"]) == {"aligned", "raw"}
     assert Take.open(take_dir).frame_ids == [0, 1, 2]
+    code = main(["evaluate", str(out), str(take_dir), "--frames", "0:1", "--samples", "2000", "-q",
+                 "--json", str(tmp_path / "sub.json")])
+    subset = json.loads((tmp_path / "sub.json").read_text())
+    assert code == 0 and subset["frames"] == 2 and subset["missing"] == {}
 
 
 def test_evaluate_without_ground_truth_is_a_clear_error(tmp_path, capsys, make_take):

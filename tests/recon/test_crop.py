@@ -89,3 +89,15 @@ def test_tracking_box_is_the_previous_meshes_box_grown_clipped_squared_and_scale
     points = [[-0.52, 0.0, 1.0], [-0.45, 0.05, 1.0], [-0.5, 0.0, 1.0]]  # u from 4 to 25
     box = find_box(frame, settings, None, previous(points))
     assert box == pytest.approx(square_box((0, 120 - m, 26 + m, 136 + m), scale=1.25))
+
+
+def test_detected_and_user_boxes_use_their_own_scales(monkeypatch):
+    from c2f_core.io.frames import RGBDFrame
+    from c2f_core.recon import runner
+
+    frame = RGBDFrame(0, np.zeros((240, 320, 3), np.uint8), np.ones((240, 320), np.float32), K)
+    monkeypatch.setattr(runner, "detect_box", lambda color, depth, K: (100.0, 80.0, 180.0, 160.0))
+    settings = runner.ReconstructionSettings(box_scale=1.25, detector_box_scale=1.05)
+    assert runner.find_box(frame, settings, None, None) == pytest.approx(square_box((100, 80, 180, 160), 1.05))
+    user = runner.find_box(frame, settings, (100.0, 80.0, 180.0, 160.0), None)
+    assert user == pytest.approx(square_box((100, 80, 180, 160), 1.25))

@@ -31,6 +31,9 @@ COLUMNS = (
     ("CD_o", "object", "chamfer_cm2_mean", 2),
     ("F_o@5", "object", "fscore@0.5cm", 3),
     ("F_o@10", "object", "fscore@1cm", 3),
+    # Medians too: without alignment a few misplaced meshes dominate the mean Chamfer distance.
+    ("CD_h med", "hand", "chamfer_cm2_median", 2),
+    ("CD_o med", "object", "chamfer_cm2_median", 2),
 )
 
 

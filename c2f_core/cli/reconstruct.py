@@ -67,6 +67,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--format", choices=MESH_FORMATS, default="ply", help="mesh file format (default ply)"
     )
     parser.add_argument("--bbox", help="crop box x0,y0,x1,y1 in pixels (default: detected, then tracked)")
+    parser.add_argument(
+        "--track",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="crop around the previous frame's meshes: auto = in sequences (takes with fps or timestamps)",
+    )
     parser.add_argument("--frames", help="frame range A:B (inclusive) or list A,B,C")
     parser.add_argument("--resolution", type=int, default=128, help="grid samples per axis (default 128)")
     parser.add_argument(
@@ -113,6 +119,7 @@ def _run(args: argparse.Namespace, emit) -> int:
         method=args.method,
         octree=not args.no_octree,
         keep_largest_component=not args.all_components,
+        track=args.track,
     )
     if settings.resolution < 8:
         raise C2FError(f"--resolution must be at least 8, found {settings.resolution}")

@@ -70,8 +70,9 @@ class ReconstructionSettings:
     """Heatmap values below this count as empty (the reference's hm_threshold)."""
     chunk_size: int = 1 << 16
     """SDF queries per network call."""
-    track: bool = True
-    """In a sequence, crop each frame around the previous frame's meshes."""
+    track: Literal["auto", "on", "off"] = "auto"
+    """Crop each frame around the previous frame's meshes: "auto" does so in a sequence (a take with
+    an "fps" or timestamps), where neighbouring frames show the same grasp; never for independent frames."""
     box_scale: float = 1.25
     """Square crop side as a multiple of the larger side of a user's or a tracked box (as in training)."""
     detector_box_scale: float = 1.05
@@ -202,7 +203,7 @@ def find_box(
     if user_box is not None:
         tight = check_box_in_image(user_box, frame.width, frame.height)
     elif (
-        settings.track and previous is not None and not (previous.hand.is_empty and previous.object.is_empty)
+        previous is not None and not (previous.hand.is_empty and previous.object.is_empty)
     ):
         points = np.concatenate([previous.hand.vertices, previous.object.vertices], 0)
         try:
@@ -237,6 +238,11 @@ def _previous_from_files(out: Path, frame_id: int, fmt: str) -> FrameResult | No
     return FrameResult(meshes[0], meshes[1], np.zeros((21, 3)), np.zeros(3), (0, 0, 0, 0), 0)
 
 
+def is_sequence(take: Take) -> bool:
+    """Whether a take's frames follow each other in time (it has a frame rate or timestamps)."""
+    return take.intrinsics.fps is not None or bool(take.timestamps)
+
+
 def reconstruct_take(
     take: Take,
     network: C2FNetwork,
@@ -257,6 +263,7 @@ def reconstruct_take(
     out = Path(out)
     emit = on_event or (lambda event: None)
     ids = list(take.frame_ids if frame_ids is None else frame_ids)
+    tracking = settings.track == "on" or (settings.track == "auto" and is_sequence(take))
     emit({"event": "start", "total": len(ids), "take": take.name})
     failed: dict[int, str] = {}
     done: list[int] = []
@@ -270,7 +277,7 @@ def reconstruct_take(
         if files.info.is_file() and not overwrite:
             skipped += 1
             done.append(frame_id)
-            previous = _previous_from_files(out, frame_id, fmt) if settings.track else None
+            previous = _previous_from_files(out, frame_id, fmt) if tracking else None
             emit(
                 {
                     "event": "frame",
@@ -316,7 +323,7 @@ def reconstruct_take(
             emit({"event": "error", "frame": frame_id, "message": str(exc)})
         else:
             done.append(frame_id)
-            previous = result
+            previous = result if tracking else None
             totals.append(result.timings["total"])
             queries.append(result.queries)
             emit(

@@ -227,3 +227,32 @@ def test_empty_crop_and_empty_surface(tiny_setup, sphere_network, capsys, tmp_pa
         "--quiet",
     )
     assert code == 1 and "no surface found" in err
+
+
+@pytest.mark.parametrize(
+    ("fps", "track", "tracked"),
+    [(15.0, "auto", True), (None, "auto", False), (None, "on", True), (15.0, "off", False)],
+)
+def test_tracking_only_in_sequences_unless_asked(
+    tiny_setup, sphere_network, capsys, tmp_path, monkeypatch, fps, track, tracked
+):
+    from c2f_core.recon import runner
+
+    color, depth = scene()
+    intr = Intrinsics(fx=300, fy=300, cx=160, cy=120, width=320, height=240, depth_scale=0.001, fps=fps)
+    with TakeWriter(tmp_path / "take", intr) as writer:
+        for i in range(2):
+            writer.write(i, color, depth)  # no timestamps: only fps can mark a sequence here
+    seen = []
+    real_find_box = runner.find_box
+
+    def find_box(frame, settings, user_box, previous):
+        seen.append(previous is not None)
+        return real_find_box(frame, settings, user_box, previous)
+
+    monkeypatch.setattr(runner, "find_box", find_box)
+    code, _, _ = run(
+        capsys, "reconstruct", tmp_path / "take", "--checkpoint", tiny_setup / "tiny.pt", "--out",
+        tmp_path / "out", "--resolution", "32", "--track", track, "--quiet",
+    )
+    assert code == 0 and seen == [False, tracked]

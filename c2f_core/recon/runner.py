@@ -29,6 +29,7 @@ from c2f_core.geometry.frames import sdf_m_to_nu
 from c2f_core.geometry.grid import GridCube
 from c2f_core.io.frames import RGBDFrame
 from c2f_core.io.recon_output import (
+    FrameFiles,
     frame_files,
     iter_frame_meshes,
     read_reconstruction,
@@ -238,6 +239,18 @@ def _previous_from_files(out: Path, frame_id: int, fmt: str) -> FrameResult | No
     return FrameResult(meshes[0], meshes[1], np.zeros((21, 3)), np.zeros(3), (0, 0, 0, 0), 0)
 
 
+def _frame_event(frame_id: int, files: FrameFiles, **extra: object) -> Event:
+    """The "frame" event of a finished frame: where its meshes and JSON are."""
+    return {
+        "event": "frame",
+        "frame": frame_id,
+        "hand": str(files.hand),
+        "object": str(files.object),
+        "json": str(files.info),
+        **extra,
+    }
+
+
 def is_sequence(take: Take) -> bool:
     """Whether a take's frames follow each other in time (it has a frame rate or timestamps)."""
     return take.intrinsics.fps is not None or bool(take.timestamps)
@@ -278,16 +291,7 @@ def reconstruct_take(
             skipped += 1
             done.append(frame_id)
             previous = _previous_from_files(out, frame_id, fmt) if tracking else None
-            emit(
-                {
-                    "event": "frame",
-                    "frame": frame_id,
-                    "hand": str(files.hand),
-                    "object": str(files.object),
-                    "json": str(files.info),
-                    "skipped": True,
-                }
-            )
+            emit(_frame_event(frame_id, files, skipped=True))
             emit({"event": "progress", "done": position + 1, "total": len(ids)})
             continue
         try:
@@ -326,15 +330,7 @@ def reconstruct_take(
             previous = result if tracking else None
             totals.append(result.timings["total"])
             queries.append(result.queries)
-            emit(
-                {
-                    "event": "frame",
-                    "frame": frame_id,
-                    "hand": str(files.hand),
-                    "object": str(files.object),
-                    "json": str(files.info),
-                }
-            )
+            emit(_frame_event(frame_id, files))
         emit({"event": "progress", "done": position + 1, "total": len(ids)})
     # Earlier runs may have finished frames outside this range: keep them listed.
     existing = []

@@ -9,7 +9,7 @@ runs the two documented commands, skipping work already done (both resume):
 then writes OUT/table.md (one Markdown table per protocol, with the mean SDF queries and seconds
 per frame) and OUT/table.json. Example (the README's table):
 
-    python benchmarks/ablation_table.py --bench BENCH/frames --frames 0:19 --resolution 64 --out results/table1 \\
+    python benchmarks/ablation_table.py --bench BENCH/frames --frames 0:19 --resolution 64 --overlap --out results/table1 \\
         --row "Pixel (RGB)=runs/abl_pixel_rgb/last.pt" --row "3D Point + Ref + SER=runs/cpu1/step_0001000.pt:ser"
 """
 
@@ -60,7 +60,7 @@ def c2f(*args: str) -> None:
     """Run one `c2f` subcommand in this interpreter's environment; stop on an error."""
     command = [sys.executable, "-m", "c2f_core", *args]
     print("$ c2f " + " ".join(args), flush=True)
-    if subprocess.run(command).returncode not in (0, 1):
+    if subprocess.run(command, check=False).returncode not in (0, 1):
         raise SystemExit(f"c2f {args[0]} failed")
 
 
@@ -82,6 +82,11 @@ def main() -> None:
     parser.add_argument("--row", action="append", required=True, help="NAME=CHECKPOINT[:dense|ser]")
     parser.add_argument("--frames", default=None, help="frames A:B or A,B,C (default all)")
     parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument(
+        "--overlap",
+        action="store_true",
+        help="pass --overlap to c2f reconstruct (mesh each field on its own, as the paper)",
+    )
     args = parser.parse_args()
     rows = [parse_row(r) for r in args.row]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -91,7 +96,8 @@ def main() -> None:
         recon = args.out / slug(name)
         report_path = args.out / f"{slug(name)}.eval.json"
         c2f("reconstruct", str(args.bench), "--checkpoint", str(checkpoint), "--method", method,
-            "--resolution", str(args.resolution), *frame_args, "--out", str(recon), "--no-usd", "-q")
+            "--resolution", str(args.resolution), *frame_args, "--out", str(recon), "--no-usd", "-q",
+            *(["--overlap"] if args.overlap else []))
         if not report_path.is_file():
             c2f("evaluate", str(recon), str(args.bench), *frame_args, "--json", str(report_path), "-q")
         report = json.loads(report_path.read_text())

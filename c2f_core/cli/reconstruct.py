@@ -85,6 +85,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--all-components", action="store_true", help="keep every connected piece of the meshes"
     )
+    parser.add_argument(
+        "--overlap",
+        action="store_true",
+        help="mesh the hand and object fields as they are, even where both say inside "
+        "(default: make them exclusive, so the meshes touch without passing through each other)",
+    )
     parser.add_argument("--no-usd", action="store_true", help="do not write take.usdc for sequences")
     parser.add_argument("--overwrite", action="store_true", help="redo frames that already have results")
     parser.add_argument(
@@ -119,6 +125,7 @@ def _run(args: argparse.Namespace, emit) -> int:
         method=args.method,
         octree=not args.no_octree,
         keep_largest_component=not args.all_components,
+        separate=not args.overlap,
         track=args.track,
     )
     if settings.resolution < 8:

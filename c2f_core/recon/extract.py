@@ -32,6 +32,18 @@ FieldFn = Callable[[torch.Tensor], torch.Tensor]
 """(M, 3) float32 metres -> (M,) or (M, C) signed distances; see the module docstring."""
 
 
+def separate_fields(sdf: torch.Tensor) -> torch.Tensor:
+    """Hand and object SDFs (M, 2) made exclusive: where both say inside, the deeper one keeps the point.
+
+    With half the gap g = (hand - object) / 2, hand' = max(hand, g) and object' = max(object, -g):
+    hand' < 0 exactly where hand < 0 and hand < object, and the same for the object, so the two
+    surfaces meet on the set where both SDFs are equal instead of passing through each other. Away
+    from the other surface (its SDF >= 0 near this one's zero level) each zero level is unchanged.
+    """
+    gap = 0.5 * (sdf[..., 0] - sdf[..., 1])
+    return torch.stack([torch.maximum(sdf[..., 0], gap), torch.maximum(sdf[..., 1], -gap)], dim=-1)
+
+
 @dataclass
 class Mesh:
     """A triangle mesh in metres."""

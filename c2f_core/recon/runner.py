@@ -40,7 +40,7 @@ from c2f_core.io.take import Take
 from c2f_core.model.network import C2FNetwork, EncodedFrames
 from c2f_core.recon.crop import Box, check_box_in_image, detect_box
 from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
-from c2f_core.recon.extract import ExtractionResult, Mesh
+from c2f_core.recon.extract import ExtractionResult, Mesh, separate_fields
 from c2f_core.recon.ser import SurfaceAwareExtractor, SurfaceAwareExtractorConfig, select_coarse_blocks
 from c2f_core.train.config import C2FConfig
 
@@ -63,6 +63,9 @@ class ReconstructionSettings:
     """SER: refine coarse-to-fine inside the selected blocks (fewer queries)."""
     keep_largest_component: bool = True
     """Keep only the largest connected piece of each mesh."""
+    separate: bool = True
+    """Make the hand and object fields exclusive before meshing (``recon.extract.separate_fields``),
+    so the meshes touch but do not pass through each other."""
     hand_band_m: float = 0.0065
     """Depth points whose coarse hand SDF is within this distance mark hand blocks (0.02 nu of DexYCB)."""
     object_band_m: float = 0.0129
@@ -138,6 +141,12 @@ def reconstruct_frame(
     ref = state.ref_m[0].detach().cpu().numpy().astype(np.float64)
     cube = reconstruction_cube(ref, half, settings.resolution)
     field_fn = network.field_fn(state)
+    if settings.separate:
+        raw_field = field_fn
+
+        def field_fn(points_m: torch.Tensor) -> torch.Tensor:
+            return separate_fields(raw_field(points_m))
+
 
     names = ("hand", "object")
     if settings.method == "dense":

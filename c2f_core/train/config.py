@@ -50,6 +50,9 @@ class TrainConfig:
     """Clip the gradient norm to this value (0 = no clipping)."""
     seed: int = 0
     """Seed of the weights, the data order, the augmentation and dropout."""
+    init_weights: str = ""
+    """Checkpoint whose network weights start a new run (fine-tuning; its optimizer state and step
+    are not used; the architecture must match). Ignored by ``--resume``."""
     amp: bool = True
     """bf16 autocast on CUDA (ignored on CPU)."""
     num_workers: int = 8

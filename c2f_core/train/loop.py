@@ -323,6 +323,9 @@ def train(
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         start_step, best_val = int(checkpoint["step"]), checkpoint.get("best_val")
+    elif tcfg.init_weights:
+        init_path = Path(tcfg.init_weights).expanduser()
+        load_state(network, load_checkpoint(init_path)["model"], str(init_path))
     model: torch.nn.Module = network
     if ctx.world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(

@@ -269,3 +269,48 @@ def test_bad_settings_raise_user_errors():
         SurfaceAwareExtractor(SurfaceAwareExtractorConfig(lipschitz=0.0))
     with pytest.raises(C2FError, match="chunk_size"):
         DenseExtractor(DenseExtractorConfig(chunk_size=0))
+
+
+def test_separate_fields_splits_overlap_and_keeps_the_rest():
+    from c2f_core.recon.extract import separate_fields
+
+    sdf = torch.tensor(
+        [
+            [-0.005, -0.002],  # inside both, deeper in the hand: hand keeps it
+            [-0.002, -0.005],  # inside both, deeper in the object: object keeps it
+            [0.003, 0.004],  # outside both: unchanged
+            [0.0, 0.01],  # on the hand surface away from the object: unchanged
+            [-0.003, 0.004],  # inside the hand only: stays inside the hand only
+        ]
+    )
+    out = separate_fields(sdf)
+    assert out[0, 0] < 0 < out[0, 1]
+    assert out[1, 1] < 0 < out[1, 0]
+    assert torch.equal(out[2], sdf[2])
+    assert torch.equal(out[3], sdf[3])
+    assert out[4, 0] < 0 < out[4, 1]
+
+
+def test_separated_spheres_touch_without_overlap():
+    """Two overlapping spheres meshed from exclusive fields meet on the mid-plane and share no volume."""
+    from c2f_core.recon.extract import separate_fields
+
+    shift = torch.tensor([0.05, 0.0, 0.0])
+
+    def pair(points):
+        a = (points - torch.tensor(CENTER, dtype=points.dtype) + shift).norm(dim=-1) - RADIUS
+        b = (points - torch.tensor(CENTER, dtype=points.dtype) - shift).norm(dim=-1) - RADIUS
+        return torch.stack([a, b], -1)
+
+    cube = cube_of(64)
+    plain = DenseExtractor().extract(pair, cube, ("a", "b")).meshes
+    split = DenseExtractor().extract(lambda p: separate_fields(pair(p)), cube, ("a", "b")).meshes
+    mid = CENTER[0]
+    step = cube.voxel_size
+    assert plain["a"].vertices[:, 0].max() > mid + 0.02  # the spheres overlap by 6 cm
+    assert split["a"].vertices[:, 0].max() < mid + step
+    assert split["b"].vertices[:, 0].min() > mid - step
+    # Away from the overlap each surface is the sphere's.
+    far = split["a"].vertices[split["a"].vertices[:, 0] < mid - 0.05]
+    radii = np.linalg.norm(far - (CENTER - shift.numpy()), axis=1)
+    assert np.abs(radii - RADIUS).max() < step

@@ -199,6 +199,24 @@ def test_bad_checkpoints_give_clear_errors(frames, tmp_path):
 # ---------------------------------------------------------------- learning
 
 
+def test_init_weights_starts_a_new_run_from_a_checkpoint(frames, tmp_path):
+    train(tiny(steps=3), [frames], tmp_path / "a", quiet=True)
+    trained = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+
+    def first_weights(run, **overrides):
+        train(tiny(steps=1, lr=1e-12, **overrides), [frames], tmp_path / run, quiet=True)
+        return load_checkpoint(tmp_path / run / "last.pt")
+
+    started = first_weights("b", init_weights=str(tmp_path / "a" / "last.pt"))
+    assert started["step"] == 1  # a new schedule, not a resume
+    assert all(torch.allclose(started["model"][k].float(), v.float(), atol=1e-6) for k, v in trained.items())
+    fresh = first_weights("c")["model"]
+    assert not all(torch.allclose(fresh[k].float(), v.float(), atol=1e-6) for k, v in trained.items())
+    with pytest.raises(C2FError, match="not found"):
+        train(tiny(steps=1, init_weights=str(tmp_path / "nope.pt")), [frames], tmp_path / "d", quiet=True)
+
+
+
 def test_overfits_four_frames(frames, tmp_path):
     config = tiny(steps=120, ckpt_every=1000, lr=3e-3)
     for key in ("box_shift", "box_scale", "ref_jitter_m", "color", "depth_noise_m", "depth_dropout"):

@@ -118,6 +118,7 @@ def build_request(context: bpy.types.Context) -> ReconstructRequest:
         frames=(settings.frame_first, settings.frame_last) if (take and settings.use_frame_range) else None,
         bbox=tuple(settings.bbox) if settings.use_bbox else None,
         device=settings.device,
+        hand=settings.hand_mesh,
     )
 
 

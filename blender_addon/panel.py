@@ -41,6 +41,7 @@ class C2F_PT_reconstruct(bpy.types.Panel):
         column = layout.column(heading="Model")
         column.prop(settings, "checkpoint")
         column.prop(settings, "device")
+        column.prop(settings, "hand_mesh")
         column.prop(settings, "use_bbox")
         row = column.row(align=True)
         row.enabled = settings.use_bbox

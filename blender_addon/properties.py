@@ -43,6 +43,21 @@ class C2FSettings(bpy.types.PropertyGroup):
         description="Model checkpoint; empty: the one bundled with c2f",
     )
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")
+    hand_mesh: EnumProperty(
+        name="Hand",
+        items=(
+            ("sdf", "Network Surface", "The hand surface the network predicts (C2F-SDF)"),
+            (
+                "fit",
+                "Fitted Hand Model",
+                (
+                    "The open hand model fitted to the network's surface, the depth and the predicted "
+                    "joints: separate fingers and the same topology every frame (2-4 s more per frame)"
+                ),
+            ),
+        ),
+        default="sdf",
+    )
     use_bbox: BoolProperty(
         name="Crop Box", description="Give the hand's box instead of finding it", default=False
     )

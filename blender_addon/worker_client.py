@@ -83,6 +83,8 @@ class ReconstructRequest:
     bbox: tuple[int, int, int, int] | None = None
     """Crop box (x0, y0, x1, y1) in pixels; None: found automatically."""
     device: str = "auto"
+    hand: str = "sdf"
+    """Hand mesh: "sdf" (the network's surface) or "fit" (the fitted open hand)."""
 
     def command(self) -> list[str]:
         """The worker's argv: `<python> -m c2f_core reconstruct INPUT --out OUT --jsonl [options]`."""
@@ -110,6 +112,8 @@ class ReconstructRequest:
                 str(self.intrinsics),
             ]
         cmd += ["--out", self.out_dir, "--jsonl", "--device", self.device]
+        if self.hand != "sdf":
+            cmd += ["--hand", self.hand]
         if self.checkpoint:
             cmd += ["--checkpoint", self.checkpoint]
         if self.frames is not None:

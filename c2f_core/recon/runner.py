@@ -41,6 +41,7 @@ from c2f_core.model.network import C2FNetwork, EncodedFrames
 from c2f_core.recon.crop import Box, check_box_in_image, detect_box
 from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
 from c2f_core.recon.extract import ExtractionResult, Mesh, separate_fields
+from c2f_core.recon.hand_fit import fit_open_hand
 from c2f_core.recon.ser import SurfaceAwareExtractor, SurfaceAwareExtractorConfig, select_coarse_blocks
 from c2f_core.train.config import C2FConfig
 
@@ -63,6 +64,9 @@ class ReconstructionSettings:
     """SER: refine coarse-to-fine inside the selected blocks (fewer queries)."""
     keep_largest_component: bool = True
     """Keep only the largest connected piece of each mesh."""
+    hand: Literal["sdf", "fit"] = "sdf"
+    """The hand mesh: the network's SDF surface, or the open hand fitted to the frame's predictions
+    (``recon.hand_fit``: a clean articulated hand with fixed topology; about 2-4 s more per frame)."""
     separate: bool = True
     """Make the hand and object fields exclusive before meshing (``recon.extract.separate_fields``),
     so the meshes touch but do not pass through each other."""
@@ -186,9 +190,15 @@ def reconstruct_frame(
     with torch.no_grad():
         joints = state.to_cam(state.joints_nu)[0].cpu().numpy()
         centre = state.to_cam(state.object_center_nu[:, None])[0, 0].cpu().numpy()
+    hand = result.meshes["hand"]
+    if settings.hand == "fit":
+        fit = fit_open_hand(network, state, frame.depth_m, frame.K, surface=hand.vertices)
+        hand = Mesh(fit.vertices, fit.faces)
+        joints = fit.joints
+        timings["hand_fit"] = fit.seconds
     timings["total"] = time.perf_counter() - start
     return FrameResult(
-        hand=result.meshes["hand"],
+        hand=hand,
         object=result.meshes["object"],
         joints=joints.astype(np.float64),
         object_center=centre.astype(np.float64),
@@ -320,6 +330,7 @@ def reconstruct_take(
                 "queries": result.queries,
                 "timings": result.timings,
                 "bbox": result.box,
+                "hand_mesh": "open hand fit" if settings.hand == "fit" else "network SDF",
                 "warnings": warnings,
             }
             write_frame_result(

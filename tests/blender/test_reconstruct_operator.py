@@ -199,3 +199,24 @@ def test_modal_path_polls_on_timer_imports_when_done_and_esc_stops_the_worker(tm
     assert res["first"] == ["RUNNING_MODAL"] and res["mouse"] == ["PASS_THROUGH"]
     assert res["cancelled"] == ["CANCELLED"] and res["worker_alive"] is False and res["running"] is False
     assert res["status"] == "cancelled" and res["cancel_seconds"] < 15
+
+
+REQUEST_SCRIPT = """
+import importlib
+prefs = enable_addon()
+prefs.worker_python = "/env/bin/python"
+settings = bpy.context.scene.c2f
+settings.take_dir = {take!r}
+operators = importlib.import_module("bl_ext.user_default.c2f_handobject.operators")
+default = operators.build_request(bpy.context).command()
+settings.hand_mesh = "fit"
+fitted = operators.build_request(bpy.context).command()
+result(default=default, fitted=fitted)
+"""
+
+
+def test_panel_hand_choice_reaches_the_worker_command(tmp_path, make_take):
+    take = make_take("take", frame_ids=RESULT_FRAMES)
+    res = run_blender(REQUEST_SCRIPT.format(take=str(take)), tmp_path)
+    assert "--hand" not in res["default"]
+    assert res["fitted"][-2:] == ["--hand", "fit"]

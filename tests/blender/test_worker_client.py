@@ -140,6 +140,9 @@ def test_command_line():
         python="p", out_dir="/o", color="c.png", depth="d.png", intrinsics="i.json"
     )
     assert single.command()[4:10] == ["--color", "c.png", "--depth", "d.png", "--intrinsics", "i.json"]
+    assert "--hand" not in single.command()
+    fitted = wc.ReconstructRequest(python="p", out_dir="/o", take_dir="/t", hand="fit")
+    assert fitted.command()[-2:] == ["--hand", "fit"]
 
 
 def test_probe_reports_what_an_environment_has(tmp_path):

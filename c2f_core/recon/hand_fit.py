@@ -15,14 +15,16 @@ predicted joints (``network.posed_hand_nu``'s pose) and runs a fixed number of A
 frame costs the same every time. No ground truth is used. The mesh has the open hand's fixed
 topology, so one frame's vertices correspond to the next's.
 
-It is a local fit: when the predicted joints put the palm the wrong way round, the fitted hand
-keeps a wrong but clean-looking pose. ``c2f reconstruct --hand fit`` uses it; the default hand
+It is a local fit. Two starts are tried (the joints' pose, and the palm turned over) and the
+better one after a few steps is kept; when the predicted joints are far off, the fitted hand can
+still look clean but be posed wrongly. ``c2f reconstruct --hand fit`` uses it; the default hand
 is the network's surface.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import time
 from dataclasses import dataclass
 
@@ -41,7 +43,11 @@ class HandFitConfig:
     """Weights and schedule of the hand fit (distances in metres)."""
 
     iterations: int = 80
-    """Adam steps."""
+    """Adam steps of the kept start."""
+    hypotheses: int = 2
+    """Starts tried: the predicted joints' pose, and (2) the same with the palm turned over."""
+    trial_iterations: int = 20
+    """Steps each start takes before the one with the lowest loss is kept."""
     lr_rotation: float = 0.02
     """Learning rate of the rotation offsets (radians)."""
     lr_translation: float = 0.002
@@ -170,69 +176,82 @@ def fit_open_hand(
         pick = rng.choice(len(surface), size=min(len(surface), cfg.surface_points), replace=False)
         target = torch.as_tensor(np.asarray(surface, np.float32)[pick], device=device)
 
-    d_global = torch.zeros(3, device=device, requires_grad=True)
-    d_local = torch.zeros(init.finger_rotations.shape[1], 3, device=device, requires_grad=True)
-    d_transl = torch.zeros(3, device=device, requires_grad=True)
-    betas = torch.zeros(cfg.num_betas, device=device, requires_grad=True)
-    params = [d_global, d_local, d_transl, betas]
-    optimizer = torch.optim.Adam(
-        [
-            {"params": [d_global, d_local], "lr": cfg.lr_rotation},
-            {"params": [d_transl], "lr": cfg.lr_translation},
-            {"params": [betas], "lr": cfg.lr_shape},
-        ]
-    )
     full_betas = torch.zeros(layer.num_betas, device=device)
-
-    def pose() -> tuple[torch.Tensor, torch.Tensor]:
-        shape = torch.cat([betas, full_betas[cfg.num_betas :]])[None]
-        out = layer(
-            init.global_orient @ axis_angle_to_matrix(d_global)[None],
-            init.finger_rotations @ axis_angle_to_matrix(d_local)[None],
-            betas=shape,
-            transl=init.transl + d_transl[None],
-        )
-        return out.vertices[0], out.joints[0]
-
     generator = torch.Generator().manual_seed(cfg.seed)
     count = min(cfg.sdf_vertices, layer.num_vertices)
-    terms: dict[str, torch.Tensor] = {}
-    for _ in range(cfg.iterations):
-        optimizer.zero_grad(set_to_none=True)
-        vertices, joints = pose()
-        subset = torch.randperm(layer.num_vertices, generator=generator)[:count].to(device)
-        sdf_hand, sdf_obj = network.fine_sdf(state, cam_to_nu(vertices[subset], ref, half)[None])
-        sdf_hand, sdf_obj = sdf_nu_to_m(sdf_hand[0], half), sdf_nu_to_m(sdf_obj[0], half)
-        if len(hand_points):
-            terms["depth"] = _nearest_sq(hand_points, vertices).clamp(max=cfg.robust_m**2).mean()
-        else:
-            terms["depth"] = vertices.new_zeros(())
-        if target is not None:
-            terms["coverage"] = _nearest_sq(target, vertices).clamp(max=cfg.robust_m**2).mean()
-        else:
-            terms["coverage"] = vertices.new_zeros(())
-        terms["free_space"] = _free_space(vertices, depth_t, K_t, cfg.free_space_margin_m, cfg.robust_m)
-        terms["sdf"] = (sdf_hand.clamp(-cfg.robust_m, cfg.robust_m) ** 2).mean()
-        terms["joints"] = ((joints - joints_pred) ** 2).sum(-1).clamp(max=cfg.robust_m**2 * 4).mean()
-        terms["penetration"] = (torch.relu(-sdf_obj) ** 2).mean()
-        terms["pose"] = (d_local**2).sum(-1).mean() + (d_global**2).sum()
-        terms["shape"] = (betas**2).mean()
-        total = (
-            cfg.w_depth * terms["depth"]
-            + cfg.w_free_space * terms["free_space"]
-            + cfg.w_coverage * terms["coverage"]
-            + cfg.w_sdf * terms["sdf"]
-            + cfg.w_joints * terms["joints"]
-            + cfg.w_penetration * terms["penetration"]
-            + cfg.w_pose * terms["pose"]
-            + cfg.w_shape * terms["shape"]
-        )
-        # Gradients of the fit's own parameters only: the network's weights are left untouched.
-        for param, grad in zip(params, torch.autograd.grad(total, params)):
-            param.grad = grad
-        optimizer.step()
+
+    class Hypothesis:
+        """One start of the fit: offsets from a global orientation, their optimizer, the last terms."""
+
+        def __init__(self, flip: float):
+            self.orient = init.global_orient @ axis_angle_to_matrix(torch.tensor([flip, 0.0, 0.0]))[None]
+            self.d_global = torch.zeros(3, device=device, requires_grad=True)
+            self.d_local = torch.zeros(init.finger_rotations.shape[1], 3, device=device, requires_grad=True)
+            self.d_transl = torch.zeros(3, device=device, requires_grad=True)
+            self.betas = torch.zeros(cfg.num_betas, device=device, requires_grad=True)
+            self.params = [self.d_global, self.d_local, self.d_transl, self.betas]
+            self.optimizer = torch.optim.Adam(
+                [
+                    {"params": [self.d_global, self.d_local], "lr": cfg.lr_rotation},
+                    {"params": [self.d_transl], "lr": cfg.lr_translation},
+                    {"params": [self.betas], "lr": cfg.lr_shape},
+                ]
+            )
+            self.terms: dict[str, torch.Tensor] = {}
+            self.total = float("inf")
+
+        def pose(self) -> tuple[torch.Tensor, torch.Tensor]:
+            shape = torch.cat([self.betas, full_betas[cfg.num_betas :]])[None]
+            out = layer(
+                self.orient @ axis_angle_to_matrix(self.d_global)[None],
+                init.finger_rotations @ axis_angle_to_matrix(self.d_local)[None],
+                betas=shape,
+                transl=init.transl + self.d_transl[None],
+            )
+            return out.vertices[0], out.joints[0]
+
+        def step(self) -> None:
+            terms = self.terms
+            vertices, joints = self.pose()
+            subset = torch.randperm(layer.num_vertices, generator=generator)[:count].to(device)
+            sdf_hand, sdf_obj = network.fine_sdf(state, cam_to_nu(vertices[subset], ref, half)[None])
+            sdf_hand, sdf_obj = sdf_nu_to_m(sdf_hand[0], half), sdf_nu_to_m(sdf_obj[0], half)
+            zero = vertices.new_zeros(())
+            cap = cfg.robust_m**2
+            terms["depth"] = (
+                _nearest_sq(hand_points, vertices).clamp(max=cap).mean() if len(hand_points) else zero
+            )
+            terms["coverage"] = (
+                _nearest_sq(target, vertices).clamp(max=cap).mean() if target is not None else zero
+            )
+            terms["free_space"] = _free_space(vertices, depth_t, K_t, cfg.free_space_margin_m, cfg.robust_m)
+            terms["sdf"] = (sdf_hand.clamp(-cfg.robust_m, cfg.robust_m) ** 2).mean()
+            terms["joints"] = ((joints - joints_pred) ** 2).sum(-1).clamp(max=4 * cap).mean()
+            terms["penetration"] = (torch.relu(-sdf_obj) ** 2).mean()
+            terms["pose"] = (self.d_local**2).sum(-1).mean() + (self.d_global**2).sum()
+            terms["shape"] = (self.betas**2).mean()
+            total = sum(getattr(cfg, f"w_{name}") * value for name, value in terms.items())
+            # Gradients of the fit's own parameters only: the network's weights are left untouched.
+            for param, grad in zip(self.params, torch.autograd.grad(total, self.params)):
+                param.grad = grad
+            self.optimizer.step()
+            self.total = float(total.detach())
+
+    # The predicted joints can put the palm the wrong way round: try the palm turned about the
+    # wrist-to-middle-finger axis too, and keep the start that fits best after a few steps.
+    flips = [0.0, math.pi][: max(1, cfg.hypotheses)]
+    starts = [Hypothesis(flip) for flip in flips]
+    trial = min(cfg.trial_iterations, cfg.iterations) if len(starts) > 1 else 0
+    for hypothesis in starts:
+        for _ in range(trial):
+            hypothesis.step()
+    best = min(starts, key=lambda h: h.total)
+    for _ in range(cfg.iterations - trial):
+        best.step()
+    terms = best.terms
     with torch.no_grad():
-        vertices, joints = pose()
+        vertices, joints = best.pose()
+    betas = best.betas
     return HandFit(
         vertices=vertices.cpu().numpy().astype(np.float32),
         faces=layer.faces.cpu().numpy().astype(np.int64),

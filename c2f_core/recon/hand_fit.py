@@ -184,7 +184,9 @@ def fit_open_hand(
         """One start of the fit: offsets from a global orientation, their optimizer, the last terms."""
 
         def __init__(self, flip: float):
-            self.orient = init.global_orient @ axis_angle_to_matrix(torch.tensor([flip, 0.0, 0.0]))[None]
+            self.orient = (
+                init.global_orient @ axis_angle_to_matrix(torch.tensor([flip, 0.0, 0.0], device=device))[None]
+            )
             self.d_global = torch.zeros(3, device=device, requires_grad=True)
             self.d_local = torch.zeros(init.finger_rotations.shape[1], 3, device=device, requires_grad=True)
             self.d_transl = torch.zeros(3, device=device, requires_grad=True)

@@ -262,20 +262,91 @@ def import_reconstruction(
     return result
 
 
+FITTED_HAND = "open hand fit"
+"""The frame JSON's "hand_mesh" for hands of one fixed topology (``c2f reconstruct --hand fit``)."""
+
+
+def _fixed_hand_topology(recon, frames, meshes, recon_output) -> bool:
+    """True when every frame's hand is the fitted open hand with the same faces (one object can hold them)."""
+    if len(frames) < 2:
+        return False
+    if any(recon_output.read_frame_info(recon, frame).hand_mesh != FITTED_HAND for frame in frames):
+        return False
+    first = meshes[0].hand_faces
+    return all(
+        len(m.hand_vertices) == len(meshes[0].hand_vertices) and np.array_equal(m.hand_faces, first)
+        for m in meshes
+    )
+
+
+def key_shape_values(
+    action: bpy.types.Action, key: bpy.types.Key, names: list[str], frames: list[int]
+) -> None:
+    """Key each shape key's value to 1 from its frame until the next result's frame, else 0, CONSTANT."""
+    from bpy_extras.anim_utils import action_ensure_channelbag_for_slot
+
+    slot = action.slots.new(id_type="KEY", name=key.name)
+    if key.animation_data is None:
+        key.animation_data_create()
+    key.animation_data.action = action
+    key.animation_data.action_slot = slot
+    channelbag = action_ensure_channelbag_for_slot(action, slot)
+    for index, name in enumerate(names):
+        keys = [(frame, 1.0 - hide) for frame, hide in _visibility_keys(index, frames)]
+        fcurve = channelbag.fcurves.new(f'key_blocks["{name}"].value')
+        fcurve.keyframe_points.add(len(keys))
+        fcurve.keyframe_points.foreach_set("co", np.array(keys, dtype=np.float32).ravel())
+        fcurve.keyframe_points.foreach_set("interpolation", np.full(len(keys), KEY_CONSTANT, np.int32))
+        fcurve.update()
+
+
+def _shape_keyed_hand(
+    name: str, meshes, frames: list[int], axes, action: bpy.types.Action
+) -> bpy.types.Object:
+    """One hand object whose shape keys hold every frame's fitted hand, keyed to show each at its frame."""
+    mesh = build_mesh(name, axes.opencv_to_blender(meshes[0].hand_vertices), meshes[0].hand_faces)
+    ob = bpy.data.objects.new(name, mesh)
+    ob.shape_key_add(name="Basis", from_mix=False)
+    names = []
+    for frame, frame_meshes in zip(frames, meshes):
+        block = ob.shape_key_add(name=f"frame {frame:06d}", from_mix=False)
+        coords = np.ascontiguousarray(axes.opencv_to_blender(frame_meshes.hand_vertices), dtype=np.float32)
+        block.data.foreach_set("co", coords.ravel())
+        names.append(block.name)
+    mesh.shape_keys.name = f"{name} shapes"
+    key_shape_values(action, mesh.shape_keys, names, frames)
+    return ob
+
+
 def _import_frame_meshes(recon, collection, frames, recon_output, axes) -> dict[str, list[bpy.types.Object]]:
-    """One object per frame and part, each visible from its frame until the next result."""
+    """One object per frame and part, each visible from its frame until the next result.
+
+    Fitted hands (``c2f reconstruct --hand fit``) share one topology: they become a single hand
+    object with one shape key per frame instead, ready to subdivide, texture or export as one.
+    """
     objects: dict[str, list[bpy.types.Object]] = {part: [] for part in PARTS}
     part_collections = {}
     for part in PARTS:
         part_collections[part] = bpy.data.collections.new(f"{recon.name} {part}")
         collection.children.link(part_collections[part])
     materials = {part: ensure_material(part) for part in PARTS}
-    for frame in frames:
-        meshes = recon_output.read_frame_meshes(recon, frame)
+    meshes = [recon_output.read_frame_meshes(recon, frame) for frame in frames]
+    action = bpy.data.actions.new(f"{recon.name} visibility")
+    per_frame_parts = list(PARTS)
+    if _fixed_hand_topology(recon, frames, meshes, recon_output):
+        per_frame_parts = ["object"]
+        ob = _shape_keyed_hand(f"{recon.name} hand", meshes, frames, axes, action)
+        ob.data.materials.append(materials["hand"])
+        _link(part_collections["hand"], ob)
+        ob[PART_PROP] = "hand"
+        objects["hand"].append(ob)
+    for frame, frame_meshes in zip(frames, meshes):
         for part, vertices, faces in (
-            ("hand", meshes.hand_vertices, meshes.hand_faces),
-            ("object", meshes.object_vertices, meshes.object_faces),
+            ("hand", frame_meshes.hand_vertices, frame_meshes.hand_faces),
+            ("object", frame_meshes.object_vertices, frame_meshes.object_faces),
         ):
+            if part not in per_frame_parts:
+                continue
             name = f"{recon.name} {part} {frame:06d}"
             mesh = build_mesh(name, axes.opencv_to_blender(vertices), faces)
             mesh.materials.append(materials[part])
@@ -283,8 +354,7 @@ def _import_frame_meshes(recon, collection, frames, recon_output, axes) -> dict[
             ob[PART_PROP] = part
             ob[FRAME_PROP] = frame
             objects[part].append(ob)
-    action = bpy.data.actions.new(f"{recon.name} visibility")
-    for part in PARTS:
+    for part in per_frame_parts:
         key_visibility(action, objects[part], frames)
     return objects
 

@@ -87,6 +87,8 @@ class FrameInfo:
     """Seconds per stage."""
     bbox: tuple[float, float, float, float] | None
     """Crop box (x0, y0, x1, y1) in pixels of the input image."""
+    hand_mesh: str | None = None
+    """What the hand mesh is: "network SDF", "open hand fit" (fixed topology), or None (not said)."""
 
 
 @dataclass(frozen=True)
@@ -399,6 +401,7 @@ def read_frame_info(recon: Reconstruction, frame: int) -> FrameInfo:
         queries=None if queries is None else int(queries),
         timings={str(k): float(v) for k, v in (data.get("timings") or {}).items()},
         bbox=bbox,
+        hand_mesh=None if data.get("hand_mesh") is None else str(data["hand_mesh"]),
     )
 
 

@@ -288,3 +288,21 @@ def test_panel_registers_and_draws_only_existing_properties_and_operators(tmp_pa
     ):
         assert name in res["drawn"]
     assert "menu_import" in res["menu"]
+
+
+def test_fitted_hands_import_as_one_shape_keyed_object(tmp_path):
+    """Hands of one topology (c2f reconstruct --hand fit) become one object whose shape follows the frame."""
+    from c2f_core.io.recon_output import write_frame_result
+    from tests.blender.shapes import cone
+
+    out = tmp_path / "out"
+    for k, frame in enumerate(RESULT_FRAMES):
+        hand = cone(0.03 + 0.005 * k, 0.5, rim=8, x=-0.02 + 0.01 * k)  # same faces, moving vertices
+        obj = cone(0.05, 0.7, rim=10 + 5 * k, x=0.03)
+        write_frame_result(out, frame, hand, obj, {"hand_mesh": "open hand fit"})
+    write_reconstruction_summary(out, name="take", intrinsics=TINY_INTRINSICS, frames=RESULT_FRAMES)
+    res = run_blender(IMPORT_SCRIPT.format(out=str(out), use_usd=False), tmp_path)
+    expected = expected_meshes(out)
+    check_one_visible_per_frame(res, expected)
+    assert {shown["hand"][0]["name"] for shown in res["frames"].values()} == {"take hand"}
+    assert sorted(res["keys"]) == ["take object 000003", "take object 000004", "take object 000005"]

@@ -130,29 +130,38 @@ def _visibility_keys(frame_index: int, frames: list[int]) -> list[tuple[float, f
     return keys
 
 
+def _channelbag(action: bpy.types.Action, owner: bpy.types.ID, id_type: str):
+    """The channelbag of a new slot of `action` that animates `owner` (an Object or a shape Key)."""
+    from bpy_extras.anim_utils import action_ensure_channelbag_for_slot
+
+    slot = action.slots.new(id_type=id_type, name=owner.name)
+    if owner.animation_data is None:
+        owner.animation_data_create()
+    owner.animation_data.action = action
+    owner.animation_data.action_slot = slot
+    return action_ensure_channelbag_for_slot(action, slot)
+
+
+def _constant_fcurve(channelbag, data_path: str, keys: list[tuple[float, float]]) -> None:
+    """One F-curve of (frame, value) keys with CONSTANT interpolation, written in bulk."""
+    fcurve = channelbag.fcurves.new(data_path)
+    fcurve.keyframe_points.add(len(keys))
+    fcurve.keyframe_points.foreach_set("co", np.array(keys, dtype=np.float32).ravel())
+    fcurve.keyframe_points.foreach_set("interpolation", np.full(len(keys), KEY_CONSTANT, np.int32))
+    fcurve.update()
+
+
 def key_visibility(action: bpy.types.Action, objects: list[bpy.types.Object], frames: list[int]) -> None:
     """Key hide_viewport/hide_render of one object per result frame in one shared Action, CONSTANT.
 
     Each object gets its own slot of `action`; keys are written in bulk (keyframe_points.add +
     foreach_set), never one keyframe_insert per frame.
     """
-    from bpy_extras.anim_utils import action_ensure_channelbag_for_slot
-
     for index, ob in enumerate(objects):
         keys = _visibility_keys(index, frames)
-        slot = action.slots.new(id_type="OBJECT", name=ob.name)
-        if ob.animation_data is None:
-            ob.animation_data_create()
-        ob.animation_data.action = action
-        ob.animation_data.action_slot = slot
-        channelbag = action_ensure_channelbag_for_slot(action, slot)
-        coords = np.array(keys, dtype=np.float32).ravel()
+        channelbag = _channelbag(action, ob, "OBJECT")
         for data_path in ("hide_viewport", "hide_render"):
-            fcurve = channelbag.fcurves.new(data_path)
-            fcurve.keyframe_points.add(len(keys))
-            fcurve.keyframe_points.foreach_set("co", coords)
-            fcurve.keyframe_points.foreach_set("interpolation", np.full(len(keys), KEY_CONSTANT, np.int32))
-            fcurve.update()
+            _constant_fcurve(channelbag, data_path, keys)
 
 
 def _first_color_file(take_dir: Path, frame: int) -> Path | None:
@@ -283,21 +292,10 @@ def key_shape_values(
     action: bpy.types.Action, key: bpy.types.Key, names: list[str], frames: list[int]
 ) -> None:
     """Key each shape key's value to 1 from its frame until the next result's frame, else 0, CONSTANT."""
-    from bpy_extras.anim_utils import action_ensure_channelbag_for_slot
-
-    slot = action.slots.new(id_type="KEY", name=key.name)
-    if key.animation_data is None:
-        key.animation_data_create()
-    key.animation_data.action = action
-    key.animation_data.action_slot = slot
-    channelbag = action_ensure_channelbag_for_slot(action, slot)
+    channelbag = _channelbag(action, key, "KEY")
     for index, name in enumerate(names):
         keys = [(frame, 1.0 - hide) for frame, hide in _visibility_keys(index, frames)]
-        fcurve = channelbag.fcurves.new(f'key_blocks["{name}"].value')
-        fcurve.keyframe_points.add(len(keys))
-        fcurve.keyframe_points.foreach_set("co", np.array(keys, dtype=np.float32).ravel())
-        fcurve.keyframe_points.foreach_set("interpolation", np.full(len(keys), KEY_CONSTANT, np.int32))
-        fcurve.update()
+        _constant_fcurve(channelbag, f'key_blocks["{name}"].value', keys)
 
 
 def _shape_keyed_hand(

@@ -271,15 +271,9 @@ def import_reconstruction(
     return result
 
 
-FITTED_HAND = "open hand fit"
-"""The frame JSON's "hand_mesh" for hands of one fixed topology (``c2f reconstruct --hand fit``)."""
-
-
-def _fixed_hand_topology(recon, frames, meshes, recon_output) -> bool:
+def _fixed_hand_topology(meshes, recon_output) -> bool:
     """True when every frame's hand is the fitted open hand with the same faces (one object can hold them)."""
-    if len(frames) < 2:
-        return False
-    if any(recon_output.read_frame_info(recon, frame).hand_mesh != FITTED_HAND for frame in frames):
+    if len(meshes) < 2 or any(m.hand_mesh != recon_output.HAND_MESH_FIT for m in meshes):
         return False
     first = meshes[0].hand_faces
     return all(
@@ -331,7 +325,7 @@ def _import_frame_meshes(recon, collection, frames, recon_output, axes) -> dict[
     meshes = [recon_output.read_frame_meshes(recon, frame) for frame in frames]
     action = bpy.data.actions.new(f"{recon.name} visibility")
     per_frame_parts = list(PARTS)
-    if _fixed_hand_topology(recon, frames, meshes, recon_output):
+    if _fixed_hand_topology(meshes, recon_output):
         per_frame_parts = ["object"]
         ob = _shape_keyed_hand(f"{recon.name} hand", meshes, frames, axes, action)
         ob.data.materials.append(materials["hand"])

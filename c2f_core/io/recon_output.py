@@ -43,6 +43,10 @@ PARTS = ("hand", "object")
 _SUMMARY_REQUIRED = ("version", "name", "intrinsics", "fps", "frames", "failed", "format")
 _SUMMARY_OPTIONAL = ("take", "checkpoint")
 _INFO_KEYS = ("joints", "object_center", "queries", "timings", "bbox")
+HAND_MESH_SDF = "network SDF"
+"""A frame JSON's "hand_mesh" when the hand is the network's SDF surface."""
+HAND_MESH_FIT = "open hand fit"
+"""A frame JSON's "hand_mesh" when the hand is the fitted open hand (one topology in every frame)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class FrameMeshes:
     hand_faces: np.ndarray
     object_vertices: np.ndarray
     object_faces: np.ndarray
+    hand_mesh: str | None = None
+    """The frame JSON's "hand_mesh" (``HAND_MESH_SDF``, ``HAND_MESH_FIT``), None when not said."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ class FrameInfo:
     bbox: tuple[float, float, float, float] | None
     """Crop box (x0, y0, x1, y1) in pixels of the input image."""
     hand_mesh: str | None = None
-    """What the hand mesh is: "network SDF", "open hand fit" (fixed topology), or None (not said)."""
+    """What the hand mesh is: ``HAND_MESH_SDF``, ``HAND_MESH_FIT`` (fixed topology), or None (not said)."""
 
 
 @dataclass(frozen=True)
@@ -427,7 +433,7 @@ def read_frame_meshes(recon: Reconstruction, frame: int) -> FrameMeshes:
     info = read_frame_info(recon, frame)
     hand_v, hand_f = _read_part(files.hand, info.mesh_sizes["hand"])
     obj_v, obj_f = _read_part(files.object, info.mesh_sizes["object"])
-    return FrameMeshes(frame, hand_v, hand_f, obj_v, obj_f)
+    return FrameMeshes(frame, hand_v, hand_f, obj_v, obj_f, info.hand_mesh)
 
 
 def iter_frame_meshes(

@@ -29,6 +29,8 @@ from c2f_core.geometry.frames import sdf_m_to_nu
 from c2f_core.geometry.grid import GridCube
 from c2f_core.io.frames import RGBDFrame
 from c2f_core.io.recon_output import (
+    HAND_MESH_FIT,
+    HAND_MESH_SDF,
     FrameFiles,
     frame_files,
     iter_frame_meshes,
@@ -66,7 +68,8 @@ class ReconstructionSettings:
     """Keep only the largest connected piece of each mesh."""
     hand: Literal["sdf", "fit"] = "sdf"
     """The hand mesh: the network's SDF surface, or the open hand fitted to the frame's predictions
-    (``recon.hand_fit``: a clean articulated hand with fixed topology; about 2-4 s more per frame)."""
+    (``recon.hand_fit``: a clean articulated hand with fixed topology; about 3-5 s more per frame
+    on a CPU)."""
     separate: bool = True
     """Make the hand and object fields exclusive before meshing (``recon.extract.separate_fields``),
     so the meshes touch but do not pass through each other."""
@@ -151,7 +154,6 @@ def reconstruct_frame(
         def field_fn(points_m: torch.Tensor) -> torch.Tensor:
             return separate_fields(raw_field(points_m))
 
-
     names = ("hand", "object")
     if settings.method == "dense":
         extractor = DenseExtractor(
@@ -222,9 +224,7 @@ def find_box(
     tight = None
     if user_box is not None:
         tight = check_box_in_image(user_box, frame.width, frame.height)
-    elif (
-        previous is not None and not (previous.hand.is_empty and previous.object.is_empty)
-    ):
+    elif previous is not None and not (previous.hand.is_empty and previous.object.is_empty):
         points = np.concatenate([previous.hand.vertices, previous.object.vertices], 0)
         try:
             x0, y0, x1, y1 = tight_box(points, frame.K)
@@ -330,7 +330,7 @@ def reconstruct_take(
                 "queries": result.queries,
                 "timings": result.timings,
                 "bbox": result.box,
-                "hand_mesh": "open hand fit" if settings.hand == "fit" else "network SDF",
+                "hand_mesh": HAND_MESH_FIT if settings.hand == "fit" else HAND_MESH_SDF,
                 "warnings": warnings,
             }
             write_frame_result(

@@ -52,7 +52,8 @@ class C2FSettings(bpy.types.PropertyGroup):
                 "Fitted Hand Model",
                 (
                     "The open hand model fitted to the network's surface, the depth and the predicted "
-                    "joints: separate fingers and the same topology every frame (2-4 s more per frame)"
+                    "joints: separate fingers and the same topology every frame (about 3-5 s more per "
+                    "frame on a CPU)"
                 ),
             ),
         ),

@@ -1,7 +1,7 @@
 """Write a weights-only copy of a training checkpoint (what ships as c2f_core/assets/c2f_synthetic.pt).
 
-    python training/export_weights.py runs/cpu1/best.pt c2f_core/assets/c2f_synthetic.pt \
-        --trained-on "c2f synth: 300 frames seed 1 (train), 30 frames seed 777 (validation), 640x480"
+    python training/export_weights.py runs/ft1/best.pt c2f_core/assets/c2f_synthetic.pt \
+        --trained-on "c2f synth: ... (one line naming the training data)"
 
 Keeps the config, step, best validation loss and the weights; drops the optimizer and schedule
 state (a third of the size). The result loads with `c2f reconstruct --checkpoint` like any run's.

@@ -89,8 +89,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--hand",
         choices=("sdf", "fit"),
         default="sdf",
-        help="hand mesh: the network's surface (default), or the open hand model fitted to it, the depth "
-        "and the predicted joints (clean fingers, the same topology every frame; 2-4 s more per frame)",
+        help="hand mesh: the network's surface (default), or the open hand model fitted to it, the "
+        "depth and the predicted joints (clean fingers, the same topology every frame; about 3-5 s "
+        "more per frame on a CPU)",
     )
     parser.add_argument(
         "--overlap",

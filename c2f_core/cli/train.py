@@ -56,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def mesh_validator(frames_count: int, resolution: int):
     """Mesh metrics of the first ``frames_count`` validation frames, dense-reconstructed without GT alignment."""
     from c2f_core.data.crop import gt_box
-    from c2f_core.data.take_dataset import make_input
+    from c2f_core.data.inputs import make_input
     from c2f_core.eval.metrics import reconstruction_metrics
     from c2f_core.geometry.grid import GridCube
     from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig

@@ -1,18 +1,16 @@
-"""Frames to network tensors: the training dataset over takes (or any RGBDFrame source) and ``make_input``.
+"""The training dataset over takes (or any RGBDFrame source): inputs with their training targets.
 
 One frame becomes (all 3D values in net units around the frame's reference point, see
 ``c2f_core.geometry.frames``):
 
-- inputs, built without ground truth (``prepare_inputs``, ``make_input``): ``rgb`` (3, S, S)
-  ImageNet-normalised, ``depth_norm`` (1, S, S), ``K_crop`` (3, 3), ``ref_m`` (3,) metres,
-  ``pcl_nu`` (N_pcl, 3), ``box`` (4,) the crop box in source pixels;
+- inputs, built without ground truth by ``data.inputs.prepare_inputs`` (the same function
+  inference uses): ``rgb``, ``depth_norm``, ``K_crop``, ``ref_m``, ``pcl_nu``, ``box``;
 - training targets (``make_targets``): ``query_nu`` (Q, 3), ``query_sdf_nu`` (Q,) and
   ``query_is_hand`` (Q,) (first half hand samples, second half object samples), ``joints_nu``
   (21, 3), ``object_center_nu`` (3,), ``hand_points_nu`` (n, 3) points on the GT hand surface,
   ``heatmap`` (2, R, R, R) axes [x, y, z].
 
-In training the crop is the GT hand+object box, jittered; at inference the caller gives the box
-(crop finding belongs to reconstruction). Every random choice of a sample comes from a generator
+In training the crop is the GT hand+object box, jittered. Every random choice of a sample comes from a generator
 seeded by (seed, key), where key = epoch * len + index, so a run is repeatable and resumes exactly.
 """
 
@@ -25,25 +23,20 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from c2f_core.data.augment import augment_crop, jitter_box
-from c2f_core.data.config import AugmentConfig, DataConfig, FramesConfig
-from c2f_core.data.crop import Box, crop_frame, gt_box
+from c2f_core.data.augment import jitter_box
+from c2f_core.data.crop import gt_box
+from c2f_core.data.inputs import InputConfig, prepare_inputs
 from c2f_core.data.samples import (
-    sample_depth_points,
     sample_sdf_queries,
     sample_surface,
     splat_heatmap,
     subsample,
 )
 from c2f_core.errors import C2FError
-from c2f_core.geometry.frames import cam_to_nu, normalize_depth, reference_point
+from c2f_core.geometry.frames import cam_to_nu
 from c2f_core.io.frames import RGBDFrame
 from c2f_core.io.take import Take
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-"""Per-channel mean of RGB in [0, 1] subtracted before the encoder."""
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
-"""Per-channel standard deviation RGB is divided by."""
 HEATMAP_SURFACE_POINTS = 2048
 """Points sampled on each GT mesh surface to splat its heatmap channel."""
 REQUIRED_GT = (
@@ -67,13 +60,6 @@ class FrameSource(Protocol):
     def __len__(self) -> int: ...
 
     def __getitem__(self, index: int) -> RGBDFrame: ...
-
-
-class InputConfig(Protocol):
-    """The parts of the run config that building inputs needs (``train.config.C2FConfig`` has them)."""
-
-    frames: FramesConfig
-    data: DataConfig
 
 
 class TakeFrames:
@@ -105,73 +91,6 @@ def find_takes(path: str | Path) -> list[Path]:
 def open_sources(paths: Sequence[str | Path]) -> list[TakeFrames]:
     """Open every take found at ``paths`` (takes or parent folders of takes) as frame sources."""
     return [TakeFrames(Take.open(p)) for path in paths for p in find_takes(path)]
-
-
-def _normalise_rgb(color: np.ndarray) -> np.ndarray:
-    """(S, S, 3) uint8 -> (3, S, S) float32, ImageNet-normalised."""
-    rgb = (color.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
-
-
-def prepare_inputs(
-    frame: RGBDFrame,
-    box: Box,
-    config: InputConfig,
-    rng: np.random.Generator,
-    augment: AugmentConfig | None = None,
-) -> dict[str, np.ndarray]:
-    """The network inputs of one frame cropped to ``box`` (no ground truth used).
-
-    Args:
-        frame: the RGB-D frame (metres, OpenCV camera).
-        box: square crop box (x0, y0, x1, y1) in the frame's pixels.
-        config: frames and data settings.
-        rng: draws the depth points (and the augmentation).
-        augment: colour/depth augmentation and reference-point jitter, or None (inference).
-
-    Returns:
-        ``rgb``, ``depth_norm``, ``K_crop``, ``ref_m``, ``pcl_nu``, ``box`` as float32 numpy arrays
-        (shapes in the module docstring).
-    """
-    frames, data = config.frames, config.data
-    color, depth_m, K_crop = crop_frame(frame.color, frame.depth_m, frame.K, box, data.crop_size)
-    if augment is not None:
-        color, depth_m = augment_crop(color, depth_m, rng, augment)
-    try:
-        ref_m = reference_point(depth_m, K_crop, frames.ref_percentile, frames.ref_band_m)
-    except C2FError:
-        raise C2FError(
-            f"frame {frame.name or frame.index}: the crop box {box} holds no valid depth"
-        ) from None
-    if augment is not None and augment.ref_jitter_m > 0:
-        ref_m = ref_m + rng.normal(0.0, augment.ref_jitter_m, size=3)
-    depth_norm = normalize_depth(depth_m.astype(np.float64), ref_m[2], frames.depth_half_m)
-    pcl = sample_depth_points(
-        depth_norm, K_crop, ref_m, frames.cube_half_m, frames.depth_half_m, data.n_pcl, rng
-    )
-    return {
-        "rgb": _normalise_rgb(color),
-        "depth_norm": depth_norm[None].astype(np.float32),
-        "K_crop": K_crop.astype(np.float32),
-        "ref_m": ref_m.astype(np.float32),
-        "pcl_nu": pcl,
-        "box": np.asarray(box, np.float32),
-    }
-
-
-def make_input(
-    frame: RGBDFrame, box: Box, config: InputConfig, device: str | torch.device = "cpu", seed: int = 0
-) -> dict[str, torch.Tensor]:
-    """The network input batch (batch size 1) for one frame and a crop box, without ground truth.
-
-    Reconstruction finds the box, calls this, then ``C2FNetwork.encode`` and ``query``. The depth
-    points are drawn with ``seed``, so the same call gives the same input.
-
-    Returns:
-        dict of tensors on ``device``, each with a leading batch axis of 1 (keys: see module docstring).
-    """
-    arrays = prepare_inputs(frame, box, config, np.random.default_rng(seed))
-    return {k: torch.from_numpy(v)[None].to(device) for k, v in arrays.items()}
 
 
 def _require_gt(frame: RGBDFrame) -> dict[str, np.ndarray]:

@@ -175,3 +175,13 @@ def sample_surface(
     tri = corners[face_ids]
     points = tri[:, 0] + u[:, None] * (tri[:, 1] - tri[:, 0]) + v[:, None] * (tri[:, 2] - tri[:, 0])
     return points, face_ids
+
+
+def point_mesh_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Exact unsigned distances (N,) in metres from `points` (N, 3) to a mesh's surface (any mesh, open too)."""
+    points = _check_points(points)
+    vertices, faces = _check_mesh(vertices, faces)
+    if len(points) == 0:
+        return np.zeros(0)
+    sq = _igl().point_mesh_squared_distance(points, vertices, faces)[0]
+    return np.sqrt(np.maximum(np.asarray(sq, np.float64), 0.0))

@@ -32,6 +32,15 @@ def read_color(path: str | Path) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
+def read_label(path: str | Path, what: str = "segmentation") -> np.ndarray:
+    """Read a one-channel 8-bit label image (H, W) uint8 (segmentation)."""
+    path = Path(path)
+    image = _open_image(path, what)
+    if image.mode not in ("L", "P"):
+        raise C2FError(f"{what} image {path} must be a one-channel 8-bit PNG, found mode {image.mode}")
+    return np.asarray(image, dtype=np.uint8)
+
+
 def read_depth_raw(path: str | Path) -> np.ndarray:
     """Read a 16-bit depth PNG as an (H, W) uint16 array of depth units (0 = missing)."""
     path = Path(path)

@@ -39,7 +39,7 @@ from c2f_core.model.pixel import PixelAlignedFeatures
 from c2f_core.model.semantics import PointEmbedding
 
 INPUT_KEYS = ("rgb", "depth_norm", "K_crop", "ref_m", "pcl_nu")
-"""Batch entries the network reads (``data.take_dataset.make_input`` builds them)."""
+"""Batch entries the network reads (``data.inputs.make_input`` builds them)."""
 
 
 @dataclass
@@ -142,7 +142,7 @@ class C2FNetwork(nn.Module):
     def _check_batch(self, batch: dict[str, torch.Tensor]) -> None:
         missing = [k for k in INPUT_KEYS if k not in batch]
         if missing:
-            raise ValueError(f"network input lacks {missing} (build it with data.take_dataset.make_input)")
+            raise ValueError(f"network input lacks {missing} (build it with data.inputs.make_input)")
         rgb = batch["rgb"]
         expected = (3, self.crop_size, self.crop_size)
         if rgb.ndim != 4 or tuple(rgb.shape[1:]) != expected:

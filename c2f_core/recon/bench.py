@@ -25,7 +25,8 @@ from c2f_core.io.take import Take
 from c2f_core.model.network import C2FNetwork
 from c2f_core.progress import progress
 from c2f_core.recon.extract import Mesh
-from c2f_core.recon.runner import ReconstructionSettings, find_box, reconstruct_frame
+from c2f_core.recon.locate import locate_hand
+from c2f_core.recon.runner import ReconstructionSettings, make_detector, reconstruct_frame
 from c2f_core.train.config import C2FConfig
 
 STAGES = ("encoder", "coarse", "knn", "pixel", "decoders", "marching_cubes", "total")
@@ -156,15 +157,18 @@ def run_bench(
     per_method: dict[str, list[dict]] = {name: [] for name in methods}
     comparison: list[dict] = []
     clock = StageClock(network, device)
+    detector, _ = make_detector(methods["ser"].detector)
     try:
         for frame_id in progress(ids, total=len(ids), desc="bench", quiet=quiet, unit="frame"):
             frame = take.read_frame(frame_id)
-            box = find_box(frame, methods["ser"], None, None)
+            seen, crop = locate_hand(frame, methods["ser"].locate, detector)
             meshes: dict[str, dict[str, Mesh]] = {}
             for name, settings in methods.items():
                 clock.seconds.clear()
                 with PeakMemory(device) as memory, clock.timing_knn():
-                    result = reconstruct_frame(network, config, frame, box, settings, device)
+                    result = reconstruct_frame(network, config, seen, crop, settings, device)
+                    if crop.mirrored:
+                        result = result.mirrored(frame.width)
                 stages = {
                     stage: clock.seconds.get(stage, 0.0)
                     for stage in ("encoder", "coarse", "knn", "pixel", "decoders")

@@ -1,11 +1,13 @@
 """Reconstruction of frames and takes: crop, encode once, extract meshes, write results.
 
 Per frame, with no ground truth anywhere on this path:
-1. the crop box: the user's `--bbox`, else (in a sequence) the box of the previous frame's meshes,
-   else the download-free detector of `recon.crop`;
-2. the network input (`data.take_dataset.make_input`) and one `encode`;
+1. where the hand is (`recon.locate`): the user's `--bbox`, else the hand detector's landmarks
+   (crop, reference depth, forearm left out, left hands mirrored), else (in a sequence) the box of
+   the previous frame's meshes, else the depth-and-skin detector;
+2. the network input (`data.inputs.make_input`) and one `encode`;
 3. surface-aware extraction (default) or dense extraction at `resolution`^3 over the network's
-   reconstruction cube, the field being the fine hand and object SDFs in metres;
+   reconstruction cube, the field being the fine hand and object SDFs in metres (the hand ended at
+   the wrist plane when landmarks were found);
 4. meshes in metric camera space, joints and object centre, query count and per-stage timings,
    written by `io.recon_output` (the frame JSON last, marking the frame complete).
 A rerun skips complete frames, so a killed batch resumes where it stopped.
@@ -22,11 +24,12 @@ from typing import Literal
 import numpy as np
 import torch
 
-from c2f_core.data.crop import square_box, tight_box
-from c2f_core.data.take_dataset import make_input
+from c2f_core.data.inputs import make_input
+from c2f_core.detect.base import HandDetector, HandSide
 from c2f_core.errors import C2FError
 from c2f_core.geometry.frames import sdf_m_to_nu
 from c2f_core.geometry.grid import GridCube
+from c2f_core.geometry.mirror import mirror_box, mirror_faces, mirror_points
 from c2f_core.io.frames import RGBDFrame
 from c2f_core.io.recon_output import (
     HAND_MESH_FIT,
@@ -40,18 +43,17 @@ from c2f_core.io.recon_output import (
 )
 from c2f_core.io.take import Take
 from c2f_core.model.network import C2FNetwork, EncodedFrames
-from c2f_core.recon.crop import Box, check_box_in_image, detect_box
+from c2f_core.recon.crop import Box
 from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
-from c2f_core.recon.extract import ExtractionResult, Mesh, separate_fields
+from c2f_core.recon.extract import ExtractionResult, Mesh, clip_hand_at_wrist, separate_fields
 from c2f_core.recon.hand_fit import fit_open_hand
+from c2f_core.recon.locate import FrameCrop, LocateSettings, box_jump, locate_hand
 from c2f_core.recon.ser import SurfaceAwareExtractor, SurfaceAwareExtractorConfig, select_coarse_blocks
 from c2f_core.train.config import C2FConfig
 
 Event = dict[str, object]
 
-TRACK_MARGIN_PX = 10.0
-"""Pixels added on each side of the previous frame's mesh box (before clipping and squaring), room
-for the hand to move between frames."""
+DetectorChoice = Literal["auto", "mediapipe", "depth-skin"]
 
 
 @dataclass
@@ -84,11 +86,11 @@ class ReconstructionSettings:
     track: Literal["auto", "on", "off"] = "auto"
     """Crop each frame around the previous frame's meshes: "auto" does so in a sequence (a take with
     an "fps" or timestamps), where neighbouring frames show the same grasp; never for independent frames."""
-    box_scale: float = 1.25
-    """Square crop side as a multiple of the larger side of a user's or a tracked box (as in training)."""
-    detector_box_scale: float = 1.05
-    """The same for a detected box: the detector's tight boxes run larger than the ground-truth box the
-    network trained on, and 1.05 gives the training crop size (median side ratio 1.02 on the benchmark)."""
+    detector: DetectorChoice = "auto"
+    """The hand detector: MediaPipe Hands' landmarks ("auto" when mediapipe is installed), or only the
+    depth-and-skin detector (which takes a bare forearm for the hand)."""
+    locate: LocateSettings = field(default_factory=LocateSettings)
+    """How each frame's crop, reference depth, hand side and forearm are found."""
 
 
 @dataclass
@@ -102,6 +104,18 @@ class FrameResult:
     box: Box
     queries: int
     timings: dict[str, float] = field(default_factory=dict)
+
+    def mirrored(self, width: int) -> FrameResult:
+        """The result flipped left to right (see `geometry.mirror`): a left hand back from its mirror image."""
+        return FrameResult(
+            hand=Mesh(mirror_points(self.hand.vertices), mirror_faces(self.hand.faces)),
+            object=Mesh(mirror_points(self.object.vertices), mirror_faces(self.object.faces)),
+            joints=mirror_points(self.joints),
+            object_center=mirror_points(self.object_center),
+            box=mirror_box(self.box, width),
+            queries=self.queries,
+            timings=self.timings,
+        )
 
 
 def reconstruction_cube(ref_m: np.ndarray, cube_half_m: float, resolution: int) -> GridCube:
@@ -129,14 +143,18 @@ def reconstruct_frame(
     network: C2FNetwork,
     config: C2FConfig,
     frame: RGBDFrame,
-    box: Box,
+    crop: FrameCrop,
     settings: ReconstructionSettings,
     device: str = "cpu",
 ) -> FrameResult:
-    """Reconstruct hand and object meshes of one frame cropped to `box` (pixels of the frame)."""
+    """Reconstruct hand and object meshes of one frame (as `locate_hand` prepared it) cropped by `crop`.
+
+    The result is in the camera frame of `frame`: mirrored when `crop.mirrored` (flip it back with
+    `FrameResult.mirrored`).
+    """
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    batch = make_input(frame, box, config, device=device)
+    batch = make_input(frame, crop.box, config, device=device, ref_z_m=crop.ref_z_m)
     timings["input"] = time.perf_counter() - start
     with torch.no_grad():
         t = time.perf_counter()
@@ -147,12 +165,20 @@ def reconstruct_frame(
     half = config.frames.cube_half_m
     ref = state.ref_m[0].detach().cpu().numpy().astype(np.float64)
     cube = reconstruction_cube(ref, half, settings.resolution)
-    field_fn = network.field_fn(state)
-    if settings.separate:
-        raw_field = field_fn
+    network_field = network.field_fn(state)
+    region = crop.region
+    wrist = None
+    if region is not None:
+        wrist = (
+            torch.as_tensor(region.wrist_point_m, dtype=torch.float32, device=device),
+            torch.as_tensor(region.wrist_normal, dtype=torch.float32, device=device),
+        )
 
-        def field_fn(points_m: torch.Tensor) -> torch.Tensor:
-            return separate_fields(raw_field(points_m))
+    def field_fn(points_m: torch.Tensor) -> torch.Tensor:
+        sdf = network_field(points_m)
+        if wrist is not None:
+            sdf = clip_hand_at_wrist(sdf, points_m.to(sdf.device), *wrist)
+        return separate_fields(sdf) if settings.separate else sdf
 
     names = ("hand", "object")
     if settings.method == "dense":
@@ -204,41 +230,24 @@ def reconstruct_frame(
         object=result.meshes["object"],
         joints=joints.astype(np.float64),
         object_center=centre.astype(np.float64),
-        box=box,
+        box=crop.box,
         queries=result.queries,
         timings=timings,
     )
 
 
-def _check_crop_depth(frame: RGBDFrame, box: Box) -> None:
-    x0, y0, x1, y1 = (round(v) for v in box)
-    x0, y0 = max(x0, 0), max(y0, 0)
-    if not (frame.depth_m[y0:y1, x0:x1] > 0).any():
-        raise C2FError(f"no valid depth inside the crop box {[round(v, 1) for v in box]}")
+def make_detector(choice: DetectorChoice) -> tuple[HandDetector | None, str | None]:
+    """The landmark detector for a choice, and a warning when "auto" has to go without one."""
+    if choice == "depth-skin":
+        return None, None
+    from c2f_core.detect.mediapipe_hands import INSTALL_HINT, MediaPipeHands, mediapipe_available
 
-
-def find_box(
-    frame: RGBDFrame, settings: ReconstructionSettings, user_box: Box | None, previous: FrameResult | None
-) -> Box:
-    """The square crop of a frame: from the user's box, the previous frame's meshes, or the detector."""
-    tight = None
-    if user_box is not None:
-        tight = check_box_in_image(user_box, frame.width, frame.height)
-    elif previous is not None and not (previous.hand.is_empty and previous.object.is_empty):
-        points = np.concatenate([previous.hand.vertices, previous.object.vertices], 0)
-        try:
-            x0, y0, x1, y1 = tight_box(points, frame.K)
-            m = TRACK_MARGIN_PX
-            tight = check_box_in_image((x0 - m, y0 - m, x1 + m, y1 + m), frame.width, frame.height)
-        except C2FError:
-            tight = None  # the previous result left the image: find the hand afresh
-    scale = settings.box_scale
-    if tight is None:
-        tight = detect_box(frame.color, frame.depth_m, frame.K)
-        scale = settings.detector_box_scale
-    box = square_box(tight, scale=scale)
-    _check_crop_depth(frame, box)
-    return box
+    if choice == "auto" and not mediapipe_available():
+        return None, (
+            "mediapipe is not installed: hands are found by the depth-and-skin detector, which takes a "
+            f"bare forearm for the hand ({INSTALL_HINT})"
+        )
+    return MediaPipeHands(), None
 
 
 def _previous_from_files(out: Path, frame_id: int, fmt: str) -> FrameResult | None:
@@ -256,6 +265,36 @@ def _previous_from_files(out: Path, frame_id: int, fmt: str) -> FrameResult | No
         except C2FError:
             meshes.append(Mesh.empty())
     return FrameResult(meshes[0], meshes[1], np.zeros((21, 3)), np.zeros(3), (0, 0, 0, 0), 0)
+
+
+def _crop_info(crop: FrameCrop, width: int) -> dict[str, object]:
+    """The frame JSON's record of how the frame was cropped (pixels of the captured image)."""
+    info: dict[str, object] = {
+        "crop_source": crop.source,
+        "hand_side": crop.side,
+        "hand_box": None if crop.hand_box is None else [float(v) for v in crop.hand_box],
+    }
+    if crop.region is not None:
+        detection = crop.region.detection
+        if crop.mirrored:
+            detection = detection.mirrored(width)
+        info["detector"] = detection.detector
+        info["landmarks_2d"] = detection.landmarks_px.tolist()
+        info["landmark_confidence"] = detection.confidence.tolist()
+    return info
+
+
+def _crop_from_files(files: FrameFiles) -> tuple[HandSide | None, Box | None]:
+    """The hand side and hand box an earlier run recorded for a frame (to keep tracking across a resume)."""
+    import json
+
+    try:
+        data = json.loads(files.info.read_text())
+        side = data.get("hand_side")
+        box = data.get("hand_box")
+        return (side if side in ("left", "right") else None), (tuple(box) if box and len(box) == 4 else None)
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None, None
 
 
 def _frame_event(frame_id: int, files: FrameFiles, **extra: object) -> Event:
@@ -290,8 +329,12 @@ def reconstruct_take(
     write_usd: bool = True,
     on_event: Callable[[Event], None] | None = None,
     progress_wrap: Callable[[Iterable[int], int], Iterable[int]] | None = None,
+    detector: HandDetector | None = None,
 ) -> dict:
-    """Reconstruct frames of a take into `out`, streaming; returns a summary with failures and timings."""
+    """Reconstruct frames of a take into `out`, streaming; returns a summary with failures and timings.
+
+    `detector` finds the hand's landmarks; None makes the one `settings.detector` names.
+    """
     out = Path(out)
     emit = on_event or (lambda event: None)
     ids = list(take.frame_ids if frame_ids is None else frame_ids)
@@ -301,6 +344,12 @@ def reconstruct_take(
     done: list[int] = []
     skipped = 0
     previous: FrameResult | None = None
+    side: HandSide | None = None
+    hand_box: Box | None = None
+    if detector is None and settings.detector != "depth-skin":
+        detector, warning = make_detector(settings.detector)
+        if warning:
+            emit({"event": "warning", "message": warning})
     totals: list[float] = []
     queries: list[int] = []
     iterator: Iterable[int] = progress_wrap(ids, len(ids)) if progress_wrap else ids
@@ -310,20 +359,30 @@ def reconstruct_take(
             skipped += 1
             done.append(frame_id)
             previous = _previous_from_files(out, frame_id, fmt) if tracking else None
+            side, hand_box = _crop_from_files(files) if tracking else (None, None)
             emit(_frame_event(frame_id, files, skipped=True))
             emit({"event": "progress", "done": position + 1, "total": len(ids)})
             continue
         try:
             frame = take.read_frame(frame_id, with_gt=False)
-            box = find_box(frame, settings, user_box, previous)
-            result = reconstruct_frame(network, config, frame, box, settings, device)
+            previous_points = None
+            if previous is not None:
+                previous_points = np.concatenate([previous.hand.vertices, previous.object.vertices], 0)
+            seen, crop = locate_hand(frame, settings.locate, detector, user_box, previous_points, side)
+            result = reconstruct_frame(network, config, seen, crop, settings, device)
+            if crop.mirrored:
+                result = result.mirrored(frame.width)
             if result.hand.is_empty and result.object.is_empty:
                 raise C2FError("no surface found (empty reconstruction): is the hand inside the crop box?")
-            warnings = [
+            warnings = list(crop.warnings) + [
                 f"no {name} surface found"
                 for name, mesh in (("hand", result.hand), ("object", result.object))
                 if mesh.is_empty
             ]
+            jump = box_jump(hand_box, crop.hand_box) if tracking else None
+            if jump is not None and jump > 1.0:
+                warnings.append(f"the hand box jumped {jump:.1f} hand sizes from the previous frame")
+                emit({"event": "warning", "frame": frame_id, "message": warnings[-1]})
             info = {
                 "joints": result.joints,
                 "object_center": result.object_center,
@@ -332,6 +391,7 @@ def reconstruct_take(
                 "bbox": result.box,
                 "hand_mesh": HAND_MESH_FIT if settings.hand == "fit" else HAND_MESH_SDF,
                 "warnings": warnings,
+                **_crop_info(crop, frame.width),
             }
             write_frame_result(
                 out,
@@ -343,11 +403,12 @@ def reconstruct_take(
             )
         except C2FError as exc:
             failed[frame_id] = str(exc)
-            previous = None
+            previous, hand_box = None, None
             emit({"event": "error", "frame": frame_id, "message": str(exc)})
         else:
             done.append(frame_id)
             previous = result if tracking else None
+            side, hand_box = (crop.side, crop.hand_box) if tracking else (None, None)
             totals.append(result.timings["total"])
             queries.append(result.queries)
             emit(_frame_event(frame_id, files))

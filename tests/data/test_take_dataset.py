@@ -8,8 +8,9 @@ import torch
 
 from c2f_core.data.augment import corrupt_depth, jitter_box, jitter_color
 from c2f_core.data.crop import box_center_side, box_from_center, crop_frame, gt_box, square_box, tight_box
+from c2f_core.data.inputs import make_input
 from c2f_core.data.samples import sample_depth_points, sample_sdf_queries, sample_surface, splat_heatmap
-from c2f_core.data.take_dataset import FrameDataset, find_takes, make_input, open_sources, split_indices
+from c2f_core.data.take_dataset import FrameDataset, find_takes, open_sources, split_indices
 from c2f_core.data.toy_scene import box_sdf, sphere_sdf, toy_frame, write_toy_take
 from c2f_core.errors import C2FError
 from c2f_core.geometry.camera import project

@@ -1,0 +1,1 @@
+"""Hand detection before reconstruction: landmarks on real images, the hand region in depth, the fallback detector."""

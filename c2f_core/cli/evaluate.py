@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 
 from c2f_core.cli.reconstruct import parse_frames
+from c2f_core.errors import C2FError
 from c2f_core.eval.protocol import PROTOCOLS, evaluate_folder, format_table
+from c2f_core.eval.real_capture import evaluate_real_take, format_real_table
 from c2f_core.io.atomic import write_text_atomic
+from c2f_core.io.labels import has_labels
 from c2f_core.io.take import Take
 
 
@@ -21,11 +24,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Protocols: 'aligned' fits the predicted hand to the GT hand (scale + translation ICP) and moves\n"
             "the object with it, as the paper's reference code does; 'raw' uses no ground truth at all\n"
             "(what a user gets). CD in cm^2 (sum of two mean squared distances, 30,000 samples), F-scores\n"
-            "at 1/5 mm (hand) and 5/10 mm (object)."
+            "at 1/5 mm (hand) and 5/10 mm (object).\n"
+            "A real take (seg/NNNNNN.png: 255 hand, ID object; labels/labels_NNNNNN.npz: joint_3d) is scored by\n"
+            "silhouette IoU, the share of observed hand (object) depth points within 5 (10) mm of the mesh and\n"
+            "the mean joint error (mm); frames without a result score 0."
         ),
     )
     parser.add_argument("pred", type=Path, metavar="PRED", help="output folder of `c2f reconstruct`")
-    parser.add_argument("gt", type=Path, metavar="GT", help="the take with gt/NNNNNN.npz ground truth")
+    parser.add_argument(
+        "gt",
+        type=Path,
+        metavar="GT",
+        help="the take with gt/NNNNNN.npz ground truth, or a real take with DexYCB-style seg/ and labels/",
+    )
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="score against seg/ and labels/ (silhouette IoU, observed depth points near the meshes, joint "
+        "error) instead of GT meshes; the default for a take that has seg/ or labels/ and no gt/",
+    )
+    parser.add_argument(
+        "--object-id",
+        type=int,
+        metavar="ID",
+        help="the held object's value in seg/ (a real take's score needs it; DexYCB: the YCB object id)",
+    )
     parser.add_argument(
         "--protocol", choices=("aligned", "raw", "both"), default="both", help="default: both"
     )
@@ -33,7 +56,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--json", type=Path, metavar="FILE", help="write the full report (per frame too) as JSON"
     )
     parser.add_argument(
-        "--frames", metavar="FRAMES", help="evaluate only these frames: A:B (inclusive) or A,B,C (default: all)"
+        "--frames",
+        metavar="FRAMES",
+        help="evaluate only these frames: A:B (inclusive) or A,B,C (default: all)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the surface sampling (default 0)")
     parser.add_argument("--samples", type=int, default=30_000, help="surface points per mesh (default 30000)")
@@ -42,6 +67,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, optionally write JSON."""
+    if args.real or _is_real_take(args.gt):
+        return _run_real(args)
     protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)
     frames = parse_frames(args.frames, Take.open(args.gt).frame_ids) if args.frames else None
     report = evaluate_folder(
@@ -58,6 +85,26 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{len(report['missing'])} frame(s) without a reconstruction count as failures (skipped in means)"
         )
+    if args.json:
+        write_text_atomic(args.json, json.dumps(report, indent=1, default=float) + "\n")
+    return 0
+
+
+def _is_real_take(path: Path) -> bool:
+    """A take with DexYCB-style truth and no GT meshes."""
+    return has_labels(path) and not (path / "gt").is_dir()
+
+
+def _run_real(args: argparse.Namespace) -> int:
+    """Score a reconstruction of a real take against its segmentation and labelled joints."""
+    if args.object_id is None:
+        raise C2FError("a real take is scored against one object: give its value in seg/ with --object-id ID")
+    frames = parse_frames(args.frames, Take.open(args.gt).frame_ids) if args.frames else None
+    report = evaluate_real_take(str(args.pred), str(args.gt), args.object_id, frames, quiet=args.quiet)
+    print(format_real_table(report))
+    missing = report["frames"] - report["meshed"]
+    if missing:
+        print(f"{missing} frame(s) without a reconstruction score 0 (IoU and points within)")
     if args.json:
         write_text_atomic(args.json, json.dumps(report, indent=1, default=float) + "\n")
     return 0

@@ -66,7 +66,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--format", choices=MESH_FORMATS, default="ply", help="mesh file format (default ply)"
     )
-    parser.add_argument("--bbox", help="crop box x0,y0,x1,y1 in pixels (default: detected, then tracked)")
+    parser.add_argument(
+        "--bbox",
+        help="crop box x0,y0,x1,y1 in pixels (default: the detected hand, else tracked, else found in depth)",
+    )
+    parser.add_argument(
+        "--detector",
+        choices=("auto", "mediapipe", "depth-skin"),
+        default="auto",
+        help="hand detector: MediaPipe Hands' landmarks (auto: when mediapipe is installed), or the "
+        "depth-and-skin detector alone (it takes a bare forearm for the hand)",
+    )
+    parser.add_argument(
+        "--hand-side",
+        choices=("auto", "left", "right"),
+        default="auto",
+        help="which hand: the side the detector reports (auto), or the one given; a left hand is "
+        "reconstructed from the mirrored frame and mirrored back",
+    )
     parser.add_argument(
         "--track",
         choices=("auto", "on", "off"),
@@ -136,7 +153,9 @@ def _run(args: argparse.Namespace, emit) -> int:
         separate=not args.overlap,
         hand=args.hand,
         track=args.track,
+        detector=args.detector,
     )
+    settings.locate.hand_side = args.hand_side
     if settings.resolution < 8:
         raise C2FError(f"--resolution must be at least 8, found {settings.resolution}")
     user_box = parse_bbox(args.bbox) if args.bbox else None

@@ -9,6 +9,8 @@
 - The crop: the landmarks' box, grown to take in the depth regions that the fingers touch (the held
   object), within `object_radius_m` of the palm.
 - The reference depth: the median depth of the palm's landmarks (never the forearm's).
+- The joints: the landmarks lifted to their depth plus half a finger's thickness (the depth camera
+  sees the skin, the joints lie inside).
 
 Convention: OpenCV camera frame, metres; pixel (u, v) centred at (u, v); boxes (x0, y0, x1, y1)
 with x1/y1 exclusive, as in `c2f_core.data.crop`.
@@ -42,6 +44,8 @@ class HandRegionSettings:
     """Each landmark's depth is the median of the valid depth within this many pixels of it."""
     finger_margin_m: float = 0.015
     """Landmarks are joint centres: the hand's surface reaches this much beyond them (the box grows by it)."""
+    joint_depth_m: float = 0.01
+    """Joint centres lie about this far behind the skin the camera sees (half a finger's thickness)."""
     wrist_offset_m: float = 0.01
     """The hand ends this far behind the wrist landmark (the wrist's own flesh); beyond it is forearm."""
     touch_m: float = 0.02
@@ -61,6 +65,8 @@ class HandRegion:
     detection: HandDetection
     landmarks_m: np.ndarray
     """(21, 3) landmarks lifted to 3D, metres (on the hand's visible surface, roughly)."""
+    joints_m: np.ndarray
+    """(21, 3) the joints: the landmarks lifted to `joint_depth_m` behind the surface, metres."""
     palm_depth_m: float
     """Median depth of the palm landmarks: the reference depth of the crop."""
     wrist_point_m: np.ndarray
@@ -124,6 +130,7 @@ def hand_region(
     z = landmark_depths(detection, depth_m, K, settings.sample_radius_px)
     uv = detection.landmarks_px
     landmarks_m = backproject_pixels(uv[:, 0], uv[:, 1], z, K)
+    joints_m = backproject_pixels(uv[:, 0], uv[:, 1], z + settings.joint_depth_m, K)
     palm_depth = float(np.median(z[list(PALM)]))
     axis = landmarks_m[MIDDLE_BASE] - landmarks_m[WRIST]
     if np.linalg.norm(axis) < 1e-6:
@@ -185,6 +192,7 @@ def hand_region(
     return HandRegion(
         detection=detection,
         landmarks_m=landmarks_m,
+        joints_m=joints_m,
         palm_depth_m=palm_depth,
         wrist_point_m=wrist_point,
         wrist_normal=normal,

@@ -44,19 +44,6 @@ def separate_fields(sdf: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.maximum(sdf[..., 0], gap), torch.maximum(sdf[..., 1], -gap)], dim=-1)
 
 
-def clip_hand_at_wrist(
-    sdf: torch.Tensor, points_m: torch.Tensor, wrist_point: torch.Tensor, normal: torch.Tensor
-) -> torch.Tensor:
-    """Hand and object SDFs (M, 2) at points (M, 3) with the hand ended at the wrist plane.
-
-    hand' = max(hand, -s), s the signed distance to the plane (positive on the hand's side): the
-    intersection of the hand with the hand's half-space, so nothing behind the wrist (the forearm)
-    is meshed as hand. The object is left as it is.
-    """
-    side = (points_m.to(sdf.dtype) - wrist_point.to(sdf.dtype)) @ normal.to(sdf.dtype)
-    return torch.stack([torch.maximum(sdf[..., 0], -side), sdf[..., 1]], dim=-1)
-
-
 @dataclass
 class Mesh:
     """A triangle mesh in metres."""

@@ -9,6 +9,9 @@ whose fingers merge. This module poses the parametric open hand (``hands.open_ha
 4. its vertices lie on the zero level of the fine hand SDF,
 5. its joints stay near the predicted joints,
 6. it does not enter the predicted object (fine object SDF),
+7. when a hand detector found the hand, its joints project onto the detector's 2D landmarks
+   (weighted by their confidence), and the joints it starts from and stays near are the
+   landmarks lifted with depth rather than the network's,
 
 with priors on shape and on the change of pose. It starts from the swing-only IK pose of the
 predicted joints (``network.posed_hand_nu``'s pose) and runs a fixed number of Adam steps, so a
@@ -80,10 +83,25 @@ class HandFitConfig:
     """On the squared distance from the network's hand-mesh vertices to the nearest fitted vertex."""
     w_penetration: float = 1.0
     """On the squared depth of vertices inside the predicted object."""
+    w_landmarks: float = 1.0
+    """On the squared reprojection error of the joints against the 2D landmarks, in metres at each
+    joint's depth (pixels * z / fx), times the landmark's confidence."""
     w_pose: float = 1e-3
     """On the squared rotation offsets (radians^2), per bone."""
     w_shape: float = 1e-5
     """On the squared shape coefficients (unit variance over adult hands)."""
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """What a hand detector found, for the fit (pixels and metres of the frame being fitted)."""
+
+    pixels: np.ndarray
+    """(21, 2) the 2D landmarks (u, v)."""
+    confidence: np.ndarray
+    """(21,) in [0, 1]."""
+    joints_m: np.ndarray
+    """(21, 3) the landmarks lifted to joint depth, camera metres."""
 
 
 @dataclass
@@ -140,6 +158,7 @@ def fit_open_hand(
     K: np.ndarray,
     config: HandFitConfig | None = None,
     surface: np.ndarray | None = None,
+    landmarks: Landmarks | None = None,
 ) -> HandFit:
     """Fit the open hand to one encoded frame (batch of one) and its full-frame depth map.
 
@@ -151,18 +170,19 @@ def fit_open_hand(
         config: weights and schedule; None for the defaults.
         surface: (M, 3) vertices of the network's hand mesh, camera metres, for the coverage term;
             None or empty to leave the term out.
+        landmarks: the hand detector's 2D landmarks and their lifted joints, or None.
 
     Returns:
         The fitted hand.
     """
     if state.ref_m.device.type != "cpu":
-        return _fit(network, state, depth_m, K, config, surface)
+        return _fit(network, state, depth_m, K, config, surface, landmarks)
     # Each step is many small ops: on a CPU, several threads per op cost more than they save
     # (measured 5.6 s per frame with one thread against 16-36 s with two on a shared 2-core CPU).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _fit(network, state, depth_m, K, config, surface)
+        return _fit(network, state, depth_m, K, config, surface, landmarks)
     finally:
         torch.set_num_threads(threads)
 
@@ -174,6 +194,7 @@ def _fit(
     K: np.ndarray,
     config: HandFitConfig | None,
     surface: np.ndarray | None,
+    landmarks: Landmarks | None,
 ) -> HandFit:
     start = time.perf_counter()
     cfg = config or HandFitConfig()
@@ -186,6 +207,10 @@ def _fit(
 
     with torch.no_grad():
         joints_pred = state.to_cam(state.joints_nu)[0].float()
+        if landmarks is not None:
+            joints_pred = torch.as_tensor(np.asarray(landmarks.joints_m, np.float32), device=device)
+            landmarks_px = torch.as_tensor(np.asarray(landmarks.pixels, np.float32), device=device)
+            confidence = torch.as_tensor(np.asarray(landmarks.confidence, np.float32), device=device)
         hand, obj = network.fine_sdf(state, state.pcl_nu)
         keep = (hand[0].abs() < sdf_m_to_nu(cfg.hand_band_m, half)) & (hand[0] < obj[0])
         hand_points = state.to_cam(state.pcl_nu)[0][keep].float()
@@ -250,6 +275,13 @@ def _fit(
             terms["sdf"] = (sdf_hand.clamp(-cfg.robust_m, cfg.robust_m) ** 2).mean()
             terms["joints"] = ((joints - joints_pred) ** 2).sum(-1).clamp(max=4 * cap).mean()
             terms["penetration"] = (torch.relu(-sdf_obj) ** 2).mean()
+            if landmarks is not None:
+                z = joints[:, 2].clamp_min(1e-3)
+                uv = torch.stack(
+                    [K_t[0, 0] * joints[:, 0] / z + K_t[0, 2], K_t[1, 1] * joints[:, 1] / z + K_t[1, 2]], -1
+                )
+                error_m_sq = ((uv - landmarks_px) ** 2).sum(-1) * (z / K_t[0, 0]) ** 2
+                terms["landmarks"] = (confidence * error_m_sq.clamp(max=4 * cap)).mean()
             terms["pose"] = (self.d_local**2).sum(-1).mean() + (self.d_global**2).sum()
             terms["shape"] = (self.betas**2).mean()
             total = sum(getattr(cfg, f"w_{name}") * value for name, value in terms.items())

@@ -43,10 +43,11 @@ from c2f_core.io.recon_output import (
 )
 from c2f_core.io.take import Take
 from c2f_core.model.network import C2FNetwork, EncodedFrames
+from c2f_core.recon.constraints import HandHull, clip_hand_at_wrist
 from c2f_core.recon.crop import Box
 from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
-from c2f_core.recon.extract import ExtractionResult, Mesh, clip_hand_at_wrist, separate_fields
-from c2f_core.recon.hand_fit import fit_open_hand
+from c2f_core.recon.extract import ExtractionResult, Mesh, separate_fields
+from c2f_core.recon.hand_fit import Landmarks, fit_open_hand
 from c2f_core.recon.locate import FrameCrop, LocateSettings, box_jump, locate_hand
 from c2f_core.recon.ser import SurfaceAwareExtractor, SurfaceAwareExtractorConfig, select_coarse_blocks
 from c2f_core.train.config import C2FConfig
@@ -86,6 +87,9 @@ class ReconstructionSettings:
     track: Literal["auto", "on", "off"] = "auto"
     """Crop each frame around the previous frame's meshes: "auto" does so in a sequence (a take with
     an "fps" or timestamps), where neighbouring frames show the same grasp; never for independent frames."""
+    hand_hull_m: float = 0.015
+    """With landmarks, the hand is kept within this distance (metres, at the palm's depth) of its 2D
+    skeleton (``recon.constraints.HandHull``); 0 turns the hull off."""
     detector: DetectorChoice = "auto"
     """The hand detector: MediaPipe Hands' landmarks ("auto" when mediapipe is installed), or only the
     depth-and-skin detector (which takes a bare forearm for the hand)."""
@@ -104,6 +108,8 @@ class FrameResult:
     box: Box
     queries: int
     timings: dict[str, float] = field(default_factory=dict)
+    network_joints: np.ndarray | None = None
+    """(21, 3) the network's own joints when `joints` come from elsewhere (the landmarks, the fit)."""
 
     def mirrored(self, width: int) -> FrameResult:
         """The result flipped left to right (see `geometry.mirror`): a left hand back from its mirror image."""
@@ -115,6 +121,7 @@ class FrameResult:
             box=mirror_box(self.box, width),
             queries=self.queries,
             timings=self.timings,
+            network_joints=None if self.network_joints is None else mirror_points(self.network_joints),
         )
 
 
@@ -174,8 +181,21 @@ def reconstruct_frame(
             torch.as_tensor(region.wrist_normal, dtype=torch.float32, device=device),
         )
 
+    hull = None
+    if region is not None and settings.hand_hull_m > 0:
+        hull = HandHull(
+            region.detection.landmarks_px,
+            region.palm_depth_m,
+            frame.K,
+            frame.depth_m.shape,
+            settings.hand_hull_m,
+            device,
+        )
+
     def field_fn(points_m: torch.Tensor) -> torch.Tensor:
         sdf = network_field(points_m)
+        if hull is not None:
+            sdf = hull.clip(sdf, points_m)
         if wrist is not None:
             sdf = clip_hand_at_wrist(sdf, points_m.to(sdf.device), *wrist)
         return separate_fields(sdf) if settings.separate else sdf
@@ -219,9 +239,20 @@ def reconstruct_frame(
         joints = state.to_cam(state.joints_nu)[0].cpu().numpy()
         centre = state.to_cam(state.object_center_nu[:, None])[0, 0].cpu().numpy()
     hand = result.meshes["hand"]
+    network_joints = None
+    if region is not None:
+        # The landmarks, trained on real hands, place the joints better than the network does.
+        network_joints, joints = joints, region.joints_m
     if settings.hand == "fit":
-        fit = fit_open_hand(network, state, frame.depth_m, frame.K, surface=hand.vertices)
+        landmarks = None
+        if region is not None:
+            detection = region.detection
+            landmarks = Landmarks(detection.landmarks_px, detection.confidence, region.joints_m)
+        fit = fit_open_hand(
+            network, state, frame.depth_m, frame.K, surface=hand.vertices, landmarks=landmarks
+        )
         hand = Mesh(fit.vertices, fit.faces)
+        network_joints = joints if network_joints is None else network_joints
         joints = fit.joints
         timings["hand_fit"] = fit.seconds
     timings["total"] = time.perf_counter() - start
@@ -233,6 +264,7 @@ def reconstruct_frame(
         box=crop.box,
         queries=result.queries,
         timings=timings,
+        network_joints=None if network_joints is None else network_joints.astype(np.float64),
     )
 
 
@@ -385,6 +417,7 @@ def reconstruct_take(
                 emit({"event": "warning", "frame": frame_id, "message": warnings[-1]})
             info = {
                 "joints": result.joints,
+                "network_joints": None if result.network_joints is None else result.network_joints.tolist(),
                 "object_center": result.object_center,
                 "queries": result.queries,
                 "timings": result.timings,

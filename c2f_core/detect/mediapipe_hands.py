@@ -9,10 +9,11 @@ ordinary camera image its "Left" is a right hand, which `side` here corrects.
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import os
-import tempfile
-from collections.abc import Iterator
+import re
+import sys
+import threading
 
 import numpy as np
 
@@ -24,28 +25,58 @@ MEDIAPIPE_VERSION = "0.10.21"
 INSTALL_HINT = f"pip install --no-deps mediapipe=={MEDIAPIPE_VERSION} absl-py attrs flatbuffers 'protobuf<5'"
 
 
-@contextlib.contextmanager
-def _native_logs_muted() -> Iterator[None]:
-    """Send what MediaPipe's C++ side writes to stderr (TFLite and absl notices) to a temporary file."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
+NATIVE_NOISE = re.compile(
+    rb"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog|[IW]\d{4} )"
+)
+"""Lines MediaPipe's C++ side writes to stderr on its own threads (TFLite and absl notices)."""
+_relay: threading.Thread | None = None
+
+
+def _filter_native_stderr() -> None:
+    """Route this process's stderr through a thread that drops MediaPipe's native notices.
+
+    They are written by the graph's own threads, at times Python cannot bracket, so stderr (fd 2)
+    becomes a pipe that a thread copies to the real stderr, line by line, leaving those lines out.
+    At exit the real stderr is put back and the pipe drained, so no message of ours is lost.
+    """
+    global _relay
+    if _relay is not None:
         return
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    try:
+        real = os.dup(2)
+        read_end, write_end = os.pipe()
+    except OSError:
+        return
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def copy() -> None:
+        with os.fdopen(read_end, "rb", buffering=0) as source:
+            pending = b""
+            while chunk := source.read(4096):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                kept = b"".join(line + b"\n" for line in lines if not NATIVE_NOISE.match(line))
+                if kept:
+                    os.write(real, kept)
+            if pending and not NATIVE_NOISE.match(pending):
+                os.write(real, pending)
+
+    def restore() -> None:
+        sys.stderr.flush()
+        os.dup2(real, 2)  # closes the pipe's last write end: the copier drains it and stops
+        _relay.join(timeout=2.0)
+
+    _relay = threading.Thread(target=copy, name="c2f-stderr-filter", daemon=True)
+    _relay.start()
+    atexit.register(restore)
 
 
 def mediapipe_available() -> bool:
     """Whether `mediapipe` with its Hands solution can be imported."""
     try:
-        with _native_logs_muted():
-            import mediapipe  # noqa: F401
+        import mediapipe  # noqa: F401
     except ImportError:
         return False
     return True
@@ -67,29 +98,26 @@ class MediaPipeHands:
         Raises:
             C2FError: when mediapipe is not installed (with the command that installs it).
         """
-        os.environ.setdefault("GLOG_minloglevel", "2")
         try:
-            with _native_logs_muted():
-                import mediapipe as mp
+            import mediapipe as mp
         except ImportError as exc:
             raise C2FError(
                 f"the hand detector needs mediapipe ({exc}); install it with: {INSTALL_HINT}"
             ) from None
-        with _native_logs_muted():
-            self._hands = mp.solutions.hands.Hands(
-                static_image_mode=True,
-                max_num_hands=max_hands,
-                min_detection_confidence=min_score,
-                model_complexity=model_complexity,
-            )
+        _filter_native_stderr()
+        self._hands = mp.solutions.hands.Hands(
+            static_image_mode=True,
+            max_num_hands=max_hands,
+            min_detection_confidence=min_score,
+            model_complexity=model_complexity,
+        )
 
     def detect(self, color: np.ndarray) -> list[HandDetection]:
         """All hands in an (H, W, 3) uint8 RGB image, most confident first."""
         if color.ndim != 3 or color.shape[2] != 3 or color.dtype != np.uint8:
             raise ValueError(f"color must be (H, W, 3) uint8, got {color.shape} {color.dtype}")
         height, width = color.shape[:2]
-        with _native_logs_muted():
-            result = self._hands.process(np.ascontiguousarray(color))
+        result = self._hands.process(np.ascontiguousarray(color))
         if not result.multi_hand_landmarks:
             return []
         found = []

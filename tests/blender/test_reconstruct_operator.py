@@ -96,7 +96,7 @@ def test_reconstruct_with_the_real_c2f_reconstruct_worker(tmp_path):
     from c2f_core.model.network import C2FNetwork
     from c2f_core.train.checkpoint import save_checkpoint
     from c2f_core.train.config import load_c2f_config
-    from tests.recon.test_crop import scene
+    from tests.detect.test_depth_skin import scene
     from tests.recon.test_reconstruct import HAND_CENTRE, HAND_RADIUS, TINY
 
     config = load_c2f_config(TINY)

@@ -7,7 +7,7 @@ from tests.recon.test_reconstruct import sphere_network, tiny_setup  # noqa: F40
 
 
 def test_bench_reports_both_methods(tiny_setup, sphere_network, capsys, tmp_path, monkeypatch):  # noqa: F811
-    from c2f_core.recon import runner
+    from c2f_core.recon import locate, runner
 
     # the untrained network's heatmap is noise: select the whole cube so SER's octree does the narrowing
     monkeypatch.setattr(
@@ -15,7 +15,7 @@ def test_bench_reports_both_methods(tiny_setup, sphere_network, capsys, tmp_path
         "select_coarse_blocks",
         lambda cube, *a, coarse_resolution=32, **k: np.ones((coarse_resolution,) * 3, bool),
     )
-    monkeypatch.setattr(runner, "detect_box", lambda color, depth, K: (90.0, 60.0, 230.0, 200.0))
+    monkeypatch.setattr(locate, "detect_box", lambda color, depth, K: (90.0, 60.0, 230.0, 200.0))
     code = main(
         [
             "bench",

@@ -17,7 +17,7 @@ from c2f_core.io.take import TakeWriter
 from c2f_core.model.network import C2FNetwork
 from c2f_core.train.checkpoint import save_checkpoint
 from c2f_core.train.config import load_c2f_config
-from tests.recon.test_crop import scene
+from tests.detect.test_depth_skin import scene
 
 HAND_CENTRE = np.array([0.03, -0.02, 0.5])
 HAND_RADIUS = 0.05
@@ -244,13 +244,13 @@ def test_tracking_only_in_sequences_unless_asked(
         for i in range(2):
             writer.write(i, color, depth)  # no timestamps: only fps can mark a sequence here
     seen = []
-    real_find_box = runner.find_box
+    real_locate = runner.locate_hand
 
-    def find_box(frame, settings, user_box, previous):
-        seen.append(previous is not None)
-        return real_find_box(frame, settings, user_box, previous)
+    def locate_hand(frame, settings, detector, user_box, previous_points, previous_side):
+        seen.append(previous_points is not None)
+        return real_locate(frame, settings, detector, user_box, previous_points, previous_side)
 
-    monkeypatch.setattr(runner, "find_box", find_box)
+    monkeypatch.setattr(runner, "locate_hand", locate_hand)
     code, _, _ = run(
         capsys, "reconstruct", tmp_path / "take", "--checkpoint", tiny_setup / "tiny.pt", "--out",
         tmp_path / "out", "--resolution", "32", "--track", track, "--quiet",

@@ -401,6 +401,11 @@ def reconstruct_take(
             if previous is not None:
                 previous_points = np.concatenate([previous.hand.vertices, previous.object.vertices], 0)
             seen, crop = locate_hand(frame, settings.locate, detector, user_box, previous_points, side)
+            jump = box_jump(hand_box, crop.hand_box) if tracking else None
+            if jump is not None and jump > 1.0:
+                # Reported, not refused: a hand can move that fast, but often it is another hand.
+                crop.warnings.append(f"the hand box jumped {jump:.1f} hand sizes from the previous frame's")
+                emit({"event": "warning", "frame": frame_id, "message": crop.warnings[-1]})
             result = reconstruct_frame(network, config, seen, crop, settings, device)
             if crop.mirrored:
                 result = result.mirrored(frame.width)
@@ -411,10 +416,6 @@ def reconstruct_take(
                 for name, mesh in (("hand", result.hand), ("object", result.object))
                 if mesh.is_empty
             ]
-            jump = box_jump(hand_box, crop.hand_box) if tracking else None
-            if jump is not None and jump > 1.0:
-                warnings.append(f"the hand box jumped {jump:.1f} hand sizes from the previous frame")
-                emit({"event": "warning", "frame": frame_id, "message": warnings[-1]})
             info = {
                 "joints": result.joints,
                 "network_joints": None if result.network_joints is None else result.network_joints.tolist(),

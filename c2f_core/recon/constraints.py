@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from c2f_core.detect.hand_region import PALM
+from c2f_core.geometry.knn import knn
 from c2f_core.hands.base import PARENTS
 
 
@@ -29,46 +30,74 @@ def clip_hand_at_wrist(
     return torch.stack([torch.maximum(sdf[..., 0], -side), sdf[..., 1]], dim=-1)
 
 
-class HandHull:
-    """Where the hand can be as seen from the camera: around its 2D skeleton, a finger's thickness wide.
+class ForearmExclusion:
+    """The forearm is no object: the object SDF raised near the forearm's observed surface.
 
-    The detector's landmarks are accurate in the image (a few pixels) but not in depth, so the
-    constraint is a visual hull from one view: the palm polygon (wrist and finger bases) and the
-    bones drawn `radius_m` wide. A point whose projection lies d pixels outside the hull is at
-    least d * z / fx metres from the hand, so hand' = max(hand, d * z / fx), d signed (negative
-    inside the hull), an intersection of the hand with the hull's cone.
+    object' = max(object, radius - d), d the distance to the nearest forearm depth point: the
+    object loses a `radius_m` shell around what the camera saw of the forearm (the hand is ended
+    at the wrist plane separately, `clip_hand_at_wrist`).
     """
 
-    def __init__(
-        self,
-        landmarks_px: np.ndarray,
-        depth_m: float,
-        K: np.ndarray,
-        shape: tuple[int, int],
-        radius_m: float,
-        device: str = "cpu",
-    ):
-        """Draw the hull of (21, 2) landmarks of a hand at about `depth_m` in an image of `shape` (H, W)."""
-        height, width = shape
-        fx = float(K[0, 0])
-        radius_px = max(1, round(radius_m * fx / max(depth_m, 0.05)))
-        hull = np.zeros((height, width), np.uint8)
-        points = np.round(np.asarray(landmarks_px)).astype(np.int32)
-        palm = cv2.convexHull(points[list(PALM)])
-        cv2.fillConvexPoly(hull, palm, 1)
-        cv2.polylines(hull, [palm], True, 1, 2 * radius_px + 1)
-        for child, parent in enumerate(PARENTS):
-            if parent >= 0:
-                cv2.line(hull, tuple(points[parent]), tuple(points[child]), 1, 2 * radius_px + 1)
-        cv2.dilate(hull, np.ones((3, 3), np.uint8), dst=hull)
-        # Signed: positive outside the hull, negative inside, so max() is an intersection.
-        outside = cv2.distanceTransform((1 - hull).astype(np.uint8), cv2.DIST_L2, 5)
-        inside = cv2.distanceTransform(hull, cv2.DIST_L2, 5)
-        self.distance_px = torch.from_numpy((outside - inside).astype(np.float32)).to(device)
-        self.K = torch.as_tensor(np.asarray(K, np.float32), device=device)
+    MAX_POINTS = 4000
+    """Forearm points kept (evenly subsampled): the shell needs the surface, not every pixel."""
+
+    def __init__(self, forearm_points_m: np.ndarray, radius_m: float, device: str = "cpu"):
+        """Build from the (N, 3) forearm depth points, camera metres."""
+        points = np.asarray(forearm_points_m, np.float32).reshape(-1, 3)
+        points = points[:: max(1, len(points) // self.MAX_POINTS)]
+        self.points = torch.from_numpy(np.ascontiguousarray(points)).to(device)
+        self.radius_m = float(radius_m)
 
     def clip(self, sdf: torch.Tensor, points_m: torch.Tensor) -> torch.Tensor:
-        """The hand SDF intersected with the hull (points that project outside the image are left)."""
+        """The (M, 2) SDFs at points (M, 3) with the object kept `radius_m` off the forearm."""
+        if len(self.points) == 0:
+            return sdf
+        dist_sq, _ = knn(points_m.to(self.points.device, torch.float32), self.points, 1)
+        shell = (self.radius_m - dist_sq[:, 0].sqrt()).to(sdf.device, sdf.dtype)
+        return torch.stack([sdf[..., 0], torch.maximum(sdf[..., 1], shell)], dim=-1)
+
+
+def hand_hull_mask(
+    landmarks_px: np.ndarray, depth_m: float, K: np.ndarray, shape: tuple[int, int], radius_m: float
+) -> np.ndarray:
+    """(H, W) bool: where a hand with these (21, 2) landmarks, about `depth_m` away, can be seen.
+
+    The palm polygon (wrist and finger bases) and the bones, all drawn `radius_m` wide: the
+    landmarks are accurate in the image (a few pixels), so this is where the hand's silhouette lies.
+    """
+    radius_px = max(1, round(radius_m * float(K[0, 0]) / max(depth_m, 0.05)))
+    hull = np.zeros(shape, np.uint8)
+    points = np.round(np.asarray(landmarks_px)).astype(np.int32)
+    palm = cv2.convexHull(points[list(PALM)])
+    cv2.fillConvexPoly(hull, palm, 1)
+    cv2.polylines(hull, [palm], True, 1, 2 * radius_px + 1)
+    for child, parent in enumerate(PARENTS):
+        if parent >= 0:
+            cv2.line(hull, tuple(points[parent]), tuple(points[child]), 1, 2 * radius_px + 1)
+    return hull.astype(bool)
+
+
+class ImageHull:
+    """A visual hull from one view: one field kept inside the cone of an image mask.
+
+    A point whose projection lies d pixels outside the mask is at least d * z / fx metres from
+    anything seen inside it, so sdf' = max(sdf, d * z / fx), d signed (negative inside the mask):
+    the intersection of the field with the mask's cone. Points that project outside the image are
+    left as they are.
+    """
+
+    def __init__(self, mask: np.ndarray, K: np.ndarray, channel: int, device: str = "cpu"):
+        """Build from an (H, W) bool mask, the (3, 3) intrinsics and the field channel (0 hand, 1 object)."""
+        inside_mask = np.ascontiguousarray(mask, dtype=np.uint8)
+        # Signed: positive outside the mask, negative inside, so max() is an intersection.
+        outside = cv2.distanceTransform(1 - inside_mask, cv2.DIST_L2, 5)
+        inside = cv2.distanceTransform(inside_mask, cv2.DIST_L2, 5)
+        self.distance_px = torch.from_numpy((outside - inside).astype(np.float32)).to(device)
+        self.K = torch.as_tensor(np.asarray(K, np.float32), device=device)
+        self.channel = channel
+
+    def clip(self, sdf: torch.Tensor, points_m: torch.Tensor) -> torch.Tensor:
+        """The (M, 2) SDFs at points (M, 3) with this hull's channel intersected with the cone."""
         points = points_m.to(self.distance_px.device, torch.float32)
         height, width = self.distance_px.shape
         z = points[:, 2].clamp_min(1e-6)
@@ -77,5 +106,6 @@ class HandHull:
         inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
         outside_m = torch.zeros_like(z)
         outside_m[inside] = self.distance_px[v[inside], u[inside]] * z[inside] / self.K[0, 0]
-        hand = torch.maximum(sdf[..., 0], outside_m.to(sdf.device, sdf.dtype))
-        return torch.stack([hand, sdf[..., 1]], dim=-1)
+        clipped = torch.maximum(sdf[..., self.channel], outside_m.to(sdf.device, sdf.dtype))
+        parts = [clipped, sdf[..., 1]] if self.channel == 0 else [sdf[..., 0], clipped]
+        return torch.stack(parts, dim=-1)

@@ -121,7 +121,7 @@ def locate_hand(
     previous_points: np.ndarray | None = None,
     previous_side: HandSide | None = None,
 ) -> tuple[RGBDFrame, FrameCrop]:
-    """The frame as the network should see it (mirrored for a left hand, forearm depth removed) and its crop.
+    """The frame as the network should see it (mirrored for a left hand) and its crop.
 
     Args:
         frame: the frame as captured.
@@ -187,10 +187,6 @@ def locate_hand(
                 f"{detector.name} found no hand; the crop comes from "
                 + ("the previous frame's meshes" if source == "tracked" else "the depth-and-skin detector")
             )
-    if region is not None and region.forearm_mask.any():
-        depth = seen.depth_m.copy()
-        depth[region.forearm_mask] = 0.0
-        seen = replace(seen, depth_m=depth)
     _check_crop_depth(seen, box)
     return seen, FrameCrop(box, source, side, region, hand_box, warnings)
 

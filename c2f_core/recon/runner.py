@@ -27,6 +27,7 @@ import torch
 from c2f_core.data.inputs import make_input
 from c2f_core.detect.base import HandDetector, HandSide
 from c2f_core.errors import C2FError
+from c2f_core.geometry.camera import backproject_depth
 from c2f_core.geometry.frames import sdf_m_to_nu
 from c2f_core.geometry.grid import GridCube
 from c2f_core.geometry.mirror import mirror_box, mirror_faces, mirror_points
@@ -43,7 +44,7 @@ from c2f_core.io.recon_output import (
 )
 from c2f_core.io.take import Take
 from c2f_core.model.network import C2FNetwork, EncodedFrames
-from c2f_core.recon.constraints import HandHull, clip_hand_at_wrist
+from c2f_core.recon.constraints import ForearmExclusion, ImageHull, clip_hand_at_wrist, hand_hull_mask
 from c2f_core.recon.crop import Box
 from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
 from c2f_core.recon.extract import ExtractionResult, Mesh, separate_fields
@@ -89,7 +90,9 @@ class ReconstructionSettings:
     an "fps" or timestamps), where neighbouring frames show the same grasp; never for independent frames."""
     hand_hull_m: float = 0.015
     """With landmarks, the hand is kept within this distance (metres, at the palm's depth) of its 2D
-    skeleton (``recon.constraints.HandHull``); 0 turns the hull off."""
+    skeleton (``recon.constraints.hand_hull_mask``); 0 turns the hull off."""
+    forearm_shell_m: float = 0.015
+    """With landmarks, the object keeps this far off the forearm's observed surface (0: off)."""
     detector: DetectorChoice = "auto"
     """The hand detector: MediaPipe Hands' landmarks ("auto" when mediapipe is installed), or only the
     depth-and-skin detector (which takes a bare forearm for the hand)."""
@@ -181,20 +184,20 @@ def reconstruct_frame(
             torch.as_tensor(region.wrist_normal, dtype=torch.float32, device=device),
         )
 
-    hull = None
+    hulls = []
     if region is not None and settings.hand_hull_m > 0:
-        hull = HandHull(
-            region.detection.landmarks_px,
-            region.palm_depth_m,
-            frame.K,
-            frame.depth_m.shape,
-            settings.hand_hull_m,
-            device,
+        shape = frame.depth_m.shape
+        hand_mask = hand_hull_mask(
+            region.detection.landmarks_px, region.palm_depth_m, frame.K, shape, settings.hand_hull_m
         )
+        hulls.append(ImageHull(hand_mask, frame.K, 0, device))
+    if region is not None and settings.forearm_shell_m > 0 and region.forearm_mask.any():
+        forearm_points = backproject_depth(frame.depth_m, frame.K)[region.forearm_mask]
+        hulls.append(ForearmExclusion(forearm_points, settings.forearm_shell_m, device))
 
     def field_fn(points_m: torch.Tensor) -> torch.Tensor:
         sdf = network_field(points_m)
-        if hull is not None:
+        for hull in hulls:
             sdf = hull.clip(sdf, points_m)
         if wrist is not None:
             sdf = clip_hand_at_wrist(sdf, points_m.to(sdf.device), *wrist)

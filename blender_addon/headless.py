@@ -5,6 +5,7 @@ With the `bpy` module (pip install bpy==5.0.1) in an environment that has c2f_co
     python blender_addon/headless.py OUT --png preview.png --frame 12
     python blender_addon/headless.py OUT --png orbit.png --frame 12 --view orbit
     python blender_addon/headless.py OUT --png strip.png --frames 0,2,4 --crop --scale 200
+    python blender_addon/headless.py OUT --png moving.png --frames 10,40,70 --crop each --no-background
 With a Blender binary (the extension installed, or not):
     blender -b --python blender_addon/headless.py -- OUT --blend take.blend
 
@@ -14,7 +15,7 @@ take is found, so misalignment shows at a glance. The `orbit` view looks at the 
 object from a second camera, 50 degrees around and 25 degrees above the capture camera, on a
 light grey backdrop, so the shape shows in 3D; that camera is removed after rendering and never
 saved. `--frames` renders several frames side by side into one picture; `--crop` cuts camera-view
-pictures to the meshes.
+pictures to the meshes (`--crop each`: around each frame's own meshes, for a hand that moves).
 If the extension is not enabled, this script registers the add-on from the folder it sits in.
 """
 
@@ -272,17 +273,50 @@ def mesh_box(alphas: list[np.ndarray], margin: float = CROP_MARGIN) -> tuple[sli
     return slice(top, top + crop_height), slice(left, left + crop_width)
 
 
+def panel_boxes(alphas: list[np.ndarray], margin: float = CROP_MARGIN) -> list[tuple[slice, slice] | None]:
+    """One box per panel around its own meshes, all of the size of the largest (so the strip lines up).
+
+    Each box keeps the picture's aspect, is centred on its panel's meshes and slid back inside the
+    picture where it would stick out; a panel without meshes gets None (kept whole).
+    """
+    own = [mesh_box([alpha], margin) for alpha in alphas]
+    found = [box for box in own if box is not None]
+    if not found:
+        return own
+    crop_height = max(rows.stop - rows.start for rows, _ in found)
+    crop_width = max(columns.stop - columns.start for _, columns in found)
+    height, width = alphas[0].shape
+    boxes: list[tuple[slice, slice] | None] = []
+    for box in own:
+        if box is None:
+            boxes.append(None)
+            continue
+        rows, columns = box
+        top = int(np.clip((rows.start + rows.stop - crop_height) // 2, 0, height - crop_height))
+        left = int(np.clip((columns.start + columns.stop - crop_width) // 2, 0, width - crop_width))
+        boxes.append((slice(top, top + crop_height), slice(left, left + crop_width)))
+    return boxes
+
+
 def render_camera(
-    scene: bpy.types.Scene, frames: list[int], scratch: Path, take: Path | None, crop: bool
+    scene: bpy.types.Scene, frames: list[int], scratch: Path, take: Path | None, crop: str | None
 ) -> list[np.ndarray]:
     """Render `frames` through the capture camera, each over its colour frame from `take` when found.
 
-    With `crop`, every panel is cut to one box around the meshes of all `frames` (see `mesh_box`).
+    With `crop` "all", every panel is cut to one box around the meshes of all `frames` (see
+    `mesh_box`); with "each", every panel to a box of one common size around its own meshes
+    (`panel_boxes`), for a hand that moves across the picture.
     """
     renders = [render_rgba(scene, frame, scratch) for frame in frames]
-    box = mesh_box([render[..., 3] for render in renders]) if crop else None
+    alphas = [render[..., 3] for render in renders]
+    if crop == "each":
+        boxes = panel_boxes(alphas)
+    else:
+        boxes = [mesh_box(alphas) if crop == "all" else None] * len(renders)
+    if any(box is None for box in boxes) and any(box is not None for box in boxes):
+        boxes = [mesh_box(alphas)] * len(renders)  # a panel without meshes: one box for all keeps one size
     panels = []
-    for frame, render in zip(frames, renders):
+    for frame, render, box in zip(frames, renders, boxes):
         photo = None if take is None else next(iter(sorted((take / "color").glob(f"{frame:06d}.*"))), None)
         if photo is not None:
             height, width = render.shape[:2]
@@ -300,7 +334,7 @@ def render_preview(
     scale_percent: int = 100,
     azimuth_deg: float = 50.0,
     elevation_deg: float = 25.0,
-    crop: bool = False,
+    crop: str | None = None,
 ) -> Path:
     """Render `frames` with Workbench into one PNG, side by side left to right.
 
@@ -315,7 +349,8 @@ def render_preview(
             given) or "orbit" (one side camera for all panels, over light grey).
         take: the take folder whose color/ images go behind the camera view, or None.
         scale_percent: render size in percent of the capture resolution.
-        crop: camera view only, cut the panels to the meshes (one box for all frames).
+        crop: camera view only, cut the panels to the meshes: "all" (one box for all frames),
+            "each" (one box per frame, all of one size), or None (the whole picture).
         azimuth_deg: orbit view only, turn about the vertical axis from the capture camera, degrees.
         elevation_deg: orbit view only, height above the horizontal, degrees.
 
@@ -380,8 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--crop",
-        action="store_true",
-        help="camera view: cut the picture to the meshes (same box for all frames)",
+        nargs="?",
+        const="all",
+        choices=("all", "each"),
+        help="camera view: cut the picture to the meshes, with one box for all frames (--crop, --crop all) "
+        "or a box of one size around each frame's meshes (--crop each)",
     )
     parser.add_argument(
         "--azimuth", type=float, default=50.0, help="orbit view: degrees around from the camera"

@@ -403,7 +403,9 @@ def reconstruct_take(
             previous_points = None
             if previous is not None:
                 previous_points = np.concatenate([previous.hand.vertices, previous.object.vertices], 0)
+            started = time.perf_counter()
             seen, crop = locate_hand(frame, settings.locate, detector, user_box, previous_points, side)
+            locate_seconds = time.perf_counter() - started
             jump = box_jump(hand_box, crop.hand_box) if tracking else None
             if jump is not None and jump > 1.0:
                 # Reported, not refused: a hand can move that fast, but often it is another hand.
@@ -412,6 +414,8 @@ def reconstruct_take(
             result = reconstruct_frame(network, config, seen, crop, settings, device)
             if crop.mirrored:
                 result = result.mirrored(frame.width)
+            result.timings["locate"] = locate_seconds
+            result.timings["total"] += locate_seconds
             if result.hand.is_empty and result.object.is_empty:
                 raise C2FError("no surface found (empty reconstruction): is the hand inside the crop box?")
             warnings = list(crop.warnings) + [

@@ -132,6 +132,32 @@ def test_cropped_and_orbit_strips_keep_one_panel_size(recon_dir, tmp_path):
     assert read_rgb(orbit).shape == (TINY_INTRINSICS.height, 3 * TINY_INTRINSICS.width, 3)
 
 
+def test_crop_each_follows_each_frames_meshes_at_one_panel_size(recon_dir, tmp_path):
+    strip = tmp_path / "each.png"
+    options = ("--png", str(strip), "--frames", "3,5", "--crop", "each", "--scale", "200", "--no-background")
+    proc = run_headless(recon_dir, tmp_path, *options)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rgb = read_rgb(strip)
+    panel_width = rgb.shape[1] // 2
+    shared = tmp_path / "all.png"
+    all_options = ("--png", str(shared), *options[2:5], "all", *options[6:])
+    assert run_headless(recon_dir, tmp_path, *all_options).returncode == 0
+    assert abs(rgb.shape[0] / panel_width - TINY_INTRINSICS.height / TINY_INTRINSICS.width) < 0.05
+    # Each panel is centred on its own frame's meshes, so the hand sits at the same place in both
+    # panels although it moves 2 cm to the right between frames 3 and 5.
+    def centres(picture: np.ndarray) -> list[float]:
+        width = picture.shape[1] // 2
+        found = []
+        for k in range(2):
+            hand, blue = skin_and_blue(picture[:, k * width + 2 : (k + 1) * width])
+            assert hand.sum() > 20 and blue.sum() > 20
+            found.append(np.argwhere(hand | blue)[:, 1].mean())
+        return found
+
+    each, together = centres(rgb), centres(read_rgb(shared))
+    assert abs(each[0] - each[1]) < 0.5 * abs(together[0] - together[1]), (each, together)
+
+
 def test_headless_reports_a_folder_that_is_not_a_result(tmp_path):
     proc = run_headless(tmp_path, tmp_path, "--blend", str(tmp_path / "x.blend"))
     assert proc.returncode == 2

@@ -100,3 +100,30 @@ def test_free_space_pushes_the_hand_behind_the_observed_depth():
     assert fit.losses["free_space"] < 0.2 * float(
         ((wall - 0.004 - vertices[:, 2]).clamp(0, 0.02) ** 2).mean()
     )
+
+
+def test_landmarks_pull_the_joints_onto_the_detected_2d_positions():
+    from c2f_core.geometry.camera import project
+    from c2f_core.recon.hand_fit import Landmarks
+
+    vertices, joints = true_hand()
+    ref = vertices.mean(0)
+    network = StandInNetwork(vertices, ref)
+    state = encoded(vertices, joints, ref)
+    depth = np.zeros((480, 640), np.float32)
+    pixels, _ = project(joints.numpy().astype(np.float64), K)
+    # The lifted joints are off (as depth-lifted landmarks are); the 2D landmarks are right.
+    lifted = joints.numpy() + np.array([0.015, -0.01, 0.02], np.float32)
+    config = HandFitConfig(iterations=60, w_depth=0.0, w_sdf=0.0, w_coverage=0.0)
+
+    def reprojection_px(fit) -> float:
+        uv, _ = project(fit.joints, K)
+        return float(np.linalg.norm(uv - pixels, axis=1).mean())
+
+    with_2d = fit_open_hand(
+        network, state, depth, K, config, landmarks=Landmarks(pixels, np.ones(21), lifted)
+    )
+    ignored = Landmarks(pixels, np.zeros(21), lifted)  # zero confidence: the 2D term has no weight
+    without_2d = fit_open_hand(network, state, depth, K, config, landmarks=ignored)
+    assert reprojection_px(without_2d) > 10.0  # the lifted joints' own offset, seen in the image
+    assert reprojection_px(with_2d) < 0.3 * reprojection_px(without_2d)

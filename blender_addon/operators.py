@@ -29,14 +29,23 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _report_import(operator: bpy.types.Operator, result) -> None:
+    from .scene_build import describe_failures, frame_spans
+
     shown = sum(len(obs) for obs in result.objects.values())
     message = f"imported {result.collection.name}: {shown} objects"
     if not result.background and "c2f_take" in result.collection:
         message += " (take's colour frames not found, no background)"
     operator.report({"INFO"}, message)
     if result.failed:
-        frame, reason = next(iter(sorted(result.failed.items())))
-        operator.report({"WARNING"}, f"{len(result.failed)} frame(s) had no result; frame {frame}: {reason}")
+        operator.report({"WARNING"}, describe_failures(result.failed))
+    if result.missing:
+        # Without this a gap is silent: the scene shows the frame before it (the mesh cache may
+        # blend the two sides of a gap when their topology matches), as for a failed frame.
+        operator.report(
+            {"WARNING"},
+            f"{result.collection.name}: frame numbering has gaps (missing {frame_spans(result.missing)}); "
+            "those frames have no result of their own and show a neighbouring frame's",
+        )
 
 
 class C2F_OT_import_reconstruction(bpy.types.Operator):

@@ -63,5 +63,8 @@ class C2F_PT_reconstruct(bpy.types.Panel):
 
         layout.separator()
         row = layout.row(align=True)
-        row.operator("c2f.import_reconstruction", text="Import Result Folder", icon="IMPORT")
+        # The button's operator has its own options (File > Import shows them); hand it the panel's.
+        button = row.operator("c2f.import_reconstruction", text="Import Result Folder", icon="IMPORT")
+        button.use_usd = settings.use_usd
+        button.load_background = settings.load_background
         row.operator("c2f.add_depth_points", text="", icon="POINTCLOUD_DATA")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import bpy
 from bpy.props import (
     BoolProperty,
@@ -15,8 +17,48 @@ from bpy.props import (
 from .preferences import DEVICE_ITEMS
 
 
+@dataclass
+class RunState:
+    """One scene's Reconstruct run in this Blender session: whether it runs, how far, what it says."""
+
+    running: bool = False
+    """A worker is running for this scene (Reconstruct is locked)."""
+    progress: float = 0.0
+    """Percent of the frames done."""
+    status: str = ""
+    """The panel's one-line status ("2/5 frames", "done: take", "error: ...")."""
+
+
+_RUN_STATES: dict[int, RunState] = {}
+"""Scene.session_uid -> its run. Blender gives every scene read from a file a new session_uid."""
+
+
+def run_state(settings: bpy.types.PropertyGroup) -> RunState:
+    """The run state of the scene that owns `settings`."""
+    return _RUN_STATES.setdefault(settings.id_data.session_uid, RunState())
+
+
+def _in_run_state(name: str) -> dict:
+    """get/set callbacks that keep a property in the session's `RunState`, not in the scene's data.
+
+    A run belongs to this session (its worker process and modal operator end with it), but an
+    ordinary property is data: saved in the .blend (SKIP_SAVE only concerns operator presets),
+    restored by undo, copied by Scene > Full Copy and by Append. A load_post handler resetting it
+    would still miss Append and copies; a property with get/set stores nothing, so a file saved
+    mid-run reopens idle, and scripts keep reading `scene.c2f.running`.
+    """
+
+    def get(settings: bpy.types.PropertyGroup) -> bool | float | str:
+        return getattr(run_state(settings), name)
+
+    def set_(settings: bpy.types.PropertyGroup, value: bool | float | str) -> None:
+        setattr(run_state(settings), name, value)
+
+    return {"get": get, "set": set_}
+
+
 class C2FSettings(bpy.types.PropertyGroup):
-    """Inputs of Reconstruct and options of the import, stored with the scene."""
+    """Inputs of Reconstruct and options of the import, stored with the scene (the run's state is not)."""
 
     input_mode: EnumProperty(
         name="Input",
@@ -80,8 +122,8 @@ class C2FSettings(bpy.types.PropertyGroup):
         description="Show the colour frames as the camera background",
         default=True,
     )
-    status: StringProperty(name="Status", default="", options={"SKIP_SAVE"})
+    status: StringProperty(name="Status", **_in_run_state("status"))
     progress: FloatProperty(
-        name="Progress", subtype="PERCENTAGE", min=0.0, max=100.0, default=0.0, options={"SKIP_SAVE"}
+        name="Progress", subtype="PERCENTAGE", min=0.0, max=100.0, **_in_run_state("progress")
     )
-    running: BoolProperty(default=False, options={"SKIP_SAVE"})
+    running: BoolProperty(name="Running", **_in_run_state("running"))

@@ -23,6 +23,10 @@ KEY_CONSTANT = 0
 """`Keyframe.interpolation` as the integer foreach_set needs: 0 is 'CONSTANT' (Blender's BEZT_IPO_CONST)."""
 PART_PROP = "c2f_part"
 FRAME_PROP = "c2f_frame"
+FAILURES_SHOWN = 3
+"""How many failed frames' reasons a report quotes; reconstruction.json has all of them."""
+GAPS_SHOWN = 5
+"""How many runs of missing frames a report names (as `c2f reconstruct` does)."""
 
 
 @dataclass
@@ -35,6 +39,36 @@ class ImportResult:
     """part -> objects (one per frame, or the one USD cache object)."""
     background: bool = False
     failed: dict[int, str] = field(default_factory=dict)
+    """frame -> why it has no result, for the frames the worker tried."""
+    missing: list[int] = field(default_factory=list)
+    """Frames inside the range that the worker never tried (gaps in the take's numbering)."""
+
+
+def describe_failures(failed: dict[int, str], shown: int = FAILURES_SHOWN) -> str:
+    """'N frame(s) had no result; frame F: reason; ...' quoting the first `shown` frames' reasons."""
+    items = sorted(failed.items())
+    quoted = "; ".join(f"frame {frame}: {why}" for frame, why in items[:shown])
+    more = f"; and {len(items) - shown} more" if len(items) > shown else ""
+    return f"{len(items)} frame(s) had no result; {quoted}{more}"
+
+
+def frame_spans(frames: list[int], shown: int = GAPS_SHOWN) -> str:
+    """Sorted frame numbers as runs, e.g. [2, 5, 6] -> '2, 5-6', the first `shown` runs as the CLI writes gaps."""
+    runs: list[list[int]] = []
+    for frame in frames:
+        if runs and frame == runs[-1][1] + 1:
+            runs[-1][1] = frame
+        else:
+            runs.append([frame, frame])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs[:shown])
+    return text + (f" and {len(runs) - shown} more gap(s)" if len(runs) > shown else "")
+
+
+def missing_frames(recon) -> list[int]:
+    """Frames between the first and the last that are neither a result nor a failure of `recon`."""
+    # Not c2f_core.io.take.find_gaps: that module needs Pillow, which the add-on does not bundle.
+    first, last = recon.frame_range
+    return sorted(set(range(first, last + 1)) - set(recon.frames) - set(recon.failed))
 
 
 def core_modules():
@@ -236,7 +270,8 @@ def import_reconstruction(
 
     recon = recon_output.read_reconstruction(out_dir)
     if not recon.frames:
-        raise C2FError(f"reconstruction {recon.root} has no successful frame to import")
+        reasons = f": {describe_failures(recon.failed)}" if recon.failed else ""
+        raise C2FError(f"reconstruction {recon.root} has no successful frame to import{reasons}")
     if use_usd and recon.usd is None and len(recon.frames) == 1:
         use_usd = False  # a single frame has no mesh cache (c2f reconstruct writes one for sequences)
     if use_usd and recon.usd is None:
@@ -259,7 +294,9 @@ def import_reconstruction(
     camera["c2f_intrinsics"] = recon.intrinsics.to_dict()
     scene.camera = camera
     _set_scene_timing(scene, first, last, recon.fps)
-    result = ImportResult(collection=collection, camera=camera, failed=dict(recon.failed))
+    result = ImportResult(
+        collection=collection, camera=camera, failed=dict(recon.failed), missing=missing_frames(recon)
+    )
     if load_background and recon.take is not None:
         result.background = add_background_sequence(camera_data, recon.take, first, last)
 
@@ -443,8 +480,13 @@ def add_depth_points(
     depth_m = read_depth_png(depth_path).astype(np.float64)[::stride, ::stride] * float(intr["depth_scale"])
     from c2f_core.geometry.camera import depth_to_points
 
-    K_strided = np.array([[intr["fx"] / stride, 0, intr["cx"] / stride], [0, intr["fy"] / stride, intr["cy"] / stride],
-                          [0, 0, 1]])
+    K_strided = np.array(
+        [
+            [intr["fx"] / stride, 0, intr["cx"] / stride],
+            [0, intr["fy"] / stride, intr["cy"] / stride],
+            [0, 0, 1],
+        ]
+    )
     points_cv, _ = depth_to_points(depth_m, K_strided)
     name = f"{collection.name} depth {frame:06d}"
     mesh = build_mesh(name, axes.opencv_to_blender(points_cv).astype(np.float32), np.zeros((0, 3), np.int32))

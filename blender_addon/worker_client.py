@@ -7,6 +7,7 @@ The worker prints one JSON object per line on stdout:
 {"event": "start", "total": N}
 {"event": "progress", "done": i, "total": N}
 {"event": "frame", "frame": f, "hand": path, "object": path, "json": path}
+{"event": "warning", "message": m[, "frame": f]}   a notice (no hand detector, a jump of the hand)
 {"event": "error", "frame": f, "message": m}       one frame failed, the others go on
 {"event": "fatal", "message": m}                   the run stopped
 {"event": "done", "out": OUT}

@@ -5,6 +5,8 @@ interpreter: called as `<script> -m c2f_core reconstruct INPUT --out OUT --jsonl
 behaves according to `mode`:
 - "ok": reconstructs frames as cones (frame 4 fails with an `error` event), writes the output
   folder with c2f_core's writer, prints a stray log line, and ends with `done`;
+- "fail": the same, but every frame fails, with reasons like a real run's (a box outside the
+  image, a depth image with 3 channels);
 - "fatal": a `fatal` event; "exit": a traceback on stderr and exit code 3;
 - "die": kills itself with SIGKILL after the first frame; "stall": prints `start`, then sleeps.
 """
@@ -49,11 +51,20 @@ if MODE == "exit":
     sys.exit(3)
 if MODE == "stall":
     time.sleep(120)
+
+def failure(frame):
+    if MODE == "fail":
+        if frame % 2:
+            return f"box (600, 400, 700, 520) of frame {{frame}} lies outside the 640x480 image"
+        return f"depth image depth/{{frame:06d}}.png has 3 channels (expected one)"
+    return "no hand found" if frame == 4 else None
+
 done, failed = [], {{}}
 for k, frame in enumerate(frames):
-    if frame == 4:
-        failed[frame] = "no hand found"
-        emit(event="error", frame=frame, message="no hand found")
+    reason = failure(frame)
+    if reason:
+        failed[frame] = reason
+        emit(event="error", frame=frame, message=reason)
     else:
         files = write_frame_result(a.out, frame, cone(0.03, 0.5, rim=6 + 3 * k), cone(0.05, 0.7, rim=9 + k))
         done.append(frame)

@@ -220,3 +220,80 @@ def test_panel_hand_choice_reaches_the_worker_command(tmp_path, make_take):
     res = run_blender(REQUEST_SCRIPT.format(take=str(take)), tmp_path)
     assert "--hand" not in res["default"]
     assert res["fitted"][-2:] == ["--hand", "fit"]
+
+
+SAVED_DURING_RUN_SCRIPT = """
+prefs = enable_addon()
+prefs.worker_python = {stall!r}
+prefs.stall_timeout = 30.0
+settings = bpy.context.scene.c2f
+settings.take_dir = {take!r}
+settings.out_dir = {out!r}
+operator_class = bpy.types.C2F_OT_reconstruct
+
+class Op:
+    # The operator instance the UI would run modally, started by hand (background mode has no event loop).
+    _client = None
+    _timer = None
+
+Op._start = operator_class._start
+op = Op()
+op._client = op._start(bpy.context)
+during = [settings.running, bpy.ops.c2f.reconstruct.poll()]
+bpy.ops.wm.save_as_mainfile(filepath={blend!r})
+op._client.stop()
+bpy.ops.wm.open_mainfile(filepath={blend!r})
+scene = bpy.context.scene
+result(during=during, poll=bpy.ops.c2f.reconstruct.poll(), running=scene.c2f.running,
+       status=scene.c2f.status, take_dir=scene.c2f.take_dir)
+"""
+
+
+def test_a_file_saved_during_a_run_opens_with_reconstruct_available(tmp_path, make_take):
+    take = make_take("take", frame_ids=RESULT_FRAMES)
+    stall = write_fake_worker(tmp_path / "worker_stall", "stall")
+    script = SAVED_DURING_RUN_SCRIPT.format(
+        stall=str(stall), take=str(take), out=str(tmp_path / "out"), blend=str(tmp_path / "during_run.blend")
+    )
+    res = run_blender(script, tmp_path)
+    assert res["during"] == [True, False]  # the run locks Reconstruct while it lasts
+    assert res["poll"] is True and res["running"] is False and res["status"] == ""
+    assert res["take_dir"] == str(take)  # the settings are saved with the scene; the run's state is not
+
+
+ALL_FAILED_SCRIPT = """
+prefs = enable_addon()
+prefs.worker_python = {worker!r}
+prefs.stall_timeout = 30.0
+settings = bpy.context.scene.c2f
+settings.take_dir = {take!r}
+settings.out_dir = {out!r}
+settings.use_frame_range = True
+settings.frame_first, settings.frame_last = 0, 4
+messages = {{}}
+for name, call in (("reconstruct", lambda: bpy.ops.c2f.reconstruct()),
+                   ("import", lambda: bpy.ops.c2f.import_reconstruction(directory={out!r}))):
+    try:
+        messages[name] = str(sorted(call()))
+    except RuntimeError as exc:
+        messages[name] = str(exc)
+result(messages=messages, status=settings.status, running=settings.running)
+"""
+
+
+def test_when_every_frame_fails_the_error_gives_the_first_reasons_and_the_count(tmp_path, make_take):
+    take = make_take("take", frame_ids=(0, 1, 2, 3, 4))
+    worker = write_fake_worker(tmp_path / "worker_fail", "fail")
+    script = ALL_FAILED_SCRIPT.format(worker=str(worker), take=str(take), out=str(tmp_path / "out"))
+    res = run_blender(script, tmp_path)
+    for name, message in res["messages"].items():
+        assert "has no successful frame to import" in message, name
+        assert "5 frame(s) had no result" in message, message
+        assert "frame 0: depth image depth/000000.png has 3 channels (expected one)" in message, message
+        assert "frame 1: box (600, 400, 700, 520) of frame 1 lies outside the 640x480 image" in message, (
+            message
+        )
+        assert "frame 2: depth image depth/000002.png has 3 channels" in message, message
+        assert "frame 3:" not in message and "and 2 more" in message, message
+    assert res["status"].startswith("error:") and "5 frame(s) had no result" in res["status"]
+    assert res["running"] is False

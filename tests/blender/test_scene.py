@@ -231,9 +231,20 @@ def test_depth_points_match_back_projection(recon_dir, tmp_path):
     np.testing.assert_allclose(np.array(res["co"]), opencv_to_blender(points), atol=2e-6)
 
 
-PANEL_SCRIPT = """
+PANEL_STUB = """
 enable_addon()
-errors, drawn = [], []
+errors, drawn, buttons = [], [], {}
+
+class OperatorProps:
+    '''Stands in for the OperatorProperties layout.operator() returns: records what the panel sets on a button.'''
+    def __init__(self, idname):
+        group, op = idname.split(".")
+        object.__setattr__(self, "rna", getattr(getattr(bpy.ops, group), op).get_rna_type())
+        object.__setattr__(self, "values", buttons.setdefault(idname, {}))
+    def __setattr__(self, name, value):
+        if name not in self.rna.properties:
+            errors.append(f"no property {name} on operator {self.rna.identifier}")
+        self.values[name] = value
 
 class Stub:
     '''A layout stand-in: checks each prop() against the data's RNA and each operator() id against bpy.ops.'''
@@ -251,6 +262,8 @@ class Stub:
         group, op = idname.split(".")
         if not hasattr(getattr(bpy.ops, group), op):
             errors.append(f"no operator {idname}")
+            return None
+        return OperatorProps(idname)
     def label(self, **kwargs):
         drawn.append("label")
     def progress(self, **kwargs):
@@ -258,17 +271,24 @@ class Stub:
     def separator(self, **kwargs):
         pass
 
+def draw_panel():
+    bpy.types.C2F_PT_reconstruct.draw(type("P", (), {"layout": Stub()})(), bpy.context)
+"""
+
+PANEL_SCRIPT = (
+    PANEL_STUB
+    + """
 panel_cls = bpy.types.C2F_PT_reconstruct
 ctx = bpy.context
 settings = ctx.scene.c2f
 for mode, running in (("TAKE", False), ("SINGLE", True)):
     settings.input_mode = mode
     settings.running = running
-    stub_self = type("P", (), {"layout": Stub()})()
-    panel_cls.draw(stub_self, ctx)
+    draw_panel()
 result(errors=errors, drawn=drawn, poll=panel_cls.poll(ctx), category=panel_cls.bl_category,
        region=panel_cls.bl_region_type, menu=[f.__name__ for f in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()])
 """
+)
 
 
 def test_panel_registers_and_draws_only_existing_properties_and_operators(tmp_path):
@@ -306,3 +326,76 @@ def test_fitted_hands_import_as_one_shape_keyed_object(tmp_path):
     check_one_visible_per_frame(res, expected)
     assert {shown["hand"][0]["name"] for shown in res["frames"].values()} == {"take hand"}
     assert sorted(res["keys"]) == ["take object 000003", "take object 000004", "take object 000005"]
+
+
+PANEL_IMPORT_BUTTON = """
+settings = bpy.context.scene.c2f
+settings.use_usd = True
+draw_panel()
+props = buttons["c2f.import_reconstruction"]
+# The button opens the file browser on an operator with these properties; the browser adds the folder.
+outcome = sorted(bpy.ops.c2f.import_reconstruction("INVOKE_DEFAULT", directory=OUT, **props))
+parts = {}
+for ob in bpy.data.objects:
+    if "c2f_part" in ob:
+        parts.setdefault(ob["c2f_part"], []).append([ob.name, [m.type for m in ob.modifiers]])
+result(errors=errors, outcome=outcome, parts=parts)
+"""
+
+
+def test_panel_import_button_honours_the_mesh_cache_box(recon_dir, tmp_path):
+    script = PANEL_STUB + f"OUT = {str(recon_dir)!r}\n" + PANEL_IMPORT_BUTTON
+    res = run_blender(script, tmp_path)
+    assert res["errors"] == [] and res["outcome"] == ["FINISHED"]
+    assert res["parts"] == {
+        "hand": [["take hand cache", ["MESH_SEQUENCE_CACHE"]]],
+        "object": [["take object cache", ["MESH_SEQUENCE_CACHE"]]],
+    }
+
+
+GAPS_SCRIPT = """
+enable_addon()
+
+class Op:
+    # The import operator's own execute() on a stand-in instance that keeps the reports.
+    directory = {out!r}
+    use_usd = False
+    load_background = True
+    def __init__(self):
+        self.reports = []
+    def report(self, kind, message):
+        self.reports.append([sorted(kind)[0], message])
+
+op = Op()
+outcome = bpy.types.C2F_OT_import_reconstruction.execute(op, bpy.context)
+scene = bpy.context.scene
+shown = {{}}
+for frame in range(scene.frame_start, scene.frame_end + 1):
+    scene.frame_set(frame)
+    shown[frame] = sorted(ob.name for ob in bpy.data.objects if "c2f_part" in ob and not ob.hide_viewport)
+result(outcome=sorted(outcome), reports=op.reports, shown=shown)
+"""
+
+
+def test_import_warns_of_frames_missing_from_the_numbering(tmp_path):
+    """Frames 2, 5 and 6 are neither results nor failures (not in the take): the import names them."""
+    from c2f_core.io.recon_output import write_frame_result
+    from tests.blender.shapes import cone
+
+    out = tmp_path / "out"
+    frames = (0, 1, 3, 7)
+    for k, frame in enumerate(frames):
+        write_frame_result(out, frame, cone(0.03, 0.5, rim=6 + k), cone(0.05, 0.7, rim=10))
+    write_reconstruction_summary(
+        out, name="take", intrinsics=TINY_INTRINSICS, frames=frames, failed={4: "no hand found"}
+    )
+    res = run_blender(GAPS_SCRIPT.format(out=str(out)), tmp_path)
+    assert res["outcome"] == ["FINISHED"]
+    warnings = [message for kind, message in res["reports"] if kind == "WARNING"]
+    assert any("1 frame(s) had no result; frame 4: no hand found" in w for w in warnings), warnings
+    gaps = [w for w in warnings if "frame numbering has gaps" in w]
+    assert len(gaps) == 1 and "(missing 2, 5-6)" in gaps[0], warnings
+    # Per-frame objects hold the result before a gap through it, as they do through a failed frame.
+    assert "have no result of their own" in gaps[0]
+    assert res["shown"]["2"] == ["take hand 000001", "take object 000001"]
+    assert res["shown"]["6"] == ["take hand 000003", "take object 000003"]

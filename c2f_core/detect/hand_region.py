@@ -46,8 +46,10 @@ class HandRegionSettings:
     """Landmarks are joint centres: the hand's surface reaches this much beyond them (the box grows by it)."""
     joint_depth_m: float = 0.01
     """Joint centres lie about this far behind the skin the camera sees (half a finger's thickness)."""
-    wrist_offset_m: float = 0.01
-    """The hand ends this far behind the wrist landmark (the wrist's own flesh); beyond it is forearm."""
+    wrist_offset_m: float = 0.03
+    """The hand ends this far behind the wrist landmark; beyond it is forearm. Hand models end about
+    5 mm behind the wrist joint (MANO, the open hand), and the lifted wrist landmark, on the skin,
+    can sit 1-2 cm from that joint: 3 cm keeps the whole hand (1 cm cut into it on our benchmark)."""
     touch_m: float = 0.02
     """A depth region whose points come this close to a finger landmark is touched by the hand (held)."""
     object_radius_m: float = 0.15

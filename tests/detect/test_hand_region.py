@@ -37,10 +37,10 @@ def test_forearm_crop_and_reference_depth():
     region = hand_region(detection(), scene(), K)
     assert region.palm_depth_m == pytest.approx(0.8)
     np.testing.assert_allclose(region.wrist_normal, [-1.0, 0.0, 0.0], atol=1e-6)
-    # The forearm starts 1 cm (5 px at 0.8 m) behind the wrist landmark, in the wrist's region only.
+    # The forearm starts 3 cm (15 px at 0.8 m) behind the wrist landmark, in the wrist's region only.
     forearm = region.forearm_mask
-    assert forearm[80, 150] and forearm[75, 130]
-    assert not forearm[80, 100] and not forearm[80, 122]
+    assert forearm[80, 150] and forearm[75, 139]
+    assert not forearm[80, 100] and not forearm[80, 135]
     assert not forearm[10, 10] and not forearm[5, 150]  # the corner box, the table
     # The box the fingers touch is in the crop; the box in the corner is not.
     x0, y0, x1, y1 = region.tight_box

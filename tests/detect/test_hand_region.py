@@ -45,7 +45,7 @@ def test_forearm_crop_and_reference_depth():
     # The box the fingers touch is in the crop; the box in the corner is not.
     x0, y0, x1, y1 = region.tight_box
     assert x0 <= 36 and y0 <= 61 and y1 >= 100  # (pixels on a depth edge belong to no region)
-    assert x1 <= 131 and x0 > 20  # the wrist plus the finger margin (1.5 cm = 7.5 px)
+    assert x1 <= 138 and x0 > 20  # up to the wrist plane (15 px behind the wrist landmark)
     # Joints lie 1 cm behind the skin the camera sees.
     np.testing.assert_allclose(region.joints_m[:, 2], 0.81, atol=1e-6)
     side = region.hand_side_distance(np.array([[0.0, 0.0, 0.8], [0.5, 0.0, 0.8]]))

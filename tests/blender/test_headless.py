@@ -143,6 +143,7 @@ def test_crop_each_follows_each_frames_meshes_at_one_panel_size(recon_dir, tmp_p
     all_options = ("--png", str(shared), *options[2:5], "all", *options[6:])
     assert run_headless(recon_dir, tmp_path, *all_options).returncode == 0
     assert abs(rgb.shape[0] / panel_width - TINY_INTRINSICS.height / TINY_INTRINSICS.width) < 0.05
+
     # Each panel is centred on its own frame's meshes, so the hand sits at the same place in both
     # panels although it moves 2 cm to the right between frames 3 and 5.
     def centres(picture: np.ndarray) -> list[float]:

@@ -67,6 +67,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, optionally write JSON."""
+    if args.json is not None and args.json.is_dir():
+        # Checked first, so a long evaluation is not lost at the end.
+        raise C2FError(f"--json {args.json} is a folder; give a file name for the JSON report")
     if args.real or _is_real_take(args.gt):
         return _run_real(args)
     protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)

@@ -83,6 +83,11 @@ def for_each_frame(
             failures.append((frame_id, str(exc)))
             if len(ids) == 1:
                 raise
+    if failures and len(failures) == len(ids):
+        first_id, first_message = failures[0]
+        raise C2FError(
+            f"every frame failed ({len(failures)} of {len(ids)} frame(s)); first, frame {first_id:06d}: {first_message}"
+        )
     if failures:
         print(f"c2f: {len(failures)} of {len(ids)} frame(s) failed:", file=sys.stderr)
         for frame_id, message in failures:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 
 from c2f_core import __version__
@@ -84,6 +86,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("c2f: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug or unforeseen failure: one line, traceback to a file
+        print(f"c2f: error: {_unexpected(exc)}", file=sys.stderr)
+        return 2
+
+
+def _unexpected(exc: BaseException) -> str:
+    """Describe an unexpected exception in one line and save its traceback to a log file."""
+    lines = str(exc).strip().splitlines()
+    message = f"unexpected {type(exc).__name__}" + (f": {lines[0]}" if lines else "")
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="c2f-traceback-", suffix=".log", delete=False) as log:
+            traceback.print_exception(exc, file=log)
+    except OSError:
+        return f"{message} (please report this bug to the c2f developers)"
+    return f"{message} (please report this bug; traceback in {log.name})"
 
 
 if __name__ == "__main__":

@@ -21,6 +21,12 @@ from c2f_core.recon.runner import ReconstructionSettings, reconstruct_take
 BUNDLED_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "c2f_synthetic.pt"
 
 
+# The finest grid --resolution accepts. Dense extraction holds resolution^3 samples per field
+# (512^3 float32 is 0.5 GiB each, with the hand and object fields and marching cubes about 2-3 GiB),
+# and the next multiple of the heatmap above it, 1024 or 2048, needs 8-64 GiB and ends in MemoryError.
+MAX_RESOLUTION = 512
+
+
 def default_checkpoint() -> Path:
     """The checkpoint shipped in the package, or a clear error when none is bundled."""
     if BUNDLED_CHECKPOINT.is_file():
@@ -91,7 +97,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="crop around the previous frame's meshes: auto = in sequences (takes with fps or timestamps)",
     )
     parser.add_argument("--frames", help="frame range A:B (inclusive) or list A,B,C")
-    parser.add_argument("--resolution", type=int, default=128, help="grid samples per axis (default 128)")
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        default=128,
+        help=f"grid samples per axis, 8 to {MAX_RESOLUTION} and a multiple of the model's heatmap "
+        f"resolution (default 128); at most {MAX_RESOLUTION} because finer grids need 8-64 GiB of memory",
+    )
     parser.add_argument(
         "--method",
         choices=("ser", "dense"),
@@ -156,8 +168,11 @@ def _run(args: argparse.Namespace, emit) -> int:
         detector=args.detector,
     )
     settings.locate.hand_side = args.hand_side
-    if settings.resolution < 8:
-        raise C2FError(f"--resolution must be at least 8, found {settings.resolution}")
+    if not 8 <= settings.resolution <= MAX_RESOLUTION:
+        raise C2FError(
+            f"--resolution must be from 8 to {MAX_RESOLUTION} (finer grids need 8-64 GiB of memory), "
+            f"found {settings.resolution}"
+        )
     user_box = parse_bbox(args.bbox) if args.bbox else None
     takes: list[Take] = [open_input(args)]
     takes += [Take.open(p) for p in args.more_inputs]
@@ -171,28 +186,36 @@ def _run(args: argparse.Namespace, emit) -> int:
     network, config = load_model(checkpoint, device)
     quiet = args.quiet or args.jsonl
     failures = 0
+    failed_takes = 0
     for take in mine:
         warn_take_layout(take)
-        frame_ids = parse_frames(args.frames, take.frame_ids)
         out = out_root if len(takes) == 1 else out_root / take.name
-        summary = reconstruct_take(
-            take,
-            network,
-            config,
-            out,
-            settings,
-            frame_ids,
-            user_box,
-            args.format,
-            args.overwrite,
-            device,
-            checkpoint=str(checkpoint),
-            write_usd=not args.no_usd,
-            on_event=emit,
-            progress_wrap=lambda ids, n, name=take.name: progress(
-                ids, total=n, desc=name, quiet=quiet, unit="frame"
-            ),
-        )
+        try:
+            summary = reconstruct_take(
+                take,
+                network,
+                config,
+                out,
+                settings,
+                parse_frames(args.frames, take.frame_ids),
+                user_box,
+                args.format,
+                args.overwrite,
+                device,
+                checkpoint=str(checkpoint),
+                write_usd=not args.no_usd,
+                on_event=emit,
+                progress_wrap=lambda ids, n, name=take.name: progress(
+                    ids, total=n, desc=name, quiet=quiet, unit="frame"
+                ),
+            )
+        except C2FError as exc:
+            if len(mine) == 1:
+                raise
+            # In a batch, a take that fails as a whole is reported and the other takes go on.
+            failed_takes += 1
+            print(f"c2f: error: {exc}", file=sys.stderr)
+            continue
         failures += len(summary["failed"])
         if summary["failed"]:
             print(
@@ -207,4 +230,6 @@ def _run(args: argparse.Namespace, emit) -> int:
                 f"{take.name}: {summary['reconstructed']} reconstructed, {summary['skipped_existing']} already done, "
                 f"{len(summary['failed'])} failed" + (f", {mean:.2f} s/frame" if mean else "") + f" -> {out}"
             )
+    if failed_takes:
+        return 2
     return 1 if failures else 0

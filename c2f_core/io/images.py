@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +12,35 @@ from PIL import Image, UnidentifiedImageError
 from c2f_core.errors import C2FError
 from c2f_core.io.atomic import write_bytes_atomic
 
+# The most pixels we decode from one image. The largest real captures (12 MP phone photos, 4K
+# video frames at 8.3 MP) are far below it; a file that claims more is damaged or a decompression
+# bomb (a few kB of PNG that would inflate to gigabytes), so it fails as that frame's error
+# before any memory is allocated. Pillow's own bomb check (a warning from about 89 MP, an error
+# from 179 MP) is silenced or reworded, so that the message names the file and this limit.
+MAX_IMAGE_PIXELS = 100_000_000
+
+
+def _too_large(path: Path, what: str, size: str) -> C2FError:
+    return C2FError(
+        f"{what} image {path} is {size}, over the limit of {MAX_IMAGE_PIXELS // 1_000_000} megapixels "
+        "(damaged file or decompression bomb?)"
+    )
+
 
 def _open_image(path: Path, what: str) -> Image.Image:
     if not path.is_file():
         raise C2FError(f"{what} file not found: {path}")
     try:
-        image = Image.open(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)  # reads the header only
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            image.close()
+            raise _too_large(path, what, f"{width}x{height}")
         image.load()  # decode now, so a truncated or corrupt file fails here with its name
+    except Image.DecompressionBombError:
+        raise _too_large(path, what, "too large") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise C2FError(f"cannot read {what} image {path}: corrupt or not an image ({exc})") from None
     return image

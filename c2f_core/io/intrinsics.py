@@ -43,6 +43,24 @@ class Intrinsics:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+def finite_number(value: object, name: str) -> float | int:
+    """Return `value` if it is a JSON number that fits a float and is finite, else raise C2FError.
+
+    `json.loads` parses a literal such as 1 followed by 400 zeros as a Python int, which
+    `float()` and `math.isfinite` reject with OverflowError; that is a bad input, not a crash.
+    `name` goes at the start of the message (e.g. "intrinsics.json: 'fx'").
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise C2FError(f"{name} must be a finite number, found {value!r}")
+    try:
+        finite = math.isfinite(float(value))
+    except OverflowError:
+        raise C2FError(f"{name} must be a finite number, found a number too large for a float") from None
+    if not finite:
+        raise C2FError(f"{name} must be a finite number, found {value!r}")
+    return value
+
+
 def intrinsics_from_dict(data: object, source: str = "intrinsics") -> Intrinsics:
     """Validate a parsed `intrinsics.json` mapping and build `Intrinsics`, naming any bad key."""
     if not isinstance(data, dict):
@@ -60,9 +78,7 @@ def intrinsics_from_dict(data: object, source: str = "intrinsics") -> Intrinsics
         if value is None and key in OPTIONAL_KEYS:
             values[key] = None
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise C2FError(f"{source}: '{key}' must be a finite number, found {value!r}")
-        values[key] = value
+        values[key] = finite_number(value, f"{source}: '{key}'")
     for key in ("fx", "fy"):
         if values[key] <= 0:
             raise C2FError(f"{source}: focal length '{key}' must be positive, found {values[key]}")

@@ -464,6 +464,14 @@ def reconstruct_take(
     all_done = sorted(set(done) | {f for f in existing if f not in failed})
     if not all_done and not failed:
         raise C2FError(f"take {take.name} has no frames to reconstruct")
+    if failed and not done:
+        # Nothing new to record: an earlier run's reconstruction.json stays as it was, and no
+        # summary listing zero frames is written.
+        first_id, first_message = next(iter(failed.items()))
+        raise C2FError(
+            f"take {take.name}: every frame failed ({len(failed)} of {len(ids)} frame(s)); "
+            f"first, frame {first_id:06d}: {first_message}"
+        )
     write_reconstruction_summary(
         out,
         name=take.name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -199,3 +200,20 @@ def test_r3d_without_metadata_or_frames(tmp_path):
         archive.writestr("metadata", json.dumps({"w": 4, "h": 4, "K": [1, 0, 0, 0, 1, 0, 2, 2, 1]}))
     with pytest.raises(C2FError, match="no frames with both rgbd/N.jpg and rgbd/N.depth"):
         import_capture(path, tmp_path / "take", quiet=True)
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("fps", 10**400, "metadata 'fps' must be a finite number, found a number too large for a float"),
+        ("fps", 0, "metadata 'fps' must be a positive number, found 0"),
+        ("w", 10**400, "metadata 'w' must be a finite number, found a number too large for a float"),
+        ("K", [10**400, 0, 0, 0, FY, 0, CX, CY, 1], "metadata 'K' must be 9 numbers"),
+        ("frameTimestamps", [10**400] * 3, "metadata 'frameTimestamps' must be a finite number"),
+    ],
+)
+def test_metadata_numbers_too_big_for_a_float_name_key_and_file(tmp_path, key, value, message):
+    colors, depths, _ = make_frames(3)
+    r3d = write_r3d(tmp_path / "huge.r3d", colors, depths, metadata={key: value})
+    with pytest.raises(C2FError, match=rf"huge\.r3d: {re.escape(message)}"):
+        import_capture(r3d, tmp_path / "take", quiet=True)

@@ -1,9 +1,12 @@
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from c2f_core.errors import C2FError
-from c2f_core.io.images import read_color, read_depth_raw, write_color, write_depth_raw
+from c2f_core.io.images import MAX_IMAGE_PIXELS, read_color, read_depth_raw, write_color, write_depth_raw
 
 
 def test_depth_round_trip(tmp_path):
@@ -43,3 +46,28 @@ def test_corrupt_and_truncated_png(tmp_path):
     (tmp_path / "t.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(C2FError, match="t.png: corrupt or not an image"):
         read_depth_raw(tmp_path / "t.png")
+
+
+def png_header_only(path, width: int, height: int) -> None:
+    """A few hundred bytes of 8-bit grey PNG claiming `width` x `height`: a decompression bomb's header."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1000)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(
+    "width, height",
+    [(20_000, 20_000), (12_000, 9_000)],  # past Pillow's own bomb error; past ours, under Pillow's
+)
+def test_images_over_the_pixel_limit_fail_before_decoding(tmp_path, width, height):
+    path = tmp_path / "bomb.png"
+    png_header_only(path, width, height)
+    assert MAX_IMAGE_PIXELS == 100_000_000
+    with pytest.raises(C2FError, match=r"colour image .*bomb.png is .*over the limit of 100 megapixels"):
+        read_color(path)
+    with pytest.raises(C2FError, match=r"depth image .*bomb.png is .*over the limit of 100 megapixels"):
+        read_depth_raw(path)

@@ -1,3 +1,6 @@
+import json
+import re
+
 import pytest
 
 from c2f_core.errors import C2FError
@@ -38,3 +41,21 @@ def test_missing_and_corrupt_file(tmp_path):
     (tmp_path / "bad.json").write_text("{fx: 1")
     with pytest.raises(C2FError, match="not valid JSON"):
         read_intrinsics(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ('"fx": 1' + "0" * 400, "'fx' must be a finite number, found a number too large for a float"),
+        ('"cy": -1' + "0" * 400, "'cy' must be a finite number, found a number too large for a float"),
+        ('"fy": Infinity', "'fy' must be a finite number, found inf"),
+        ('"depth_scale": NaN', "'depth_scale' must be a finite number, found nan"),
+    ],
+)
+def test_numbers_that_are_not_finite_floats_name_key_and_file(tmp_path, raw, message):
+    key = raw.split('"')[1]
+    others = ", ".join(f'"{k}": {json.dumps(v)}' for k, v in GOOD.items() if k != key)
+    path = tmp_path / "intrinsics.json"
+    path.write_text("{" + others + ", " + raw + "}")
+    with pytest.raises(C2FError, match=f"^{re.escape(str(path))}: {re.escape(message)}$"):
+        read_intrinsics(path)

@@ -192,7 +192,8 @@ def test_bad_inputs_are_clear(tiny_setup, capsys, tmp_path):
         "400,10,500,100",
         "--quiet",
     )
-    assert code == 1 and "lies outside the 320x240 image" in err and "3 of 3 frame(s)" in err
+    # Every frame failed: an error (exit 2) quoting the first reason and the count.
+    assert code == 2 and "lies outside the 320x240 image" in err and "3 of 3 frame(s)" in err
 
 
 def test_empty_crop_and_empty_surface(tiny_setup, sphere_network, capsys, tmp_path, monkeypatch):
@@ -206,7 +207,7 @@ def test_empty_crop_and_empty_surface(tiny_setup, sphere_network, capsys, tmp_pa
         "0",
         "--quiet",
     )
-    assert code == 1 and "no valid depth inside the crop box" in err
+    assert code == 2 and "no valid depth inside the crop box" in err
     from c2f_core.recon import runner
 
     monkeypatch.setattr(
@@ -226,7 +227,7 @@ def test_empty_crop_and_empty_surface(tiny_setup, sphere_network, capsys, tmp_pa
         "32",
         "--quiet",
     )
-    assert code == 1 and "no surface found" in err
+    assert code == 2 and "no surface found" in err
 
 
 @pytest.mark.parametrize(
@@ -275,3 +276,17 @@ def test_hand_fit_option_writes_the_open_hand(tiny_setup, sphere_network, capsys
     assert np.isfinite(hand.vertices).all()
     # The fitted hand stays near the sphere it covers (the stand-in network's hand surface).
     assert np.linalg.norm(hand.vertices.mean(0) - HAND_CENTRE) < 0.1
+
+
+def test_a_batch_goes_on_past_a_take_that_fails_whole(tiny_setup, sphere_network, capsys, tmp_path):
+    color, depth = scene()
+    intr = Intrinsics(fx=300, fy=300, cx=160, cy=120, width=320, height=240, depth_scale=0.001)
+    with TakeWriter(tmp_path / "blind", intr) as writer:
+        writer.write(0, color, np.where(np.arange(320)[None, :] < 20, depth, 0.0).astype(np.float32))
+    code, _, err = run(
+        capsys, "reconstruct", tmp_path / "blind", tiny_setup / "take", "--checkpoint", tiny_setup / "tiny.pt",
+        "--out", tmp_path / "out", "--bbox", "90,60,230,200", "--frames", "0", "--resolution", "32", "--quiet",
+    )  # fmt: skip
+    assert code == 2 and "take blind: every frame failed" in err
+    assert not (tmp_path / "out" / "blind" / "reconstruction.json").exists()
+    assert (tmp_path / "out" / "take" / "reconstruction.json").is_file()  # the next take was still done

@@ -32,7 +32,7 @@ from PIL import Image, UnidentifiedImageError
 from c2f_core.errors import C2FError
 from c2f_core.geometry.camera import crop_resize_intrinsics
 from c2f_core.io.capture.base import FLOAT_DEPTH_SCALE_M, CaptureFrame, CaptureReader, resize_nearest
-from c2f_core.io.intrinsics import Intrinsics
+from c2f_core.io.intrinsics import Intrinsics, finite_number
 
 _MEMBER = re.compile(r"^rgbd/(\d+)\.(jpg|jpeg|png|depth|conf)$", re.IGNORECASE)
 
@@ -49,13 +49,8 @@ def _import_lzfse() -> Any:
 
 
 def _positive_number(metadata: dict, key: str, source: Path) -> float:
-    value = metadata.get(key)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    value = finite_number(metadata.get(key), f"{source}: metadata '{key}'")
+    if value <= 0:
         raise C2FError(f"{source}: metadata '{key}' must be a positive number, found {value!r}")
     return float(value)
 
@@ -112,16 +107,13 @@ class Record3DFile(CaptureReader):
         K_values = metadata.get("K")
         try:
             K = np.asarray(K_values, dtype=np.float64).reshape(3, 3).T  # stored column-major
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise C2FError(
                 f"{self.path}: metadata 'K' must be 9 numbers (a column-major 3x3), found {K_values!r}"
             ) from None
         if not (K[0, 0] > 0 and K[1, 1] > 0 and np.isfinite(K).all()):
             raise C2FError(f"{self.path}: metadata 'K' holds no usable focal lengths: {K_values!r}")
-        fps = metadata.get("fps")
-        self._fps = (
-            float(fps) if isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0 else None
-        )
+        self._fps = None if metadata.get("fps") is None else _positive_number(metadata, "fps", self.path)
         self._depth_size = (
             (int(metadata["dh"]), int(metadata["dw"])) if "dh" in metadata and "dw" in metadata else None
         )
@@ -178,7 +170,9 @@ class Record3DFile(CaptureReader):
             and len(stamps) > self._numbers[-1]
             and all(isinstance(s, (int, float)) for s in stamps)
         ):
-            self._stamps: list[float] | None = [float(s) for s in stamps]
+            self._stamps: list[float] | None = [
+                float(finite_number(s, f"{self.path}: metadata 'frameTimestamps'")) for s in stamps
+            ]
         else:
             self._stamps = None
             self.timestamps_derived = self._fps is not None

@@ -29,7 +29,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _report_import(operator: bpy.types.Operator, result) -> None:
-    from .scene_build import describe_failures, frame_spans
+    from .scene_build import describe_failures, describe_repairs, frame_spans
 
     shown = sum(len(obs) for obs in result.objects.values())
     message = f"imported {result.collection.name}: {shown} objects"
@@ -38,6 +38,8 @@ def _report_import(operator: bpy.types.Operator, result) -> None:
     operator.report({"INFO"}, message)
     if result.failed:
         operator.report({"WARNING"}, describe_failures(result.failed))
+    if result.repaired:
+        operator.report({"WARNING"}, describe_repairs(result.repaired))
     if result.missing:
         # Without this a gap is silent: the scene shows the frame before it (the mesh cache may
         # blend the two sides of a gap when their topology matches), as for a failed frame.

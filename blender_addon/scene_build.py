@@ -42,6 +42,8 @@ class ImportResult:
     """frame -> why it has no result, for the frames the worker tried."""
     missing: list[int] = field(default_factory=list)
     """Frames inside the range that the worker never tried (gaps in the take's numbering)."""
+    repaired: list[str] = field(default_factory=list)
+    """Meshes that `Mesh.validate()` had to fix (invalid faces dropped); see `describe_repairs`."""
 
 
 def describe_failures(failed: dict[int, str], shown: int = FAILURES_SHOWN) -> str:
@@ -50,6 +52,14 @@ def describe_failures(failed: dict[int, str], shown: int = FAILURES_SHOWN) -> st
     quoted = "; ".join(f"frame {frame}: {why}" for frame, why in items[:shown])
     more = f"; and {len(items) - shown} more" if len(items) > shown else ""
     return f"{len(items)} frame(s) had no result; {quoted}{more}"
+
+
+def describe_repairs(repaired: list[str], shown: int = FAILURES_SHOWN) -> str:
+    """'N mesh(es) had invalid geometry that Blender removed: NAME, ...' naming the first `shown`."""
+    names = ", ".join(repaired[:shown]) + (
+        f" and {len(repaired) - shown} more" if len(repaired) > shown else ""
+    )
+    return f"{len(repaired)} mesh(es) had invalid geometry that Blender removed: {names}"
 
 
 def frame_spans(frames: list[int], shown: int = GAPS_SHOWN) -> str:
@@ -146,6 +156,16 @@ def build_mesh(name: str, vertices_world: np.ndarray, faces: np.ndarray) -> bpy.
     if n_faces:
         mesh.shade_smooth()
     return mesh
+
+
+def validate_mesh(mesh: bpy.types.Mesh) -> bool:
+    """Let Blender fix invalid geometry (faces repeating a vertex, duplicate faces); True if it changed any.
+
+    c2f_core writes clean meshes; this guards against files from older versions or other tools,
+    which Blender's glTF exporter would call "not valid". Vertices are never removed, so shape
+    keys added afterwards still match.
+    """
+    return bool(mesh.validate(verbose=False))
 
 
 def _visibility_keys(frame_index: int, frames: list[int]) -> list[tuple[float, float]]:
@@ -303,7 +323,7 @@ def import_reconstruction(
     if use_usd:
         result.objects = _import_usd_cache(context, recon, collection)
     else:
-        result.objects = _import_frame_meshes(recon, collection, frames, recon_output, axes)
+        result.objects, result.repaired = _import_frame_meshes(recon, collection, frames, recon_output, axes)
     scene.frame_set(scene.frame_current if first <= scene.frame_current <= last else first)
     return result
 
@@ -331,9 +351,14 @@ def key_shape_values(
 
 def _shape_keyed_hand(
     name: str, meshes, frames: list[int], axes, action: bpy.types.Action
-) -> bpy.types.Object:
-    """One hand object whose shape keys hold every frame's fitted hand, keyed to show each at its frame."""
+) -> tuple[bpy.types.Object, bool]:
+    """One hand object whose shape keys hold every frame's fitted hand, keyed to show each at its frame.
+
+    Returns:
+        The object, and whether `validate_mesh` had to fix its mesh.
+    """
     mesh = build_mesh(name, axes.opencv_to_blender(meshes[0].hand_vertices), meshes[0].hand_faces)
+    repaired = validate_mesh(mesh)  # before the shape keys, which copy the mesh's vertices
     ob = bpy.data.objects.new(name, mesh)
     ob.shape_key_add(name="Basis", from_mix=False)
     names = []
@@ -344,16 +369,22 @@ def _shape_keyed_hand(
         names.append(block.name)
     mesh.shape_keys.name = f"{name} shapes"
     key_shape_values(action, mesh.shape_keys, names, frames)
-    return ob
+    return ob, repaired
 
 
-def _import_frame_meshes(recon, collection, frames, recon_output, axes) -> dict[str, list[bpy.types.Object]]:
+def _import_frame_meshes(
+    recon, collection, frames, recon_output, axes
+) -> tuple[dict[str, list[bpy.types.Object]], list[str]]:
     """One object per frame and part, each visible from its frame until the next result.
 
     Fitted hands (``c2f reconstruct --hand fit``) share one topology: they become a single hand
     object with one shape key per frame instead, ready to subdivide, texture or export as one.
+
+    Returns:
+        part -> objects, and the names of the meshes `validate_mesh` had to fix.
     """
     objects: dict[str, list[bpy.types.Object]] = {part: [] for part in PARTS}
+    repaired: list[str] = []
     part_collections = {}
     for part in PARTS:
         part_collections[part] = bpy.data.collections.new(f"{recon.name} {part}")
@@ -364,7 +395,9 @@ def _import_frame_meshes(recon, collection, frames, recon_output, axes) -> dict[
     per_frame_parts = list(PARTS)
     if _fixed_hand_topology(meshes, recon_output):
         per_frame_parts = ["object"]
-        ob = _shape_keyed_hand(f"{recon.name} hand", meshes, frames, axes, action)
+        ob, hand_repaired = _shape_keyed_hand(f"{recon.name} hand", meshes, frames, axes, action)
+        if hand_repaired:
+            repaired.append(ob.name)
         ob.data.materials.append(materials["hand"])
         _link(part_collections["hand"], ob)
         ob[PART_PROP] = "hand"
@@ -378,6 +411,8 @@ def _import_frame_meshes(recon, collection, frames, recon_output, axes) -> dict[
                 continue
             name = f"{recon.name} {part} {frame:06d}"
             mesh = build_mesh(name, axes.opencv_to_blender(vertices), faces)
+            if validate_mesh(mesh):
+                repaired.append(name)
             mesh.materials.append(materials[part])
             ob = _link(part_collections[part], bpy.data.objects.new(name, mesh))
             ob[PART_PROP] = part
@@ -385,7 +420,7 @@ def _import_frame_meshes(recon, collection, frames, recon_output, axes) -> dict[
             objects[part].append(ob)
     for part in per_frame_parts:
         key_visibility(action, objects[part], frames)
-    return objects
+    return objects, repaired
 
 
 def _layer_collection(root: bpy.types.LayerCollection, collection: bpy.types.Collection):

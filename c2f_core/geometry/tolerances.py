@@ -19,3 +19,8 @@ GRID_CELL_EPS: float = 1e-4
 """Slack in voxels when mapping a point to a grid cell: a float32 point on a sample plane (rounding
 error ~1e-5 voxel at 2 mm voxels) still maps to that plane's cell, and one on the far face counts
 as inside."""
+
+MIN_FACE_AREA_M2: float = 1e-12
+"""A triangle whose area is below this (m^2, a triangle of ~1 micrometre sides) counts as zero-area
+when meshes are cleaned before writing. Far below a marching-cubes triangle (~1e-6 m^2 at 2 mm
+voxels), above float32 rounding of such areas."""

@@ -8,6 +8,7 @@ import numpy as np
 import trimesh
 
 from c2f_core.errors import C2FError
+from c2f_core.geometry.mesh_clean import clean_mesh, clean_mesh_selection
 from c2f_core.io.atomic import write_bytes_atomic
 
 MESH_FORMATS = ("ply", "obj", "glb")
@@ -16,17 +17,21 @@ MESH_FORMATS = ("ply", "obj", "glb")
 def write_mesh(
     path: str | Path, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None = None
 ) -> Path:
-    """Write a triangle mesh (vertices (V, 3) metres, faces (F, 3)) in the format of the suffix."""
+    """Write a triangle mesh (vertices (V, 3) metres, faces (F, 3)) in the format of the suffix.
+
+    Faces that repeat a vertex, zero-area and duplicate faces are left out (`clean_mesh`), with the
+    vertices only they used; per-vertex `colors` (V, 3 or 4) follow their vertices.
+    """
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in MESH_FORMATS:
         raise C2FError(f"unknown mesh format '.{fmt}' for {path} (choose one of {', '.join(MESH_FORMATS)})")
-    mesh = trimesh.Trimesh(
-        vertices=np.asarray(vertices, dtype=np.float64),
-        faces=np.asarray(faces, dtype=np.int64),
-        vertex_colors=colors,
-        process=False,
-    )
+    vertices = np.asarray(vertices, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64)
+    if colors is not None and np.ndim(colors) == 2 and len(colors) == len(vertices):
+        colors = np.asarray(colors)[clean_mesh_selection(vertices, faces)[1]]
+    vertices, faces = clean_mesh(vertices, faces)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=colors, process=False)
     data = mesh.export(file_type=fmt)
     write_bytes_atomic(path, data if isinstance(data, bytes) else data.encode("utf-8"))
     return path

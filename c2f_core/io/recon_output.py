@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from c2f_core.errors import C2FError
+from c2f_core.geometry.mesh_clean import clean_mesh
 from c2f_core.io.atomic import ensure_writable_dir, write_text_atomic
 from c2f_core.io.intrinsics import Intrinsics, intrinsics_from_dict
 from c2f_core.io.mesh_io import MESH_FORMATS, read_mesh, write_mesh
@@ -220,7 +221,11 @@ def write_frame_result(
     _check_format(fmt)
     out_dir = ensure_writable_dir(out_dir)
     files = frame_files(out_dir, frame, fmt)
-    meshes = {"hand": _check_mesh(hand, "hand"), "object": _check_mesh(object_mesh, "object")}
+    # Cleaned here, not only in write_mesh, so the JSON's counts are those of the files.
+    meshes = {
+        "hand": clean_mesh(*_check_mesh(hand, "hand")),
+        "object": clean_mesh(*_check_mesh(object_mesh, "object")),
+    }
     record: dict[str, object] = {
         "frame": int(frame),
         "meshes": {part: {"vertices": len(v), "faces": len(f)} for part, (v, f) in meshes.items()},

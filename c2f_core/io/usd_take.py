@@ -27,6 +27,7 @@ import numpy as np
 
 from c2f_core.errors import C2FError
 from c2f_core.geometry.axes import opencv_to_blender
+from c2f_core.geometry.mesh_clean import clean_mesh
 from c2f_core.io.atomic import atomic_path
 
 ROOT_PRIM = "/C2F"
@@ -72,6 +73,7 @@ def write_usd_take(
         frames: (frame_number, hand_vertices (V, 3), hand_faces (F, 3), object_vertices (W, 3),
             object_faces (G, 3)) per frame, in increasing frame order; vertices in metres in the
             OpenCV camera frame (x right, y down, z forward), converted here to the Z-up world.
+            Degenerate and duplicate faces are left out (`clean_mesh`).
             Any iterable works, a generator keeps memory flat. Empty meshes are allowed.
         fps: frames per second of the take.
         save_every: frames between intermediate saves (bounds memory).
@@ -118,7 +120,7 @@ def write_usd_take(
             last = frame
             time = Usd.TimeCode(frame)
             for part, (vertices, faces) in (("hand", (hand_v, hand_f)), ("object", (obj_v, obj_f))):
-                vertices, faces = _check_mesh(frame, part, vertices, faces)
+                vertices, faces = clean_mesh(*_check_mesh(frame, part, vertices, faces))
                 world = opencv_to_blender(vertices)
                 points_attr, counts_attr, indices_attr, extent_attr = attrs[part]
                 points_attr.Set(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(world)), time)

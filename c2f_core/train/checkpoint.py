@@ -10,6 +10,7 @@ dicts, lists, strings and numbers only:
 from __future__ import annotations
 
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated zips, foreign pickles, anything unreadable
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise C2FError(f"{path} is not a readable c2f checkpoint (corrupt or truncated?): {reason}") from None
+        raise C2FError(_load_failure(path, exc)) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise C2FError(f"{path} is not a c2f checkpoint (no '{FORMAT}' marker)")
     if data.get("format_version") != FORMAT_VERSION:
@@ -63,6 +63,41 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         if key not in data:
             raise C2FError(f"{path} is an incomplete c2f checkpoint (no '{key}')")
     return data
+
+
+_WEIGHTS_ONLY_DETAIL = re.compile(r"WeightsUnpickler error:\s*(\S[^\n]*)")
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+_MAX_REASON_CHARS = 100
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of the first non-empty line, without terminal colour codes, capped in length."""
+    lines = [line.strip() for line in _ANSI_ESCAPE.sub("", text).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    sentence = lines[0].split(". ")[0].rstrip(".")
+    return sentence if len(sentence) <= _MAX_REASON_CHARS else sentence[: _MAX_REASON_CHARS - 3] + "..."
+
+
+def _load_failure(path: Path, exc: Exception) -> str:
+    """One line naming ``path`` and why ``torch.load`` refused it.
+
+    PyTorch's messages run to paragraphs (and the weights-only one advises loading unsafely), so only
+    a short detail is kept: the object the safe unpickler refused, or the first sentence of the error.
+    """
+    text = str(exc)
+    refused = _WEIGHTS_ONLY_DETAIL.search(text)
+    if refused or "Weights only load failed" in text:
+        detail = _first_sentence(refused.group(1)) if refused else ""
+        return f"{path} is not a c2f checkpoint: the safe loader refuses its contents" + (
+            f" ({detail})" if detail else ""
+        )
+    reason = _first_sentence(text)
+    if not reason or "weights_only" in reason:
+        reason = type(exc).__name__
+    elif not isinstance(exc, RuntimeError | OSError):
+        reason = f"{type(exc).__name__}: {reason}"
+    return f"{path} is not a readable c2f checkpoint (corrupt or truncated?): {reason}"
 
 
 def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

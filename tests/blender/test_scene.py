@@ -399,3 +399,54 @@ def test_import_warns_of_frames_missing_from_the_numbering(tmp_path):
     assert "have no result of their own" in gaps[0]
     assert res["shown"]["2"] == ["take hand 000001", "take object 000001"]
     assert res["shown"]["6"] == ["take hand 000003", "take object 000003"]
+
+
+VALIDATE_SCRIPT = """
+enable_addon()
+import importlib
+scene_build = importlib.import_module("bl_ext.user_default.c2f_handobject.scene_build")
+reports = {{}}
+for label, out in (("dirty", {dirty!r}), ("clean", {clean!r})):
+    imported = scene_build.import_reconstruction(bpy.context, out, load_background=False)
+    obs = [ob for obs in imported.objects.values() for ob in obs]
+    reports[label] = dict(
+        repaired=imported.repaired,
+        message=scene_build.describe_repairs(imported.repaired) if imported.repaired else "",
+        still_invalid=[ob.name for ob in obs if ob.data.validate(verbose=False)],
+        faces={{ob.name: [list(p.vertices) for p in ob.data.polygons] for ob in obs}},
+    )
+result(**reports)
+"""
+
+
+def test_import_validates_meshes_so_none_is_left_invalid(recon_dir, tmp_path):
+    """A mesh file from elsewhere with a face repeating a vertex: the import fixes it and says so."""
+    import json
+
+    import trimesh
+
+    from c2f_core.io.recon_output import write_frame_result
+
+    recon = read_reconstruction(recon_dir)
+    meshes = read_frame_meshes(recon, 4)
+    dirty_faces = np.vstack([meshes.object_faces, [[0, 0, 1]]])
+    files = recon.files(4)
+    # Written past write_mesh, which would drop the face: as an older c2f or another tool would.
+    mesh = trimesh.Trimesh(meshes.object_vertices, dirty_faces, process=False)
+    files.object.write_bytes(mesh.export(file_type="ply"))
+    info = json.loads(files.info.read_text())
+    info["meshes"]["object"]["faces"] = len(dirty_faces)
+    files.info.write_text(json.dumps(info))
+    clean = tmp_path / "clean"
+    for frame in RESULT_FRAMES:
+        frame_meshes = read_frame_meshes(recon, frame)
+        hand = (frame_meshes.hand_vertices, frame_meshes.hand_faces)
+        write_frame_result(clean, frame, hand, (frame_meshes.object_vertices, frame_meshes.object_faces))
+    write_reconstruction_summary(clean, name="clean", intrinsics=TINY_INTRINSICS, frames=RESULT_FRAMES)
+
+    res = run_blender(VALIDATE_SCRIPT.format(dirty=str(recon_dir), clean=str(clean)), tmp_path)
+    assert res["dirty"]["repaired"] == ["take object 000004"]
+    assert res["dirty"]["message"].startswith("1 mesh(es) had invalid geometry")
+    assert res["dirty"]["still_invalid"] == [] and res["clean"]["still_invalid"] == []
+    assert res["clean"]["repaired"] == []
+    np.testing.assert_array_equal(res["dirty"]["faces"]["take object 000004"], meshes.object_faces)

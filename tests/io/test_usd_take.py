@@ -55,3 +55,17 @@ def test_bad_input_leaves_no_file(tmp_path):
     with pytest.raises(C2FError, match=".usdc"):
         write_usd_take(tmp_path / "take.usda", frames([0]), fps=30.0)
     assert not list(tmp_path.iterdir())
+
+
+def test_degenerate_and_duplicate_faces_are_left_out_of_the_usd(tmp_path):
+    square_v = np.array([[0, 0, 0.5], [0.1, 0, 0.5], [0.1, 0.1, 0.5], [0, 0.1, 0.5], [0.05, 0.2, 0.5]])
+    square_f = np.array([[0, 1, 2], [0, 2, 3]])
+    dirty_f = np.vstack([square_f, [[2, 4, 2]], [[3, 0, 2]]])  # a repeated vertex and a duplicate
+    path = write_usd_take(tmp_path / "take.usdc", [(0, square_v, dirty_f, square_v[:4], square_f)], fps=30.0)
+    stage = Usd.Stage.Open(str(path))
+    for prim in ("/C2F/hand", "/C2F/object"):
+        mesh = UsdGeom.Mesh(stage.GetPrimAtPath(prim))
+        np.testing.assert_array_equal(np.array(mesh.GetFaceVertexIndicesAttr().Get(0)), square_f.ravel())
+        np.testing.assert_allclose(
+            np.array(mesh.GetPointsAttr().Get(0)), opencv_to_blender(square_v[:4]), atol=1e-6
+        )

@@ -196,6 +196,29 @@ def test_bad_checkpoints_give_clear_errors(frames, tmp_path):
         load_model(missing_keys)
 
 
+def test_unreadable_checkpoint_errors_are_one_line_without_unsafe_advice(tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"this is not a checkpoint")
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, {"config": {}, "model": {"w": torch.zeros(256)}, "step": 0})
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    pickled_object = tmp_path / "pickled_object.pt"
+    torch.save({"args": argparse.Namespace(lr=1e-3)}, pickled_object)
+    for path, expected in (
+        (garbage, "not a readable c2f checkpoint"),
+        (truncated, "not a readable c2f checkpoint"),
+        (pickled_object, "not a c2f checkpoint: the safe loader refuses"),
+    ):
+        with pytest.raises(C2FError) as info:
+            load_checkpoint(path)
+        message = str(info.value)
+        assert expected in message and str(path) in message
+        assert "\n" not in message and "\x1b" not in message
+        assert "weights_only" not in message
+    assert "argparse.Namespace" in message
+
+
 # ---------------------------------------------------------------- learning
 
 
@@ -214,7 +237,6 @@ def test_init_weights_starts_a_new_run_from_a_checkpoint(frames, tmp_path):
     assert not all(torch.allclose(fresh[k].float(), v.float(), atol=1e-6) for k, v in trained.items())
     with pytest.raises(C2FError, match="not found"):
         train(tiny(steps=1, init_weights=str(tmp_path / "nope.pt")), [frames], tmp_path / "d", quiet=True)
-
 
 
 def test_overfits_four_frames(frames, tmp_path):

@@ -60,6 +60,14 @@ def skin_likelihood(color: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * d).astype(np.float32)
 
 
+def away_from_depth_edges(depth_m: np.ndarray, keep: np.ndarray, edge_m: float) -> np.ndarray:
+    """(H, W) bool: the `keep` pixels not on a depth edge (a step over `edge_m` metres to the right or
+    below), so that regions split where touching surfaces lie at different depths."""
+    dz_x = np.abs(np.diff(depth_m, axis=1, append=depth_m[:, -1:]))
+    dz_y = np.abs(np.diff(depth_m, axis=0, append=depth_m[-1:, :]))
+    return keep & (dz_x <= edge_m) & (dz_y <= edge_m)
+
+
 def fit_plane(points: np.ndarray, settings: DetectorSettings, min_inliers: float) -> np.ndarray | None:
     """RANSAC plane (n, d) with n·p + d = 0, or None when fewer than `min_inliers` points lie on it."""
     if len(points) < 50:
@@ -106,12 +114,8 @@ def detect_box(
         if plane is None:
             break
         keep &= np.abs(points @ plane[:3] + plane[3]) > settings.plane_inlier_m
-    # Split regions at depth edges so touching surfaces at different depths separate.
-    dz_x = np.abs(np.diff(depth, axis=1, append=depth[:, -1:]))
-    dz_y = np.abs(np.diff(depth, axis=0, append=depth[-1:, :]))
-    edge = (dz_x > settings.depth_edge_m) | (dz_y > settings.depth_edge_m)
     n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(
-        (keep & ~edge).astype(np.uint8), connectivity=4
+        away_from_depth_edges(depth, keep, settings.depth_edge_m).astype(np.uint8), connectivity=4
     )
     skin = skin_likelihood(rgb)
     best_label, best_score = -1, 0.0

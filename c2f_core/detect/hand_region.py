@@ -25,7 +25,7 @@ import numpy as np
 
 from c2f_core.data.crop import Box
 from c2f_core.detect.base import HandDetection
-from c2f_core.detect.depth_skin import DetectorSettings, fit_plane
+from c2f_core.detect.depth_skin import DetectorSettings, away_from_depth_edges, fit_plane
 from c2f_core.errors import C2FError
 from c2f_core.geometry.camera import backproject_depth, backproject_pixels
 
@@ -110,15 +110,6 @@ def landmark_depths(
     return anchor + relative_m
 
 
-def _connected_labels(points: np.ndarray, valid: np.ndarray, edge_m: float) -> np.ndarray:
-    """Labels (H, W) of the regions of `valid` pixels not separated by a depth edge (0 = none)."""
-    z = points[..., 2]
-    dz_x = np.abs(np.diff(z, axis=1, append=z[:, -1:]))
-    dz_y = np.abs(np.diff(z, axis=0, append=z[-1:, :]))
-    joined = valid & (dz_x <= edge_m) & (dz_y <= edge_m)
-    return cv2.connectedComponents(joined.astype(np.uint8), connectivity=4)[1]
-
-
 def hand_region(
     detection: HandDetection,
     depth_m: np.ndarray,
@@ -159,7 +150,8 @@ def hand_region(
     off_plane = valid.copy()
     if plane is not None:
         off_plane &= np.abs(points @ plane[:3] + plane[3]) > plane_settings.plane_inlier_m
-    labels = _connected_labels(points, off_plane, settings.depth_edge_m)
+    joined = away_from_depth_edges(points[..., 2], off_plane, settings.depth_edge_m)
+    labels = cv2.connectedComponents(joined.astype(np.uint8), connectivity=4)[1]
     side = (points - wrist_point) @ normal
 
     # The forearm: what lies behind the wrist plane in the region the wrist belongs to.

@@ -26,7 +26,7 @@ from c2f_core.geometry.camera import depth_to_points
 from c2f_core.geometry.mesh_sdf import point_mesh_distance
 from c2f_core.geometry.raster import visible_silhouettes
 from c2f_core.io.labels import SEG_HAND, has_labels, read_joint_labels, read_segmentation
-from c2f_core.io.recon_output import read_frame_info, read_frame_meshes, read_reconstruction
+from c2f_core.io.recon_output import read_frame_meshes, read_reconstruction
 from c2f_core.io.take import Take
 from c2f_core.progress import progress
 
@@ -157,14 +157,13 @@ def evaluate_real_take(
             scores.append(_missing_score(frame, reason, seg is not None))
             continue
         meshes = read_frame_meshes(recon, frame)
-        info = read_frame_info(recon, frame)
         depth_m = take.read_frame(frame, with_gt=False, check=False).depth_m
         scores.append(
             score_real_frame(
                 frame,
                 (meshes.hand_vertices, meshes.hand_faces),
                 (meshes.object_vertices, meshes.object_faces),
-                info.joints,
+                meshes.joints,
                 depth_m,
                 take.intrinsics.K,
                 seg,

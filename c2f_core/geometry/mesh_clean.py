@@ -57,8 +57,11 @@ def clean_mesh_selection(
 
 
 def clean_mesh(
-    vertices: np.ndarray, faces: np.ndarray, min_face_area_m2: float = MIN_FACE_AREA_M2
-) -> tuple[np.ndarray, np.ndarray]:
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    min_face_area_m2: float = MIN_FACE_AREA_M2,
+    vertex_data: np.ndarray | None = None,
+) -> tuple[np.ndarray, ...]:
     """The mesh without faces that repeat a vertex, zero-area faces and duplicate faces.
 
     Vertices left unused by the dropped faces are dropped too and the faces renumbered; the order
@@ -69,9 +72,10 @@ def clean_mesh(
         vertices: (V, 3) metres.
         faces: (F, 3) integer indices into `vertices`.
         min_face_area_m2: faces with a smaller area (m^2) are dropped.
+        vertex_data: optional (V, ...) per-vertex values (colours) that follow their vertices.
 
     Returns:
-        vertices (V', 3) and faces (F', 3), of the input dtypes.
+        vertices (V', 3) and faces (F', 3), of the input dtypes, then `vertex_data` (V', ...) when given.
 
     Raises:
         ValueError: on shapes other than (V, 3) and (F, 3), or face indices outside the vertices.
@@ -79,8 +83,9 @@ def clean_mesh(
     vertices = np.asarray(vertices)
     faces = np.asarray(faces)
     kept_faces, kept_vertices = clean_mesh_selection(vertices, faces, min_face_area_m2)
+    extra = () if vertex_data is None else (np.asarray(vertex_data),)
     if len(kept_faces) == len(faces):
-        return vertices, faces
+        return (vertices, faces, *extra)
     new_index = np.full(len(vertices), -1, dtype=faces.dtype)
     new_index[kept_vertices] = np.arange(len(kept_vertices), dtype=faces.dtype)
-    return vertices[kept_vertices], new_index[faces[kept_faces]]
+    return (vertices[kept_vertices], new_index[faces[kept_faces]], *(data[kept_vertices] for data in extra))

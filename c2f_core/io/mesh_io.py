@@ -8,7 +8,7 @@ import numpy as np
 import trimesh
 
 from c2f_core.errors import C2FError
-from c2f_core.geometry.mesh_clean import clean_mesh, clean_mesh_selection
+from c2f_core.geometry.mesh_clean import clean_mesh
 from c2f_core.io.atomic import write_bytes_atomic
 
 MESH_FORMATS = ("ply", "obj", "glb")
@@ -29,8 +29,9 @@ def write_mesh(
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
     if colors is not None and np.ndim(colors) == 2 and len(colors) == len(vertices):
-        colors = np.asarray(colors)[clean_mesh_selection(vertices, faces)[1]]
-    vertices, faces = clean_mesh(vertices, faces)
+        vertices, faces, colors = clean_mesh(vertices, faces, vertex_data=colors)
+    else:
+        vertices, faces = clean_mesh(vertices, faces)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=colors, process=False)
     data = mesh.export(file_type=fmt)
     write_bytes_atomic(path, data if isinstance(data, bytes) else data.encode("utf-8"))

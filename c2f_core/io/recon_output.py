@@ -75,6 +75,8 @@ class FrameMeshes:
     object_faces: np.ndarray
     hand_mesh: str | None = None
     """The frame JSON's "hand_mesh" (``HAND_MESH_SDF``, ``HAND_MESH_FIT``), None when not said."""
+    joints: np.ndarray | None = None
+    """The frame JSON's (21, 3) joints, metres, or None when not written."""
 
 
 @dataclass(frozen=True)
@@ -438,7 +440,7 @@ def read_frame_meshes(recon: Reconstruction, frame: int) -> FrameMeshes:
     info = read_frame_info(recon, frame)
     hand_v, hand_f = _read_part(files.hand, info.mesh_sizes["hand"])
     obj_v, obj_f = _read_part(files.object, info.mesh_sizes["object"])
-    return FrameMeshes(frame, hand_v, hand_f, obj_v, obj_f, info.hand_mesh)
+    return FrameMeshes(frame, hand_v, hand_f, obj_v, obj_f, info.hand_mesh, info.joints)
 
 
 def iter_frame_meshes(

@@ -14,20 +14,29 @@ import numpy as np
 import torch
 
 from c2f_core.detect.hand_region import PALM
+from c2f_core.geometry.camera import project
 from c2f_core.geometry.knn import knn
 from c2f_core.hands.base import PARENTS
 
 
-def clip_hand_at_wrist(
-    sdf: torch.Tensor, points_m: torch.Tensor, wrist_point: torch.Tensor, normal: torch.Tensor
-) -> torch.Tensor:
+class WristPlane:
     """The hand ended at the wrist plane: hand' = max(hand, -s), s the signed distance to the plane.
 
     s is positive on the hand's side, so nothing behind the wrist (the forearm) is meshed as hand.
     The object is left as it is.
     """
-    side = (points_m.to(sdf.dtype) - wrist_point.to(sdf.dtype)) @ normal.to(sdf.dtype)
-    return torch.stack([torch.maximum(sdf[..., 0], -side), sdf[..., 1]], dim=-1)
+
+    def __init__(self, point_m: np.ndarray, normal: np.ndarray, device: str = "cpu"):
+        """Build from a (3,) point of the plane and its (3,) unit normal pointing into the hand, metres."""
+        self.point = torch.as_tensor(np.asarray(point_m), dtype=torch.float32, device=device)
+        self.normal = torch.as_tensor(np.asarray(normal), dtype=torch.float32, device=device)
+
+    def clip(self, sdf: torch.Tensor, points_m: torch.Tensor) -> torch.Tensor:
+        """The (M, 2) SDFs at points (M, 3) with the hand cut at the plane."""
+        side = (points_m.to(sdf.device, sdf.dtype) - self.point.to(sdf.device, sdf.dtype)) @ self.normal.to(
+            sdf.device, sdf.dtype
+        )
+        return torch.stack([torch.maximum(sdf[..., 0], -side), sdf[..., 1]], dim=-1)
 
 
 class ForearmExclusion:
@@ -35,7 +44,7 @@ class ForearmExclusion:
 
     object' = max(object, radius - d), d the distance to the nearest forearm depth point: the
     object loses a `radius_m` shell around what the camera saw of the forearm (the hand is ended
-    at the wrist plane separately, `clip_hand_at_wrist`).
+    at the wrist plane separately, `WristPlane`).
     """
 
     MAX_POINTS = 4000
@@ -100,10 +109,9 @@ class ImageHull:
         """The (M, 2) SDFs at points (M, 3) with this hull's channel intersected with the cone."""
         points = points_m.to(self.distance_px.device, torch.float32)
         height, width = self.distance_px.shape
-        z = points[:, 2].clamp_min(1e-6)
-        u = torch.round(points[:, 0] / z * self.K[0, 0] + self.K[0, 2]).long()
-        v = torch.round(points[:, 1] / z * self.K[1, 1] + self.K[1, 2]).long()
-        inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
+        uv, z = project(points, self.K)
+        u, v = torch.round(uv[:, 0]).long(), torch.round(uv[:, 1]).long()
+        inside = (z > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
         outside_m = torch.zeros_like(z)
         outside_m[inside] = self.distance_px[v[inside], u[inside]] * z[inside] / self.K[0, 0]
         clipped = torch.maximum(sdf[..., self.channel], outside_m.to(sdf.device, sdf.dtype))

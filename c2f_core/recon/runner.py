@@ -27,7 +27,7 @@ import torch
 from c2f_core.data.inputs import make_input
 from c2f_core.detect.base import HandDetector, HandSide
 from c2f_core.errors import C2FError
-from c2f_core.geometry.camera import backproject_depth
+from c2f_core.geometry.camera import backproject_pixels
 from c2f_core.geometry.frames import sdf_m_to_nu
 from c2f_core.geometry.grid import GridCube
 from c2f_core.geometry.mirror import mirror_box, mirror_faces, mirror_points
@@ -44,7 +44,7 @@ from c2f_core.io.recon_output import (
 )
 from c2f_core.io.take import Take
 from c2f_core.model.network import C2FNetwork, EncodedFrames
-from c2f_core.recon.constraints import ForearmExclusion, ImageHull, clip_hand_at_wrist, hand_hull_mask
+from c2f_core.recon.constraints import ForearmExclusion, ImageHull, WristPlane, hand_hull_mask
 from c2f_core.recon.crop import Box
 from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
 from c2f_core.recon.extract import ExtractionResult, Mesh, separate_fields
@@ -177,30 +177,24 @@ def reconstruct_frame(
     cube = reconstruction_cube(ref, half, settings.resolution)
     network_field = network.field_fn(state)
     region = crop.region
-    wrist = None
-    if region is not None:
-        wrist = (
-            torch.as_tensor(region.wrist_point_m, dtype=torch.float32, device=device),
-            torch.as_tensor(region.wrist_normal, dtype=torch.float32, device=device),
-        )
-
-    hulls = []
+    constraints: list[ImageHull | ForearmExclusion | WristPlane] = []
     if region is not None and settings.hand_hull_m > 0:
         shape = frame.depth_m.shape
         hand_mask = hand_hull_mask(
             region.detection.landmarks_px, region.palm_depth_m, frame.K, shape, settings.hand_hull_m
         )
-        hulls.append(ImageHull(hand_mask, frame.K, 0, device))
+        constraints.append(ImageHull(hand_mask, frame.K, 0, device))
     if region is not None and settings.forearm_shell_m > 0 and region.forearm_mask.any():
-        forearm_points = backproject_depth(frame.depth_m, frame.K)[region.forearm_mask]
-        hulls.append(ForearmExclusion(forearm_points, settings.forearm_shell_m, device))
+        rows, cols = np.nonzero(region.forearm_mask)
+        forearm_points = backproject_pixels(cols, rows, frame.depth_m[rows, cols].astype(np.float64), frame.K)
+        constraints.append(ForearmExclusion(forearm_points, settings.forearm_shell_m, device))
+    if region is not None:
+        constraints.append(WristPlane(region.wrist_point_m, region.wrist_normal, device))
 
     def field_fn(points_m: torch.Tensor) -> torch.Tensor:
         sdf = network_field(points_m)
-        for hull in hulls:
-            sdf = hull.clip(sdf, points_m)
-        if wrist is not None:
-            sdf = clip_hand_at_wrist(sdf, points_m.to(sdf.device), *wrist)
+        for constraint in constraints:
+            sdf = constraint.clip(sdf, points_m)
         return separate_fields(sdf) if settings.separate else sdf
 
     names = ("hand", "object")

@@ -3,7 +3,9 @@
 The format code (reading `c2f reconstruct` output folders, axis conversion) is the bundled
 `c2f_core` wheel; the reconstruction itself runs in a worker process of a Python environment with
 torch (`worker_client.py`). Modules: preferences, properties (scene settings), operators, panel,
-scene_build (camera, meshes, keyframes, materials, USD cache).
+scene_build (camera, meshes, materials, USD cache, depth points), footage (colour footage in the
+viewport and the compositor), keyframes (visibility and shape keys), import_report (import names,
+mesh-import choice, report texts).
 """
 
 from __future__ import annotations

@@ -360,11 +360,18 @@ def render_preview(
     setup_workbench(scene, scale_percent)
     png = png.resolve()
     png.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="c2f_preview_") as scratch:
-        if view == "orbit":
-            panels = render_orbit(scene, frames, Path(scratch), azimuth_deg, elevation_deg)
-        else:
-            panels = render_camera(scene, frames, Path(scratch), take, crop)
+    # The previews lay the footage (or grey) under the meshes themselves; the import's compositor
+    # set-up (footage in render) is off while they render and on again for a .blend saved after.
+    use_compositing = scene.render.use_compositing
+    scene.render.use_compositing = False
+    try:
+        with tempfile.TemporaryDirectory(prefix="c2f_preview_") as scratch:
+            if view == "orbit":
+                panels = render_orbit(scene, frames, Path(scratch), azimuth_deg, elevation_deg)
+            else:
+                panels = render_camera(scene, frames, Path(scratch), take, crop)
+    finally:
+        scene.render.use_compositing = use_compositing
     strip = np.concatenate(panels, axis=1)
     panel_width = panels[0].shape[1]
     for index in range(1, len(panels)):
@@ -427,14 +434,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--elevation", type=float, default=25.0, help="orbit view: degrees above the horizontal"
     )
-    parser.add_argument("--usd", action="store_true", help="import take.usdc as a mesh cache")
-    parser.add_argument("--no-background", action="store_true", help="do not load the take's colour frames")
+    meshes = parser.add_mutually_exclusive_group()
+    meshes.add_argument(
+        "--usd", action="store_true", help="import take.usdc as a mesh cache (default: for long takes)"
+    )
+    meshes.add_argument(
+        "--per-frame", action="store_true", help="import one object per frame (default: for short takes)"
+    )
+    parser.add_argument(
+        "--no-background",
+        action="store_true",
+        help="do not load the take's colour frames (no footage behind the camera or in the render)",
+    )
     args = parser.parse_args(_strip_blender_args(sys.argv if argv is None else argv))
     bpy.ops.wm.read_homefile(use_empty=True)  # no default cube, camera or light in the picture
     ensure_addon()
     try:
         bpy.ops.c2f.import_reconstruction(
-            directory=str(args.out.resolve()), use_usd=args.usd, load_background=not args.no_background
+            directory=str(args.out.resolve()),
+            mesh_import="USD" if args.usd else "OBJECTS" if args.per_frame else "AUTO",
+            load_background=not args.no_background,
+            footage_in_render=not args.no_background,
         )
     except RuntimeError as exc:  # the operator's error report
         print(f"headless: {str(exc).strip()}", file=sys.stderr)

@@ -11,9 +11,10 @@ import tempfile
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from .preferences import get_preferences, worker_python
+from .properties import MESH_IMPORT_ITEMS, USE_USD
 from .worker_client import ReconstructRequest, WorkerClient, WorkerError, describe_probe, probe_worker
 
 TIMER_INTERVAL_S = 0.1
@@ -29,13 +30,25 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _report_import(operator: bpy.types.Operator, result) -> None:
-    from .scene_build import describe_failures, describe_repairs, frame_spans
+    from .import_report import describe_failures, describe_mesh_choice, describe_repairs, frame_spans
 
     shown = sum(len(obs) for obs in result.objects.values())
-    message = f"imported {result.collection.name}: {shown} objects"
-    if not result.background and "c2f_take" in result.collection:
-        message += " (take's colour frames not found, no background)"
+    name = result.collection.name
+    renamed = f" as {name} (the file has a {result.take_name} already)" if name != result.take_name else ""
+    meshes = "mesh cache" if result.used_usd else "per-frame objects"
+    if result.automatic:
+        meshes = "automatic: " + describe_mesh_choice(result.used_usd, result.n_frames)
+    message = f"imported {result.take_name}{renamed}: {shown} objects, {meshes}"
+    if result.footage_in_render:
+        message += "; footage in render (compositor)"
+    if result.footage is None and "c2f_take" in result.collection:
+        message += " (take's colour frames not found: no footage)"
     operator.report({"INFO"}, message)
+    if result.scene_changes:
+        # An import takes over the scene's camera and frame range: say so, with what they were.
+        operator.report({"INFO"}, "scene set to the import's " + ", ".join(result.scene_changes))
+    if result.footage_problem:
+        operator.report({"WARNING"}, result.footage_problem)
     if result.failed:
         operator.report({"WARNING"}, describe_failures(result.failed))
     if result.repaired:
@@ -61,14 +74,15 @@ class C2F_OT_import_reconstruction(bpy.types.Operator):
         name="Folder", subtype="DIR_PATH", description="Output folder of c2f reconstruct"
     )
     filter_folder: BoolProperty(default=True, options={"HIDDEN"})
-    use_usd: BoolProperty(
-        name="Mesh Cache (USD)",
-        description="Import take.usdc as one Mesh Sequence Cache instead of one object per frame",
-        default=False,
-    )
+    mesh_import: EnumProperty(name="Meshes", items=MESH_IMPORT_ITEMS, default="AUTO")
     load_background: BoolProperty(
         name="Footage Behind Camera",
-        description="Show the take's colour frames as camera background",
+        description="Show the take's colour frames as camera background in the viewport",
+        default=True,
+    )
+    footage_in_render: BoolProperty(
+        name="Footage in Render",
+        description="Lay the take's colour frames behind the meshes in renders (compositor)",
         default=True,
     )
 
@@ -86,8 +100,9 @@ class C2F_OT_import_reconstruction(bpy.types.Operator):
             result = import_reconstruction(
                 context,
                 bpy.path.abspath(self.directory),
-                use_usd=self.use_usd,
+                use_usd=USE_USD[self.mesh_import],
                 load_background=self.load_background,
+                footage_in_render=self.footage_in_render,
             )
         except user_errors() as exc:
             self.report({"ERROR"}, str(exc))
@@ -138,7 +153,9 @@ class C2F_OT_reconstruct(bpy.types.Operator):
 
     bl_idname = "c2f.reconstruct"
     bl_label = "Reconstruct"
-    bl_options = {"REGISTER"}  # noqa: RUF012 (Blender wants a plain set)
+    # UNDO: Blender pushes one undo step when the operator finishes, from execute() or from the
+    # modal path (the objects are added in `_finish`), so Ctrl+Z removes the whole import.
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
 
     _client: WorkerClient | None = None
     _timer = None
@@ -171,11 +188,15 @@ class C2F_OT_reconstruct(bpy.types.Operator):
         settings = context.scene.c2f
         settings.running = False
         settings.status = "importing"
+        single = settings.input_mode == "SINGLE"
         result = import_reconstruction(
             context,
             client.state.out or self._out,
-            use_usd=settings.use_usd,
+            use_usd=USE_USD[settings.mesh_import],
             load_background=settings.load_background,
+            footage_in_render=settings.footage_in_render,
+            # A single frame's result folder records no take: its footage is the colour file.
+            color_file=bpy.path.abspath(settings.color_file) if single and settings.color_file else None,
         )
         settings.status = f"done: {result.collection.name}"
         _report_import(self, result)

@@ -2,7 +2,45 @@
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
+
 import bpy
+
+from .import_report import USD_CACHE_ABOVE_FRAMES, choose_usd_cache, count_take_frames, describe_mesh_choice
+
+
+@lru_cache(maxsize=8)
+def _cached_count(take_dir: str, frame_range: tuple[int, int] | None, stamp: tuple[int, int]) -> int | None:
+    return count_take_frames(take_dir, frame_range)
+
+
+def input_frame_count(settings) -> int | None:
+    """How many frames Reconstruct would import: 1 for a single frame, the take's frames (in the range) else.
+
+    Counted from file names, again only when the take's color/ or depth/ folder changes (the
+    panel redraws often). None when the take folder is not set or not a take.
+    """
+    if settings.input_mode == "SINGLE":
+        return 1
+    if not settings.take_dir:
+        return None
+    take_dir = bpy.path.abspath(settings.take_dir)
+    try:
+        stamp = tuple(os.stat(os.path.join(take_dir, sub)).st_mtime_ns for sub in ("color", "depth"))
+    except OSError:
+        return None
+    frame_range = (settings.frame_first, settings.frame_last) if settings.use_frame_range else None
+    return _cached_count(take_dir, frame_range, stamp)
+
+
+def automatic_choice_text(settings) -> str:
+    """What Automatic picks for this input: 'Automatic: per-frame objects (3 frames, up to 150)'."""
+    n_frames = input_frame_count(settings)
+    if n_frames is None:
+        return f"Automatic: per-frame objects up to {USD_CACHE_ABOVE_FRAMES} frames, mesh cache above"
+    # c2f reconstruct writes take.usdc for every sequence, so the choice is the frame count's.
+    return "Automatic: " + describe_mesh_choice(choose_usd_cache(n_frames, n_frames > 1), n_frames)
 
 
 class C2F_PT_reconstruct(bpy.types.Panel):
@@ -49,8 +87,11 @@ class C2F_PT_reconstruct(bpy.types.Panel):
 
         column = layout.column(heading="Result")
         column.prop(settings, "out_dir")
-        column.prop(settings, "use_usd")
+        column.prop(settings, "mesh_import")
+        if settings.mesh_import == "AUTO":
+            column.label(text=automatic_choice_text(settings))
         column.prop(settings, "load_background")
+        column.prop(settings, "footage_in_render")
 
         row = layout.row()
         row.scale_y = 1.4
@@ -65,6 +106,7 @@ class C2F_PT_reconstruct(bpy.types.Panel):
         row = layout.row(align=True)
         # The button's operator has its own options (File > Import shows them); hand it the panel's.
         button = row.operator("c2f.import_reconstruction", text="Import Result Folder", icon="IMPORT")
-        button.use_usd = settings.use_usd
+        button.mesh_import = settings.mesh_import
         button.load_background = settings.load_background
+        button.footage_in_render = settings.footage_in_render
         row.operator("c2f.add_depth_points", text="", icon="POINTCLOUD_DATA")

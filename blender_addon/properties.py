@@ -14,7 +14,27 @@ from bpy.props import (
     StringProperty,
 )
 
+from .import_report import USD_CACHE_ABOVE_FRAMES
 from .preferences import DEVICE_ITEMS
+
+MESH_IMPORT_ITEMS = (
+    (
+        "AUTO",
+        "Automatic",
+        (
+            f"Per-frame objects up to {USD_CACHE_ABOVE_FRAMES} frames, the mesh cache (take.usdc) above: "
+            "per-frame objects cost memory, file size and playback speed in proportion to the length"
+        ),
+    ),
+    ("OBJECTS", "Per-Frame Objects", "One object per frame and part, each editable on its own"),
+    (
+        "USD",
+        "Mesh Cache (USD)",
+        "take.usdc as one object per part with a Mesh Sequence Cache modifier: small files, fast playback",
+    ),
+)
+USE_USD = {"AUTO": None, "OBJECTS": False, "USD": True}
+"""`mesh_import` value -> `scene_build.import_reconstruction(use_usd=...)` (None: chosen by the frame count)."""
 
 
 @dataclass
@@ -112,14 +132,18 @@ class C2FSettings(bpy.types.PropertyGroup):
         subtype="DIR_PATH",
         description="Where c2f reconstruct writes meshes; empty: beside the .blend file, else a temporary folder",
     )
-    use_usd: BoolProperty(
-        name="Mesh Cache (USD)",
-        description="Import take.usdc as one Mesh Sequence Cache instead of one object per frame (long takes)",
-        default=False,
-    )
+    mesh_import: EnumProperty(name="Meshes", items=MESH_IMPORT_ITEMS, default="AUTO")
     load_background: BoolProperty(
         name="Footage Behind Camera",
-        description="Show the colour frames as the camera background",
+        description="Show the colour frames as the camera background in the viewport",
+        default=True,
+    )
+    footage_in_render: BoolProperty(
+        name="Footage in Render",
+        description=(
+            "Lay the colour frames behind the meshes in renders (a transparent-film render over the "
+            "footage in the compositor, view transform Standard)"
+        ),
         default=True,
     )
     status: StringProperty(name="Status", **_in_run_state("status"))

@@ -1,84 +1,44 @@
-"""Building the Blender scene from a reconstruction: camera, meshes, visibility keys, materials, USD cache.
+"""Building the Blender scene from a reconstruction: collection, camera, meshes, materials, USD cache, depth points.
 
-Format reading is `c2f_core.io.recon_output` (bundled as a wheel); the axis conversion is
-`c2f_core.geometry.axes`. Everything in Blender is in metres, Z up, with the capture camera at the
-origin looking along +Y (see `c2f_core.geometry.axes`).
+The footage is `footage.py`, the visibility and shape keys `keyframes.py`, import names and report
+texts `import_report.py`. Format reading is `c2f_core.io.recon_output` (bundled as a wheel); the
+axis conversion is `c2f_core.geometry.axes`. Everything in Blender is in metres, Z up, with the
+capture camera at the origin looking along +Y (see `c2f_core.geometry.axes`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
 import numpy as np
 
+from .footage import add_background_sequence, add_footage_to_render, footage_file
+from .import_report import (
+    ImportResult,
+    choose_usd_cache,
+    describe_failures,
+    describe_scene_changes,
+    import_name,
+    missing_frames,
+    scene_setup,
+)
+from .keyframes import key_shape_values, key_visibility
+
 PARTS = ("hand", "object")
 MATERIAL_NAMES = {"hand": "C2F Hand", "object": "C2F Object"}
 MATERIAL_COLORS = {"hand": (0.80, 0.52, 0.42, 1.0), "object": (0.20, 0.45, 0.85, 1.0)}
 SENSOR_WIDTH_MM = 36.0
-COLOR_SUFFIXES = (".png", ".jpg", ".jpeg")
-KEY_CONSTANT = 0
-"""`Keyframe.interpolation` as the integer foreach_set needs: 0 is 'CONSTANT' (Blender's BEZT_IPO_CONST)."""
 PART_PROP = "c2f_part"
 FRAME_PROP = "c2f_frame"
-FAILURES_SHOWN = 3
-"""How many failed frames' reasons a report quotes; reconstruction.json has all of them."""
-GAPS_SHOWN = 5
-"""How many runs of missing frames a report names (as `c2f reconstruct` does)."""
 
 
-@dataclass
-class ImportResult:
-    """What an import put into the scene."""
-
-    collection: bpy.types.Collection
-    camera: bpy.types.Object
-    objects: dict[str, list[bpy.types.Object]] = field(default_factory=dict)
-    """part -> objects (one per frame, or the one USD cache object)."""
-    background: bool = False
-    failed: dict[int, str] = field(default_factory=dict)
-    """frame -> why it has no result, for the frames the worker tried."""
-    missing: list[int] = field(default_factory=list)
-    """Frames inside the range that the worker never tried (gaps in the take's numbering)."""
-    repaired: list[str] = field(default_factory=list)
-    """Meshes that `Mesh.validate()` had to fix (invalid faces dropped); see `describe_repairs`."""
-
-
-def describe_failures(failed: dict[int, str], shown: int = FAILURES_SHOWN) -> str:
-    """'N frame(s) had no result; frame F: reason; ...' quoting the first `shown` frames' reasons."""
-    items = sorted(failed.items())
-    quoted = "; ".join(f"frame {frame}: {why}" for frame, why in items[:shown])
-    more = f"; and {len(items) - shown} more" if len(items) > shown else ""
-    return f"{len(items)} frame(s) had no result; {quoted}{more}"
-
-
-def describe_repairs(repaired: list[str], shown: int = FAILURES_SHOWN) -> str:
-    """'N mesh(es) had invalid geometry that Blender removed: NAME, ...' naming the first `shown`."""
-    names = ", ".join(repaired[:shown]) + (
-        f" and {len(repaired) - shown} more" if len(repaired) > shown else ""
-    )
-    return f"{len(repaired)} mesh(es) had invalid geometry that Blender removed: {names}"
-
-
-def frame_spans(frames: list[int], shown: int = GAPS_SHOWN) -> str:
-    """Sorted frame numbers as runs, e.g. [2, 5, 6] -> '2, 5-6', the first `shown` runs as the CLI writes gaps."""
-    runs: list[list[int]] = []
-    for frame in frames:
-        if runs and frame == runs[-1][1] + 1:
-            runs[-1][1] = frame
-        else:
-            runs.append([frame, frame])
-    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs[:shown])
-    return text + (f" and {len(runs) - shown} more gap(s)" if len(runs) > shown else "")
-
-
-def missing_frames(recon) -> list[int]:
-    """Frames between the first and the last that are neither a result nor a failure of `recon`."""
-    # Not c2f_core.io.take.find_gaps: that module needs Pillow, which the add-on does not bundle.
-    first, last = recon.frame_range
-    return sorted(set(range(first, last + 1)) - set(recon.frames) - set(recon.failed))
+def box_centre(vertices: np.ndarray) -> np.ndarray:
+    """(3,) centre of the axis-aligned bounding box of (V, 3) vertices; the origin for V = 0."""
+    if len(vertices) == 0:
+        return np.zeros(3)
+    return (vertices.min(axis=0) + vertices.max(axis=0)) / 2
 
 
 def core_modules():
@@ -142,12 +102,12 @@ def ensure_material(part: str) -> bpy.types.Material:
     return material
 
 
-def build_mesh(name: str, vertices_world: np.ndarray, faces: np.ndarray) -> bpy.types.Mesh:
-    """A Blender mesh from (V, 3) float32 world-space metres and (F, 3) triangle indices, built in bulk."""
+def build_mesh(name: str, vertices_local: np.ndarray, faces: np.ndarray) -> bpy.types.Mesh:
+    """A Blender mesh from (V, 3) metres in its object's frame and (F, 3) triangle indices, built in bulk."""
     mesh = bpy.data.meshes.new(name)
     n_faces = len(faces)
-    mesh.vertices.add(len(vertices_world))
-    mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices_world, dtype=np.float32).ravel())
+    mesh.vertices.add(len(vertices_local))
+    mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices_local, dtype=np.float32).ravel())
     mesh.loops.add(3 * n_faces)
     mesh.loops.foreach_set("vertex_index", np.ascontiguousarray(faces, dtype=np.int32).ravel())
     mesh.polygons.add(n_faces)
@@ -166,88 +126,6 @@ def validate_mesh(mesh: bpy.types.Mesh) -> bool:
     keys added afterwards still match.
     """
     return bool(mesh.validate(verbose=False))
-
-
-def _visibility_keys(frame_index: int, frames: list[int]) -> list[tuple[float, float]]:
-    """(frame, hide) keys that show result `frame_index` from its frame until the next result's frame.
-
-    Held across failed or missing frames, so exactly one result shows at every frame; before the
-    first result the first shows, after the last the last.
-    """
-    keys = []
-    frame = frames[frame_index]
-    if frame_index > 0:
-        keys.append((frame - 1, 1.0))
-    keys.append((frame, 0.0))
-    if frame_index + 1 < len(frames):
-        keys.append((frames[frame_index + 1], 1.0))
-    return keys
-
-
-def _channelbag(action: bpy.types.Action, owner: bpy.types.ID, id_type: str):
-    """The channelbag of a new slot of `action` that animates `owner` (an Object or a shape Key)."""
-    from bpy_extras.anim_utils import action_ensure_channelbag_for_slot
-
-    slot = action.slots.new(id_type=id_type, name=owner.name)
-    if owner.animation_data is None:
-        owner.animation_data_create()
-    owner.animation_data.action = action
-    owner.animation_data.action_slot = slot
-    return action_ensure_channelbag_for_slot(action, slot)
-
-
-def _constant_fcurve(channelbag, data_path: str, keys: list[tuple[float, float]]) -> None:
-    """One F-curve of (frame, value) keys with CONSTANT interpolation, written in bulk."""
-    fcurve = channelbag.fcurves.new(data_path)
-    fcurve.keyframe_points.add(len(keys))
-    fcurve.keyframe_points.foreach_set("co", np.array(keys, dtype=np.float32).ravel())
-    fcurve.keyframe_points.foreach_set("interpolation", np.full(len(keys), KEY_CONSTANT, np.int32))
-    fcurve.update()
-
-
-def key_visibility(action: bpy.types.Action, objects: list[bpy.types.Object], frames: list[int]) -> None:
-    """Key hide_viewport/hide_render of one object per result frame in one shared Action, CONSTANT.
-
-    Each object gets its own slot of `action`; keys are written in bulk (keyframe_points.add +
-    foreach_set), never one keyframe_insert per frame.
-    """
-    for index, ob in enumerate(objects):
-        keys = _visibility_keys(index, frames)
-        channelbag = _channelbag(action, ob, "OBJECT")
-        for data_path in ("hide_viewport", "hide_render"):
-            _constant_fcurve(channelbag, data_path, keys)
-
-
-def _first_color_file(take_dir: Path, frame: int) -> Path | None:
-    for suffix in COLOR_SUFFIXES:
-        path = take_dir / "color" / f"{frame:06d}{suffix}"
-        if path.is_file():
-            return path
-    return None
-
-
-def add_background_sequence(camera: bpy.types.Camera, take_dir: Path, first: int, last: int) -> bool:
-    """Show the take's colour frames behind the camera view, scene frame f showing color/f.
-
-    Blender picks image number (frame - frame_start + 1 + frame_offset), so frame_offset =
-    frame_start - 1 makes the image number equal the scene frame. Returns False when the take's
-    colour files are not there (the result folder was moved without its take).
-    """
-    first_file = _first_color_file(take_dir, first)
-    if first_file is None:
-        return False
-    image = bpy.data.images.load(str(first_file), check_existing=True)
-    image.source = "SEQUENCE" if last > first else "FILE"
-    camera.show_background_images = True
-    background = camera.background_images.new()
-    background.image = image
-    background.frame_method = "STRETCH"
-    background.alpha = 1.0
-    background.image_user.frame_start = first
-    background.image_user.frame_duration = last - first + 1
-    background.image_user.frame_offset = first - 1
-    background.image_user.use_auto_refresh = True
-    return True
 
 
 def _new_collection(context: bpy.types.Context, name: str) -> bpy.types.Collection:
@@ -270,16 +148,30 @@ def _set_scene_timing(scene: bpy.types.Scene, first: int, last: int, fps: float)
 
 
 def import_reconstruction(
-    context: bpy.types.Context, out_dir: str | Path, use_usd: bool = False, load_background: bool = True
+    context: bpy.types.Context,
+    out_dir: str | Path,
+    use_usd: bool | None = None,
+    load_background: bool = True,
+    footage_in_render: bool = True,
+    color_file: str | Path | None = None,
 ) -> ImportResult:
     """Put the reconstruction in `out_dir` into the scene: a collection with camera, hand and object.
+
+    The collection and its objects are named after the take; when the file already has an
+    import of that name, "take (2)", "take (3)", ... (`import_name`). The scene's camera, frame
+    range, render size and frame rate become the take's; `ImportResult.scene_changes` says which
+    changed.
 
     Args:
         context: Blender's context (its scene receives the collection, camera and frame range).
         out_dir: output folder of `c2f reconstruct`.
-        use_usd: import take.usdc as one Mesh Sequence Cache per part instead of one object per
-            frame (ignored for a single frame, which has no cache).
-        load_background: show the take's colour frames behind the camera when the take is found.
+        use_usd: True: import take.usdc as one Mesh Sequence Cache per part; False: one object per
+            frame and part; None: choose by the frame count (`choose_usd_cache`). A single frame
+            has no cache and always gets objects.
+        load_background: show the footage behind the camera in the viewport.
+        footage_in_render: lay the footage behind the meshes in renders (`add_footage_to_render`).
+        color_file: the colour image of a single frame reconstructed from files (its result folder
+            records no take); the footage when the take's color/ is not found.
 
     Raises:
         C2FError: (from c2f_core) when the folder is not a complete c2f output, or `use_usd` is set
@@ -292,22 +184,27 @@ def import_reconstruction(
     if not recon.frames:
         reasons = f": {describe_failures(recon.failed)}" if recon.failed else ""
         raise C2FError(f"reconstruction {recon.root} has no successful frame to import{reasons}")
-    if use_usd and recon.usd is None and len(recon.frames) == 1:
+    frames = list(recon.frames)
+    automatic = use_usd is None
+    if automatic:
+        use_usd = choose_usd_cache(len(frames), recon.usd is not None)
+    if use_usd and recon.usd is None and len(frames) == 1:
         use_usd = False  # a single frame has no mesh cache (c2f reconstruct writes one for sequences)
     if use_usd and recon.usd is None:
         raise C2FError(
-            f"{recon.root} has no {recon_output.USD_NAME}; import without the mesh cache option, or rerun "
-            "c2f reconstruct on the take"
+            f"{recon.root} has no {recon_output.USD_NAME}; import with Meshes: Per-Frame Objects (or "
+            "Automatic), or rerun c2f reconstruct on the take"
         )
     scene = context.scene
-    frames = list(recon.frames)
+    before = scene_setup(scene)
     first, last = recon.frame_range
-    collection = _new_collection(context, recon.name)
+    name = import_name(recon.name)
+    collection = _new_collection(context, name)
     collection["c2f_out"] = str(recon.root.resolve())
     if recon.take is not None:
         collection["c2f_take"] = str(recon.take)
 
-    camera_data = bpy.data.cameras.new(f"{recon.name} camera")
+    camera_data = bpy.data.cameras.new(f"{name} camera")
     set_camera_from_intrinsics(scene, camera_data, recon.intrinsics)
     camera = _link(collection, bpy.data.objects.new(camera_data.name, camera_data))
     camera.rotation_euler = axes.BLENDER_CAMERA_EULER_XYZ
@@ -315,16 +212,31 @@ def import_reconstruction(
     scene.camera = camera
     _set_scene_timing(scene, first, last, recon.fps)
     result = ImportResult(
-        collection=collection, camera=camera, failed=dict(recon.failed), missing=missing_frames(recon)
+        collection=collection,
+        camera=camera,
+        failed=dict(recon.failed),
+        missing=missing_frames(recon),
+        take_name=recon.name,
+        n_frames=len(frames),
+        used_usd=use_usd,
+        automatic=automatic,
     )
-    if load_background and recon.take is not None:
-        result.background = add_background_sequence(camera_data, recon.take, first, last)
+    footage = result.footage = footage_file(recon, first, color_file)
+    if footage is not None and load_background:
+        add_background_sequence(camera_data, footage, first, last)
+        result.background = True
+    if footage is not None and footage_in_render:
+        result.footage_problem = add_footage_to_render(scene, footage, first, last)
+        result.footage_in_render = not result.footage_problem
 
     if use_usd:
-        result.objects = _import_usd_cache(context, recon, collection)
+        result.objects = _import_usd_cache(context, recon, collection, name)
     else:
-        result.objects, result.repaired = _import_frame_meshes(recon, collection, frames, recon_output, axes)
+        result.objects, result.repaired = _import_frame_meshes(
+            recon, collection, frames, name, recon_output, axes
+        )
     scene.frame_set(scene.frame_current if first <= scene.frame_current <= last else first)
+    result.scene_changes = describe_scene_changes(before, scene_setup(scene))
     return result
 
 
@@ -339,33 +251,28 @@ def _fixed_hand_topology(meshes, recon_output) -> bool:
     )
 
 
-def key_shape_values(
-    action: bpy.types.Action, key: bpy.types.Key, names: list[str], frames: list[int]
-) -> None:
-    """Key each shape key's value to 1 from its frame until the next result's frame, else 0, CONSTANT."""
-    channelbag = _channelbag(action, key, "KEY")
-    for index, name in enumerate(names):
-        keys = [(frame, 1.0 - hide) for frame, hide in _visibility_keys(index, frames)]
-        _constant_fcurve(channelbag, f'key_blocks["{name}"].value', keys)
-
-
 def _shape_keyed_hand(
     name: str, meshes, frames: list[int], axes, action: bpy.types.Action
 ) -> tuple[bpy.types.Object, bool]:
     """One hand object whose shape keys hold every frame's fitted hand, keyed to show each at its frame.
 
+    Its origin is the centre of the box around the hand in all frames (the mesh and every shape key
+    are offset by it), so the animated hand turns about the middle of where it moves.
+
     Returns:
         The object, and whether `validate_mesh` had to fix its mesh.
     """
-    mesh = build_mesh(name, axes.opencv_to_blender(meshes[0].hand_vertices), meshes[0].hand_faces)
+    vertices = [axes.opencv_to_blender(frame_meshes.hand_vertices) for frame_meshes in meshes]
+    centre = box_centre(np.concatenate(vertices))
+    mesh = build_mesh(name, vertices[0] - centre, meshes[0].hand_faces)
     repaired = validate_mesh(mesh)  # before the shape keys, which copy the mesh's vertices
     ob = bpy.data.objects.new(name, mesh)
+    ob.location = centre
     ob.shape_key_add(name="Basis", from_mix=False)
     names = []
-    for frame, frame_meshes in zip(frames, meshes):
+    for frame, frame_vertices in zip(frames, vertices):
         block = ob.shape_key_add(name=f"frame {frame:06d}", from_mix=False)
-        coords = np.ascontiguousarray(axes.opencv_to_blender(frame_meshes.hand_vertices), dtype=np.float32)
-        block.data.foreach_set("co", coords.ravel())
+        block.data.foreach_set("co", np.ascontiguousarray(frame_vertices - centre, dtype=np.float32).ravel())
         names.append(block.name)
     mesh.shape_keys.name = f"{name} shapes"
     key_shape_values(action, mesh.shape_keys, names, frames)
@@ -373,10 +280,12 @@ def _shape_keyed_hand(
 
 
 def _import_frame_meshes(
-    recon, collection, frames, recon_output, axes
+    recon, collection, frames, name, recon_output, axes
 ) -> tuple[dict[str, list[bpy.types.Object]], list[str]]:
-    """One object per frame and part, each visible from its frame until the next result.
+    """One object per frame and part named `name` part frame, each visible from its frame until the next result.
 
+    Each object's origin is the centre of its mesh's bounding box (the object is placed there and
+    its mesh offset, so world positions are the file's), so rotating it pivots in its middle.
     Fitted hands (``c2f reconstruct --hand fit``) share one topology: they become a single hand
     object with one shape key per frame instead, ready to subdivide, texture or export as one.
 
@@ -387,15 +296,15 @@ def _import_frame_meshes(
     repaired: list[str] = []
     part_collections = {}
     for part in PARTS:
-        part_collections[part] = bpy.data.collections.new(f"{recon.name} {part}")
+        part_collections[part] = bpy.data.collections.new(f"{name} {part}")
         collection.children.link(part_collections[part])
     materials = {part: ensure_material(part) for part in PARTS}
     meshes = [recon_output.read_frame_meshes(recon, frame) for frame in frames]
-    action = bpy.data.actions.new(f"{recon.name} visibility")
+    action = bpy.data.actions.new(f"{name} visibility")
     per_frame_parts = list(PARTS)
     if _fixed_hand_topology(meshes, recon_output):
         per_frame_parts = ["object"]
-        ob, hand_repaired = _shape_keyed_hand(f"{recon.name} hand", meshes, frames, axes, action)
+        ob, hand_repaired = _shape_keyed_hand(f"{name} hand", meshes, frames, axes, action)
         if hand_repaired:
             repaired.append(ob.name)
         ob.data.materials.append(materials["hand"])
@@ -409,12 +318,15 @@ def _import_frame_meshes(
         ):
             if part not in per_frame_parts:
                 continue
-            name = f"{recon.name} {part} {frame:06d}"
-            mesh = build_mesh(name, axes.opencv_to_blender(vertices), faces)
+            object_name = f"{name} {part} {frame:06d}"
+            vertices_world = axes.opencv_to_blender(vertices)
+            centre = box_centre(vertices_world)
+            mesh = build_mesh(object_name, vertices_world - centre, faces)
             if validate_mesh(mesh):
-                repaired.append(name)
+                repaired.append(object_name)
             mesh.materials.append(materials[part])
-            ob = _link(part_collections[part], bpy.data.objects.new(name, mesh))
+            ob = _link(part_collections[part], bpy.data.objects.new(object_name, mesh))
+            ob.location = centre
             ob[PART_PROP] = part
             ob[FRAME_PROP] = frame
             objects[part].append(ob)
@@ -433,8 +345,12 @@ def _layer_collection(root: bpy.types.LayerCollection, collection: bpy.types.Col
     return None
 
 
-def _import_usd_cache(context, recon, collection) -> dict[str, list[bpy.types.Object]]:
-    """Import take.usdc as Mesh Sequence Cache objects (one hand, one object) into `collection`."""
+def _import_usd_cache(context, recon, collection, name) -> dict[str, list[bpy.types.Object]]:
+    """Import take.usdc as Mesh Sequence Cache objects `name` hand/object cache into `collection`.
+
+    Their origins stay at the camera: the cache replaces the mesh every frame with the file's
+    world-space points, so an offset origin would move the geometry.
+    """
     from c2f_core.errors import C2FError
     from c2f_core.io.usd_take import MESH_PRIMS
 
@@ -464,7 +380,7 @@ def _import_usd_cache(context, recon, collection) -> dict[str, list[bpy.types.Ob
         part = prim_names.get(re.sub(r"\.\d+$", "", ob.name)) if ob.type == "MESH" else None
         if part is None:
             continue
-        ob.name = f"{recon.name} {part} cache"
+        ob.name = f"{name} {part} cache"
         ob[PART_PROP] = part
         ob.data.materials.clear()
         ob.data.materials.append(ensure_material(part))

@@ -57,6 +57,23 @@ def enable_addon():
         os.symlink({addon!r}, link)
     bpy.ops.preferences.addon_enable(module="bl_ext.user_default.c2f_handobject")
     return bpy.context.preferences.addons["bl_ext.user_default.c2f_handobject"].preferences
+
+class ImportStandIn:
+    # The import operator's own execute() runs on this stand-in instance, which keeps the reports.
+    def __init__(self, directory, mesh_import="AUTO", load_background=True, footage_in_render=True):
+        self.directory = directory
+        self.mesh_import = mesh_import
+        self.load_background = load_background
+        self.footage_in_render = footage_in_render
+        self.reports = []
+    def report(self, kind, message):
+        self.reports.append([sorted(kind)[0], message])
+
+def run_import(directory, **settings):
+    # (outcome, reports) of the import operator's execute() on `directory`.
+    op = ImportStandIn(directory, **settings)
+    outcome = bpy.types.C2F_OT_import_reconstruction.execute(op, bpy.context)
+    return outcome, op.reports
 """
 
 

@@ -1,8 +1,9 @@
 """Fake reconstruction workers for tests: executables that speak the worker's JSON-lines protocol.
 
 `write_fake_worker(path, mode)` writes an executable script standing in for a Python
-interpreter: called as `<script> -m c2f_core reconstruct INPUT --out OUT --jsonl ...`, it
-behaves according to `mode`:
+interpreter: called as `<script> -m c2f_core reconstruct INPUT --out OUT --jsonl ...` (or with
+`--color --depth --intrinsics` for a single frame, numbered as its depth file), it behaves
+according to `mode`:
 - "ok": reconstructs frames as cones (frame 4 fails with an `error` event), writes the output
   folder with c2f_core's writer, prints a stray log line, and ends with `done`;
 - "fail": the same, but every frame fails, with reasons like a real run's (a box outside the
@@ -37,9 +38,15 @@ def emit(**event):
 from c2f_core.io.intrinsics import read_intrinsics
 from c2f_core.io.recon_output import write_frame_result, write_reconstruction_summary
 from tests.blender.shapes import cone
-intrinsics = read_intrinsics(os.path.join(a.input, "intrinsics.json"))
-first, last = (int(x) for x in a.frames.split(":")) if a.frames else (3, 5)
-frames = list(range(first, last + 1))
+if a.input is None:  # a single frame from --color/--depth/--intrinsics, numbered as its depth file
+    intrinsics = read_intrinsics(a.intrinsics)
+    name = os.path.splitext(os.path.basename(a.depth))[0]
+    frames = [int(name) if name.isdigit() else 0]
+else:
+    intrinsics = read_intrinsics(os.path.join(a.input, "intrinsics.json"))
+    name = os.path.basename(a.input.rstrip("/"))
+    first, last = (int(x) for x in a.frames.split(":")) if a.frames else (3, 5)
+    frames = list(range(first, last + 1))
 emit(event="start", total=len(frames))
 print("loading checkpoint (a log line, not an event)", flush=True)
 print("some warning on stderr", file=sys.stderr, flush=True)
@@ -72,8 +79,7 @@ for k, frame in enumerate(frames):
     emit(event="progress", done=k + 1, total=len(frames))
     if MODE == "die":
         os.kill(os.getpid(), signal.SIGKILL)
-write_reconstruction_summary(a.out, name=os.path.basename(a.input.rstrip("/")), intrinsics=intrinsics,
-                             frames=done, failed=failed, take=a.input)
+write_reconstruction_summary(a.out, name=name, intrinsics=intrinsics, frames=done, failed=failed, take=a.input)
 emit(event="done", out=a.out)
 """
 

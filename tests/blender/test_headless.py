@@ -15,8 +15,10 @@ from tests.conftest import TINY_INTRINSICS
 REOPEN_SCRIPT = """
 bpy.ops.wm.open_mainfile(filepath={blend!r})
 scene = bpy.context.scene
+group = scene.compositing_node_group
 result(objects=sorted(o.name for o in bpy.data.objects), range=[scene.frame_start, scene.frame_end],
-       camera=scene.camera.name, cameras=sorted(c.name for c in bpy.data.cameras))
+       camera=scene.camera.name, cameras=sorted(c.name for c in bpy.data.cameras),
+       footage_in_render=[scene.render.use_compositing, group.name if group else None])
 """
 BACKDROP = 219  # headless.BACKDROP_RGB (0.86) as an 8-bit value
 
@@ -59,6 +61,8 @@ def test_preview_render_overlays_meshes_on_the_frame_and_saves_a_blend(recon_dir
     res = run_blender(REOPEN_SCRIPT.format(blend=str(blend)), tmp_path, source_addon=False)
     assert res["range"] == [3, 5] and res["camera"] == "take camera"
     assert sum(name.startswith("take hand ") for name in res["objects"]) == 3
+    # The preview renders without the compositor; the saved file's F12 still lays the footage behind.
+    assert res["footage_in_render"] == [True, "C2F Footage"]
 
 
 def test_orbit_view_frames_hand_and_object_from_above_right_and_keeps_the_capture_camera(recon_dir, tmp_path):

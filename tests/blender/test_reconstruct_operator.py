@@ -78,10 +78,10 @@ per_frame = {{}}
 for frame in range(scene.frame_start, scene.frame_end + 1):
     scene.frame_set(frame)
     hands = [o for o in bpy.data.objects if o.get("c2f_part") == "hand" and not o.hide_viewport]
-    co = np.array([v.co for v in hands[0].data.vertices]) if len(hands) == 1 else np.zeros((0, 3))
+    co = np.array([hands[0].matrix_world @ v.co for v in hands[0].data.vertices]) if len(hands) == 1 else np.zeros((0, 3))
     per_frame[frame] = [len(hands), blender_to_opencv(co).tolist()]
-settings.use_usd = True
-outcome_usd = sorted(bpy.ops.c2f.import_reconstruction(directory={out!r}, use_usd=True))
+settings.mesh_import = "USD"
+outcome_usd = sorted(bpy.ops.c2f.import_reconstruction(directory={out!r}, mesh_import="USD"))
 cache = [m.type for o in bpy.data.objects if o.name.endswith("hand cache") for m in o.modifiers]
 result(outcome=outcome, outcome_usd=outcome_usd, per_frame=per_frame, cache=cache, status=settings.status)
 """
@@ -194,8 +194,10 @@ def test_modal_path_polls_on_timer_imports_when_done_and_esc_stops_the_worker(tm
     res = run_blender(script, tmp_path)
     assert res["done"] == ["FINISHED"] and res["progress_max"] == 100.0 and res["done_running"] is False
     assert res["hands"] == 2  # frames 3 and 5; frame 4 failed in the worker
-    assert [kind for kind, _ in res["reports"]] == [["INFO"], ["WARNING"]]
-    assert "1 frame(s) had no result; frame 4: no hand found" in res["reports"][1][1]
+    # What was imported, what it changed in the scene (camera, frame range), then the failed frame.
+    assert [kind for kind, _ in res["reports"]] == [["INFO"], ["INFO"], ["WARNING"]]
+    assert res["reports"][1][1].startswith("scene set to the import's camera 'take camera'")
+    assert "1 frame(s) had no result; frame 4: no hand found" in res["reports"][2][1]
     assert res["first"] == ["RUNNING_MODAL"] and res["mouse"] == ["PASS_THROUGH"]
     assert res["cancelled"] == ["CANCELLED"] and res["worker_alive"] is False and res["running"] is False
     assert res["status"] == "cancelled" and res["cancel_seconds"] < 15
@@ -297,3 +299,20 @@ def test_when_every_frame_fails_the_error_gives_the_first_reasons_and_the_count(
         assert "frame 3:" not in message and "and 2 more" in message, message
     assert res["status"].startswith("error:") and "5 frame(s) had no result" in res["status"]
     assert res["running"] is False
+
+
+UNDO_SCRIPT = """
+enable_addon()
+# Blender's record of each registered operator's flags (what the undo system reads after the operator
+# finishes, from execute() or modal()). Background mode has no undo stack, so Ctrl+Z itself cannot be
+# replayed here.
+result(options={{name: sorted(getattr(bpy.ops.c2f, name).bl_options) for name in {names!r}}})
+"""
+
+
+def test_operators_that_add_objects_push_an_undo_step(tmp_path):
+    """Reconstruct (modal or not), Import and Add Depth Points add objects: Ctrl+Z must remove them."""
+    names = ["reconstruct", "import_reconstruction", "add_depth_points"]
+    res = run_blender(UNDO_SCRIPT.format(names=names), tmp_path)
+    for name in names:
+        assert "UNDO" in res["options"][name], (name, res["options"][name])

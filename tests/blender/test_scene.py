@@ -19,7 +19,7 @@ IMPORT_SCRIPT = """
 enable_addon()
 from bpy_extras.anim_utils import action_get_channelbag_for_slot
 out = sys.argv[1] if len(sys.argv) > 1 else {out!r}
-print(bpy.ops.c2f.import_reconstruction(directory=out, use_usd={use_usd}))
+print(bpy.ops.c2f.import_reconstruction(directory=out, mesh_import={mesh_import!r}))
 scene = bpy.context.scene
 collection = next(c for c in bpy.data.collections if "c2f_out" in c)
 parts = {{}}
@@ -36,8 +36,11 @@ for frame in range(scene.frame_start - 1, scene.frame_end + 2):
         entry = []
         for ob in visible:
             mesh = ob.evaluated_get(depsgraph).to_mesh()
-            co = [list(v.co) for v in mesh.vertices]
-            entry.append({{"name": ob.name, "co": co, "faces": [list(p.vertices) for p in mesh.polygons]}})
+            world = ob.matrix_world
+            co = [list(world @ v.co) for v in mesh.vertices]  # world space: origins need not be at the camera
+            local = [list(v.co) for v in mesh.vertices]
+            entry.append({{"name": ob.name, "co": co, "local": local, "origin": list(ob.matrix_world.translation),
+                           "faces": [list(p.vertices) for p in mesh.polygons]}})
             ob.evaluated_get(depsgraph).to_mesh_clear()
         shown[part] = entry
     frames[frame] = shown
@@ -89,7 +92,7 @@ def check_one_visible_per_frame(res, expected):
 
 
 def test_import_per_frame_objects_show_exactly_one_result_per_frame(recon_dir, tmp_path):
-    res = run_blender(IMPORT_SCRIPT.format(out=str(recon_dir), use_usd=False), tmp_path)
+    res = run_blender(IMPORT_SCRIPT.format(out=str(recon_dir), mesh_import="OBJECTS"), tmp_path)
     expected = expected_meshes(recon_dir)
     assert res["range"] == [3, 5] and res["fps"] == 30.0 and res["resolution"] == [64, 48]
     check_one_visible_per_frame(res, expected)
@@ -124,7 +127,7 @@ def test_usd_option_imports_a_mesh_cache_that_changes_with_the_frame(recon_dir, 
     )
     recon = read_reconstruction(recon_dir)
     write_usd_take(recon_dir / "take.usdc", iter_frame_meshes(recon), recon.fps)
-    res = run_blender(IMPORT_SCRIPT.format(out=str(recon_dir), use_usd=True), tmp_path)
+    res = run_blender(IMPORT_SCRIPT.format(out=str(recon_dir), mesh_import="USD"), tmp_path)
     expected = expected_meshes(recon_dir)
     assert res["fps"] == pytest.approx(12.5)
     assert res["modifiers"] == {"hand": ["MESH_SEQUENCE_CACHE"], "object": ["MESH_SEQUENCE_CACHE"]}
@@ -189,7 +192,7 @@ ERRORS_SCRIPT = """
 enable_addon()
 messages = {{}}
 for name, kwargs in (("not_output", dict(directory={not_output!r})),
-                     ("no_usd", dict(directory={no_usd!r}, use_usd=True))):
+                     ("no_usd", dict(directory={no_usd!r}, mesh_import="USD"))):
     try:
         bpy.ops.c2f.import_reconstruction(**kwargs)
         messages[name] = None
@@ -233,7 +236,7 @@ def test_depth_points_match_back_projection(recon_dir, tmp_path):
 
 PANEL_STUB = """
 enable_addon()
-errors, drawn, buttons = [], [], {}
+errors, drawn, buttons, labels = [], [], {}, []
 
 class OperatorProps:
     '''Stands in for the OperatorProperties layout.operator() returns: records what the panel sets on a button.'''
@@ -266,6 +269,7 @@ class Stub:
         return OperatorProps(idname)
     def label(self, **kwargs):
         drawn.append("label")
+        labels.append(kwargs.get("text", ""))
     def progress(self, **kwargs):
         drawn.append("progress")
     def separator(self, **kwargs):
@@ -301,7 +305,8 @@ def test_panel_registers_and_draws_only_existing_properties_and_operators(tmp_pa
         "checkpoint",
         "device",
         "bbox",
-        "use_usd",
+        "mesh_import",
+        "footage_in_render",
         "c2f.reconstruct",
         "c2f.import_reconstruction",
         "progress",
@@ -321,7 +326,7 @@ def test_fitted_hands_import_as_one_shape_keyed_object(tmp_path):
         obj = cone(0.05, 0.7, rim=10 + 5 * k, x=0.03)
         write_frame_result(out, frame, hand, obj, {"hand_mesh": "open hand fit"})
     write_reconstruction_summary(out, name="take", intrinsics=TINY_INTRINSICS, frames=RESULT_FRAMES)
-    res = run_blender(IMPORT_SCRIPT.format(out=str(out), use_usd=False), tmp_path)
+    res = run_blender(IMPORT_SCRIPT.format(out=str(out), mesh_import="OBJECTS"), tmp_path)
     expected = expected_meshes(out)
     check_one_visible_per_frame(res, expected)
     assert {shown["hand"][0]["name"] for shown in res["frames"].values()} == {"take hand"}
@@ -330,7 +335,7 @@ def test_fitted_hands_import_as_one_shape_keyed_object(tmp_path):
 
 PANEL_IMPORT_BUTTON = """
 settings = bpy.context.scene.c2f
-settings.use_usd = True
+settings.mesh_import = "USD"
 draw_panel()
 props = buttons["c2f.import_reconstruction"]
 # The button opens the file browser on an operator with these properties; the browser adds the folder.
@@ -356,24 +361,13 @@ def test_panel_import_button_honours_the_mesh_cache_box(recon_dir, tmp_path):
 GAPS_SCRIPT = """
 enable_addon()
 
-class Op:
-    # The import operator's own execute() on a stand-in instance that keeps the reports.
-    directory = {out!r}
-    use_usd = False
-    load_background = True
-    def __init__(self):
-        self.reports = []
-    def report(self, kind, message):
-        self.reports.append([sorted(kind)[0], message])
-
-op = Op()
-outcome = bpy.types.C2F_OT_import_reconstruction.execute(op, bpy.context)
+outcome, reports = run_import({out!r})
 scene = bpy.context.scene
 shown = {{}}
 for frame in range(scene.frame_start, scene.frame_end + 1):
     scene.frame_set(frame)
     shown[frame] = sorted(ob.name for ob in bpy.data.objects if "c2f_part" in ob and not ob.hide_viewport)
-result(outcome=sorted(outcome), reports=op.reports, shown=shown)
+result(outcome=sorted(outcome), reports=reports, shown=shown)
 """
 
 
@@ -405,13 +399,14 @@ VALIDATE_SCRIPT = """
 enable_addon()
 import importlib
 scene_build = importlib.import_module("bl_ext.user_default.c2f_handobject.scene_build")
+import_report = importlib.import_module("bl_ext.user_default.c2f_handobject.import_report")
 reports = {{}}
 for label, out in (("dirty", {dirty!r}), ("clean", {clean!r})):
     imported = scene_build.import_reconstruction(bpy.context, out, load_background=False)
     obs = [ob for obs in imported.objects.values() for ob in obs]
     reports[label] = dict(
         repaired=imported.repaired,
-        message=scene_build.describe_repairs(imported.repaired) if imported.repaired else "",
+        message=import_report.describe_repairs(imported.repaired) if imported.repaired else "",
         still_invalid=[ob.name for ob in obs if ob.data.validate(verbose=False)],
         faces={{ob.name: [list(p.vertices) for p in ob.data.polygons] for ob in obs}},
     )
@@ -450,3 +445,136 @@ def test_import_validates_meshes_so_none_is_left_invalid(recon_dir, tmp_path):
     assert res["dirty"]["still_invalid"] == [] and res["clean"]["still_invalid"] == []
     assert res["clean"]["repaired"] == []
     np.testing.assert_array_equal(res["dirty"]["faces"]["take object 000004"], meshes.object_faces)
+
+
+def test_mesh_origins_are_at_the_mesh_centre_with_world_vertices_unchanged(recon_dir, tmp_path):
+    """Rotating an object pivots in its middle, not at the camera; the shapes stay where the files put them."""
+    res = run_blender(IMPORT_SCRIPT.format(out=str(recon_dir), mesh_import="OBJECTS"), tmp_path)
+    check_one_visible_per_frame(res, expected_meshes(recon_dir))  # world positions as in the files
+    for shown in res["frames"].values():
+        for part in ("hand", "object"):
+            entry = shown[part][0]
+            world, local = np.array(entry["co"]), np.array(entry["local"])
+            centre = (world.min(0) + world.max(0)) / 2
+            np.testing.assert_allclose(entry["origin"], centre, atol=1e-6)
+            np.testing.assert_allclose((local.min(0) + local.max(0)) / 2, 0.0, atol=1e-6)
+            assert np.linalg.norm(centre) > 0.4  # the meshes are half a metre from the camera: really moved
+
+
+SECOND_IMPORT_SCRIPT = """
+enable_addon()
+
+reports = [run_import({out!r})[1] for _ in range(2)]
+scene = bpy.context.scene
+names = sorted(block.name for ids in (bpy.data.objects, bpy.data.collections, bpy.data.meshes, bpy.data.cameras,
+                                      bpy.data.actions) for block in ids)
+result(reports=reports, names=names, camera=scene.camera.name, range=[scene.frame_start, scene.frame_end])
+"""
+
+
+def test_a_second_import_of_a_take_gets_its_own_names_and_reports_the_scene_changes(recon_dir, tmp_path):
+    res = run_blender(SECOND_IMPORT_SCRIPT.format(out=str(recon_dir)), tmp_path)
+    assert not [name for name in res["names"] if name.startswith("take") and "." in name], res["names"]
+    for part in ("hand", "object"):
+        for frame in RESULT_FRAMES:
+            assert (
+                f"take {part} {frame:06d}" in res["names"] and f"take (2) {part} {frame:06d}" in res["names"]
+            )
+    assert {"take", "take camera", "take (2)", "take (2) camera", "take (2) visibility"} <= set(res["names"])
+    first, second = ([message for kind, message in reports if kind == "INFO"] for reports in res["reports"])
+    assert first[0].startswith("imported take: 6 objects")
+    # The start-up scene's camera and frame range were replaced: the first import says so, with the old values.
+    assert first[1] == (
+        "scene set to the import's camera 'take camera' (was 'Camera'), frames 3-5 (was 1-250), "
+        "size 64x48 px (was 1920x1080 px), rate 30 fps (was 24 fps)"
+    )
+    assert second[0].startswith("imported take as take (2) (the file has a take already): 6 objects")
+    assert second[1] == "scene set to the import's camera 'take (2) camera' (was 'take camera')"
+    assert res["camera"] == "take (2) camera" and res["range"] == [3, 5]
+
+
+LONG_TAKE_SCRIPT = """
+enable_addon()
+import importlib
+import_report = importlib.import_module("bl_ext.user_default.c2f_handobject.import_report")
+
+imports = {{}}
+for label, out in (("short", {short!r}), ("long", {long!r})):
+    outcome, reports = run_import(out, load_background=False, footage_in_render=False)
+    collection = bpy.data.collections[label]
+    objects = [ob for ob in collection.all_objects if "c2f_part" in ob]
+    imports[label] = dict(outcome=sorted(outcome), objects=len(objects), info=reports[0][1],
+                          modifiers=sorted({{m.type for ob in objects for m in ob.modifiers}}))
+result(imports=imports, boundary=[import_report.choose_usd_cache(n, True) for n in (150, 151)],
+       without_cache=import_report.choose_usd_cache(1000, False))
+"""
+
+
+def write_cone_result(out, name: str, frames) -> None:
+    """A result folder of cones for `frames` with take.usdc, as c2f reconstruct writes for a sequence."""
+    from c2f_core.io.recon_output import write_frame_result
+    from tests.blender.shapes import cone
+
+    for frame in frames:
+        write_frame_result(out, frame, cone(0.03, 0.5, rim=4), cone(0.05, 0.7, rim=4 + frame % 3))
+    write_reconstruction_summary(out, name=name, intrinsics=TINY_INTRINSICS, frames=frames)
+    recon = read_reconstruction(out)
+    write_usd_take(out / "take.usdc", iter_frame_meshes(recon), recon.fps)
+
+
+def test_long_takes_import_as_the_mesh_cache_by_default_short_ones_as_objects(tmp_path):
+    short, long = tmp_path / "short", tmp_path / "long"
+    write_cone_result(short, "short", list(range(150)))
+    write_cone_result(long, "long", list(range(151)))
+    res = run_blender(LONG_TAKE_SCRIPT.format(short=str(short), long=str(long)), tmp_path, timeout=240)
+    assert res["boundary"] == [False, True] and res["without_cache"] is False
+    assert res["imports"]["short"] == {
+        "outcome": ["FINISHED"],
+        "objects": 300,
+        "info": "imported short: 300 objects, automatic: per-frame objects (150 frames, up to 150)",
+        "modifiers": [],
+    }
+    assert res["imports"]["long"] == {
+        "outcome": ["FINISHED"],
+        "objects": 2,
+        "info": "imported long: 2 objects, automatic: mesh cache (151 frames, above 150)",
+        "modifiers": ["MESH_SEQUENCE_CACHE"],
+    }
+
+
+PANEL_CHOICE = """
+settings = bpy.context.scene.c2f
+texts = {}
+for label, take, frame_range in CASES:
+    settings.take_dir = take
+    settings.use_frame_range = frame_range is not None
+    if frame_range:
+        settings.frame_first, settings.frame_last = frame_range
+    labels.clear()
+    draw_panel()
+    texts[label] = [text for text in labels if text.startswith("Automatic")]
+settings.mesh_import = "OBJECTS"  # the artist's override: no automatic line
+labels.clear()
+draw_panel()
+texts["override"] = [text for text in labels if text.startswith("Automatic")]
+result(errors=errors, texts=texts, default=settings.bl_rna.properties["mesh_import"].default)
+"""
+
+
+def test_panel_shows_the_automatic_mesh_choice_for_the_take(tmp_path, make_take):
+    short = make_take("short", frame_ids=(0, 1, 2))
+    long = tmp_path / "long"  # names are all the panel reads: empty files make a cheap 200-frame take
+    for sub, suffix in (("color", ".jpg"), ("depth", ".png")):
+        (long / sub).mkdir(parents=True)
+        for frame in range(200):
+            (long / sub / f"{frame:06d}{suffix}").touch()
+    cases = [("short", str(short), None), ("long", str(long), None), ("long range", str(long), (0, 99))]
+    script = PANEL_STUB + f"CASES = {cases!r}\n" + PANEL_CHOICE
+    res = run_blender(script, tmp_path)
+    assert res["errors"] == [] and res["default"] == "AUTO"
+    assert res["texts"] == {
+        "short": ["Automatic: per-frame objects (3 frames, up to 150)"],
+        "long": ["Automatic: mesh cache (200 frames, above 150)"],
+        "long range": ["Automatic: per-frame objects (100 frames, up to 150)"],
+        "override": [],
+    }

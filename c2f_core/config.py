@@ -38,10 +38,22 @@ def _read_yaml(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], str
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise C2FError(f"config file {path} is not valid YAML: {exc}") from None
+        raise C2FError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise C2FError(f"cannot read config file {path}: {getattr(exc, 'strerror', None) or exc}") from None
     if not isinstance(data, dict):
         raise C2FError(f"{path}: expected a mapping at the top level, found {type(data).__name__}")
     return _resolve_extends(data, path.parent, str(path), chain + (path.resolve(),))
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's several-line message as one line: the problem and where it is."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem is None:
+        return " ".join(str(exc).split())
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
 
 
 def _resolve_extends(
@@ -73,6 +85,27 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 def config_to_dict(config: Any) -> dict[str, Any]:
     """Return a plain, YAML-serialisable dict of a config dataclass."""
     return _plain(dataclasses.asdict(config))
+
+
+def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+    """Dotted key of the first value that differs between two plain (nested) dicts, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            found = first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+            if found:
+                return found
+        return None
+    return None if a == b else prefix.rstrip(".")
+
+
+def describe_option(key: str, value: Any) -> str:
+    """How a recorded setting reads on the command line: "--seed 3", "--sequence", "no --sequence"."""
+    flag = "--" + key.replace("_", "-")
+    if value is True:
+        return flag
+    if value is False or value is None:
+        return f"no {flag}"
+    return f"{flag} {value}"
 
 
 def dump_config(config: Any) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from c2f_core.cli.reconstruct import default_checkpoint
 from c2f_core.device import resolve_device
 from c2f_core.errors import C2FError
-from c2f_core.io.atomic import write_text_atomic
+from c2f_core.io.atomic import check_output_file, write_text_atomic
 from c2f_core.io.take import Take
 from c2f_core.recon.bench import format_bench, run_bench
 
@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise C2FError(f"--frames must be at least 1, found {args.frames}")
+    if args.json is not None:
+        check_output_file(args.json, "--json")  # first, so a long benchmark is not lost at the end
     device = resolve_device(args.device)
     network, config = load_model(args.checkpoint or default_checkpoint(), device)
     with tempfile.TemporaryDirectory(prefix="c2f-bench-") as tmp:

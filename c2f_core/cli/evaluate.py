@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
 
 from c2f_core.cli.reconstruct import parse_frames
 from c2f_core.errors import C2FError
 from c2f_core.eval.protocol import PROTOCOLS, evaluate_folder, format_table
 from c2f_core.eval.real_capture import evaluate_real_take, format_real_table
-from c2f_core.io.atomic import write_text_atomic
+from c2f_core.io.atomic import check_output_file, write_text_atomic
 from c2f_core.io.labels import has_labels
+from c2f_core.io.recon_output import read_reconstruction
 from c2f_core.io.take import Take
 
 
@@ -67,9 +70,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table, optionally write JSON."""
-    if args.json is not None and args.json.is_dir():
-        # Checked first, so a long evaluation is not lost at the end.
-        raise C2FError(f"--json {args.json} is a folder; give a file name for the JSON report")
+    if args.json is not None:
+        check_output_file(args.json, "--json")  # first, so a long evaluation is not lost at the end
+    warn_other_camera(args.pred, args.gt)
     if args.real or _is_real_take(args.gt):
         return _run_real(args)
     protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)
@@ -91,6 +94,26 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_text_atomic(args.json, json.dumps(report, indent=1, default=float) + "\n")
     return 0
+
+
+def warn_other_camera(pred: Path, gt: Path) -> str | None:
+    """Warn (stderr) and return the warning when the reconstruction was made from images of another
+    size or another camera than the take's: most likely it is a reconstruction of another take."""
+    try:
+        made, truth = read_reconstruction(pred).intrinsics, Take.open(gt).intrinsics
+    except C2FError:
+        return None  # the evaluation itself reports an unreadable folder
+    differ = [k for k in ("fx", "fy", "cx", "cy") if not math.isclose(getattr(made, k), getattr(truth, k))]
+    if (made.width, made.height) != (truth.width, truth.height):
+        detail = f"from {made.width}x{made.height} images, the take's are {truth.width}x{truth.height}"
+    elif differ:
+        key = differ[0]
+        detail = f"with {key} {getattr(made, key):g}, the take's is {getattr(truth, key):g}"
+    else:
+        return None
+    warning = f"the reconstruction {pred} was made {detail}: is it a reconstruction of another take?"
+    print(f"c2f: warning: {warning}", file=sys.stderr)
+    return warning
 
 
 def _is_real_take(path: Path) -> bool:

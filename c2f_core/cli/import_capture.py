@@ -13,6 +13,9 @@ EPILOG = f"""\
 SOURCE is {UNDERSTOOD_LAYOUTS}.
 Frames stream through one at a time; timestamps (seconds from the first frame) go to
 OUT/timestamps.csv and the frame rate to OUT/intrinsics.json, so a sequence keeps its timing.
+The take is complete when OUT/capture.json is written, last. A killed import resumes when rerun
+with the same SOURCE and options (the frames already written are kept); other options are
+refused unless --overwrite. One run at a time holds OUT (OUT/.c2f.lock).
 Exit status: 0 all selected frames written, 1 some frames failed (listed), 2 nothing written.
 """
 
@@ -89,14 +92,15 @@ def run(args: argparse.Namespace) -> int:
     if result.stream_error:
         print(f"c2f: error: {result.stream_error}; the frames before it were written", file=sys.stderr)
     if result.failures:
-        selected = result.frames_written + len(result.failures)
+        selected = result.frames_written + result.frames_existing + len(result.failures)
         print(f"c2f: {len(result.failures)} of {selected} frame(s) failed:", file=sys.stderr)
         for index, message in result.failures:
             print(f"  source frame {index}: {message}", file=sys.stderr)
     intr = result.intrinsics
     rate = f", {intr.fps:g} fps" if intr.fps else ""
+    kept = f" ({result.frames_existing} already there)" if result.frames_existing else ""
     print(
-        f"wrote {result.frames_written} frame(s) from the {result.format_name} {args.source} to {args.out} "
+        f"wrote {result.frames_written} frame(s){kept} from the {result.format_name} {args.source} to {args.out} "
         f"({intr.width}x{intr.height}, fx={intr.fx:.2f} fy={intr.fy:.2f} cx={intr.cx:.2f} cy={intr.cy:.2f}, "
         f"depth unit {intr.depth_scale:g} m{rate})"
     )

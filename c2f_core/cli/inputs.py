@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from c2f_core.errors import C2FError
+from c2f_core.errors import C2FError, NoSpaceError
 from c2f_core.io.take import Take
 from c2f_core.progress import progress
 
@@ -48,13 +48,18 @@ def open_input(args: argparse.Namespace) -> Take:
 
 
 def warn_take_layout(take: Take) -> list[str]:
-    """Print (to stderr) and return warnings about numbering gaps and unpaired files; the rest is processed."""
+    """Print (to stderr) and return warnings about an unfinished import, numbering gaps and unpaired files."""
     warnings = []
     if take.gaps:
         spans = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in take.gaps[:5])
         if len(take.gaps) > 5:
             spans += f" and {len(take.gaps) - 5} more gap(s)"
         warnings.append(f"take {take.name}: frame numbering has gaps (missing {spans}); processing the rest")
+    if take.import_incomplete:
+        warnings.append(
+            f"take {take.name}: its import did not finish (no capture.json); rerun the same "
+            "c2f import-capture to complete it"
+        )
     if take.unpaired:
         shown = ", ".join(take.unpaired[:5]) + (" ..." if len(take.unpaired) > 5 else "")
         warnings.append(f"take {take.name}: {len(take.unpaired)} file(s) without a partner, skipped: {shown}")
@@ -72,6 +77,8 @@ def for_each_frame(
 ) -> list[tuple[int, str]]:
     """Run `work(frame_id)` on every frame; a frame's user error is recorded and the others go on.
 
+    A full disk (`NoSpaceError`) is no frame's error: it stops the run.
+
     Returns the failures as (frame_id, message) and prints them as a summary.
     """
     failures: list[tuple[int, str]] = []
@@ -79,6 +86,8 @@ def for_each_frame(
     for frame_id in progress(ids, total=len(ids), desc=desc, quiet=quiet, unit="frame"):
         try:
             work(frame_id)
+        except NoSpaceError:
+            raise  # not this frame's fault: the run stops, what was written stays
         except C2FError as exc:
             failures.append((frame_id, str(exc)))
             if len(ids) == 1:

@@ -8,6 +8,7 @@ from pathlib import Path
 from c2f_core.cli.inputs import add_input_arguments, for_each_frame, open_input, warn_take_layout
 from c2f_core.geometry.camera import depth_to_points
 from c2f_core.io.atomic import ensure_writable_dir
+from c2f_core.io.lock import output_lock
 from c2f_core.io.mesh_io import write_points
 
 
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         colors = frame.color[::s, ::s][pixels[:, 0], pixels[:, 1]]
         write_points(out / f"{frame_id:06d}_points.ply", points, colors)
 
-    failures = for_each_frame(take, convert, desc="points", quiet=args.quiet)
+    with output_lock(out, "points"):
+        failures = for_each_frame(take, convert, desc="points", quiet=args.quiet)
     if not args.quiet:
         print(f"wrote {len(take) - len(failures)} point cloud(s) to {out}")
     return 1 if failures else 0

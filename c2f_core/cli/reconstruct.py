@@ -10,8 +10,9 @@ from pathlib import Path
 
 from c2f_core.cli.inputs import add_input_arguments, open_input, warn_take_layout
 from c2f_core.device import resolve_device
-from c2f_core.errors import C2FError
+from c2f_core.errors import C2FError, NoSpaceError
 from c2f_core.io.atomic import ensure_writable_dir
+from c2f_core.io.lock import output_lock
 from c2f_core.io.mesh_io import MESH_FORMATS
 from c2f_core.io.take import Take
 from c2f_core.progress import progress
@@ -62,7 +63,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=(
             "Writes OUT/NNNNNN_hand.ply, OUT/NNNNNN_object.ply, OUT/NNNNNN.json and, for a sequence,\n"
             "OUT/take.usdc; with several takes, OUT/<take name>/... each. A rerun skips frames already\n"
-            "done. Several takes scale out with torchrun: each rank (RANK/WORLD_SIZE) takes its share."
+            "done; it must use the same checkpoint and settings as those frames (or --overwrite). One run\n"
+            "at a time holds an output folder (OUT/.c2f.lock). Several takes scale out with torchrun:\n"
+            "each rank (RANK/WORLD_SIZE) takes its share."
         ),
     )
     add_input_arguments(parser)
@@ -191,24 +194,27 @@ def _run(args: argparse.Namespace, emit) -> int:
         warn_take_layout(take)
         out = out_root if len(takes) == 1 else out_root / take.name
         try:
-            summary = reconstruct_take(
-                take,
-                network,
-                config,
-                out,
-                settings,
-                parse_frames(args.frames, take.frame_ids),
-                user_box,
-                args.format,
-                args.overwrite,
-                device,
-                checkpoint=str(checkpoint),
-                write_usd=not args.no_usd,
-                on_event=emit,
-                progress_wrap=lambda ids, n, name=take.name: progress(
-                    ids, total=n, desc=name, quiet=quiet, unit="frame"
-                ),
-            )
+            with output_lock(out, "reconstruct"):
+                summary = reconstruct_take(
+                    take,
+                    network,
+                    config,
+                    out,
+                    settings,
+                    parse_frames(args.frames, take.frame_ids),
+                    user_box,
+                    args.format,
+                    args.overwrite,
+                    device,
+                    checkpoint=str(checkpoint),
+                    write_usd=not args.no_usd,
+                    on_event=emit,
+                    progress_wrap=lambda ids, n, name=take.name: progress(
+                        ids, total=n, desc=name, quiet=quiet, unit="frame"
+                    ),
+                )
+        except NoSpaceError:
+            raise  # the next takes would fail the same way
         except C2FError as exc:
             if len(mine) == 1:
                 raise

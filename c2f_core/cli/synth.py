@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import re
 from pathlib import Path
 
+from c2f_core.config import describe_option, first_difference
 from c2f_core.errors import C2FError
+from c2f_core.io.atomic import write_text_atomic
+from c2f_core.io.lock import output_lock
+from c2f_core.io.take import FRAME_FOLDERS, clear_take, take_has_content
+
+SETTINGS_FILE = "synth.json"
+"""Written into the take before its frames: the settings a rerun must repeat to resume it."""
+_NOT_SETTINGS = {"out", "contact_sheet", "workers", "quiet", "device", "run", "command", "overwrite"}
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -21,6 +30,45 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def synth_settings(args: argparse.Namespace, size: tuple[int, int]) -> dict[str, object]:
+    """The options that shape a take's files (every option but where and how fast it is written)."""
+    settings = {
+        key: str(value) if isinstance(value, Path) else value
+        for key, value in sorted(vars(args).items())
+        if key not in _NOT_SETTINGS
+    }
+    settings["size"] = f"{size[0]}x{size[1]}"
+    return settings
+
+
+def prepare_take_folder(out: Path, settings: dict[str, object], overwrite: bool) -> None:
+    """Clear `out` (--overwrite), or accept it only when empty or made with the same settings; record them.
+
+    A rerun with the same settings is the resume of a killed run: it writes the same files again.
+    """
+    record = out / SETTINGS_FILE
+    if overwrite:
+        clear_take(out, extra_files=(SETTINGS_FILE,))
+    elif take_has_content(out):
+        try:
+            recorded = json.loads(record.read_text())
+        except (OSError, ValueError):
+            recorded = None
+        if not isinstance(recorded, dict):
+            raise C2FError(
+                f"{out} already holds a take without a record of c2f synth settings ({SETTINGS_FILE}); "
+                "pass --overwrite to replace it, or choose another folder"
+            )
+        key = first_difference(recorded, settings)
+        if key is not None:
+            raise C2FError(
+                f"{out} holds a take made with {describe_option(key, recorded.get(key))}, not "
+                f"{describe_option(key, settings.get(key))}; rerun with the same settings to resume it, pass "
+                "--overwrite to replace it, or choose another folder"
+            )
+    write_text_atomic(record, json.dumps(settings, indent=1) + "\n")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `c2f synth`."""
     parser = subparsers.add_parser(
@@ -28,7 +76,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="generate a synthetic take: a hand grasping an object, rendered to RGB-D with ground truth",
         epilog=(
             "Writes OUT/intrinsics.json, color/, depth/ and gt/NNNNNN.npz (meshes, joints, mask, SDF "
-            "samples, hand pose). The same --seed gives identical files."
+            "samples, hand pose) and synth.json (the settings). The same --seed gives identical files. "
+            "A rerun into a take resumes it only with the same settings; --overwrite replaces it."
         ),
     )
     parser.add_argument("out", type=Path, metavar="OUT", help="take folder to write")
@@ -52,6 +101,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="SDF samples per mesh and frame (default 8000)",
     )
     parser.add_argument("--no-noise", action="store_true", help="clean depth and colour (no sensor model)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the take in OUT (its frames are deleted first); without it a rerun into a take "
+        "is accepted only with the same settings (it then resumes, writing identical files)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -61,21 +116,30 @@ def run(args: argparse.Namespace) -> int:
     from c2f_core.synth.sensor import SensorConfig
 
     size = parse_size(args.size)
-    if args.sdf_samples < 1:
-        raise C2FError(f"--sdf-samples must be at least 1, got {args.sdf_samples}")
+    for flag, value in (
+        ("--sdf-samples", args.sdf_samples),
+        ("--frames", args.frames),
+        ("--workers", args.workers),
+    ):
+        if value < 1:  # before OUT is made and its settings recorded
+            raise C2FError(f"{flag} must be at least 1, got {value}")
     config = dataclasses.replace(
-        SynthConfig(), sdf_samples_per_mesh=args.sdf_samples, sensor=SensorConfig(enabled=not args.no_noise)
+        SynthConfig(),
+        sdf_samples_per_mesh=args.sdf_samples,
+        sensor=SensorConfig(enabled=not args.no_noise),
     )
-    summary = generate_take(
-        args.out,
-        args.frames,
-        args.seed,
-        sequence=args.sequence,
-        size=size,
-        quiet=args.quiet,
-        config=config,
-        workers=args.workers,
-    )
+    with output_lock(args.out, "synth", clean=(".", *FRAME_FOLDERS)):
+        prepare_take_folder(args.out, synth_settings(args, size), args.overwrite)
+        summary = generate_take(
+            args.out,
+            args.frames,
+            args.seed,
+            sequence=args.sequence,
+            size=size,
+            quiet=args.quiet,
+            config=config,
+            workers=args.workers,
+        )
     if args.contact_sheet is not None:
         from c2f_core.synth.sheet import contact_sheet
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from c2f_core.data.dexycb import DexYCBReader
 from c2f_core.data.obman import ObManReader
-from c2f_core.errors import C2FError
+from c2f_core.errors import C2FError, NoSpaceError
 from c2f_core.geometry.camera import metres_to_depth_units
 from c2f_core.geometry.sdf_samples import make_sdf_samples
 from c2f_core.hands.mano import ManoLayer, ManoModel, resolve_mano_path
@@ -315,6 +315,8 @@ def _init_worker(source: FrameSource, out_dir: Path, samples: int, single_thread
 def _convert(job: FrameJob) -> tuple[FrameJob, str, str]:
     try:
         status = convert_frame(_WORKER["source"], job, _WORKER["out_dir"], _WORKER["samples"])
+    except NoSpaceError:
+        raise  # no frame's fault: the run stops
     except (C2FError, ValueError, OSError) as exc:
         return job, FAILED, str(exc)
     return job, status, ""

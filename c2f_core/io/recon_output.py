@@ -9,7 +9,9 @@ OUT/NNNNNN_hand.ply       hand mesh, metres, OpenCV camera frame (x right, y dow
 OUT/NNNNNN_object.ply     object mesh, same frame
 OUT/NNNNNN.json           {"frame": N, "meshes": {"hand": {"vertices": V, "faces": F}, "object": {...}},
                            "joints": [[x, y, z] * 21], "object_center": [x, y, z], "queries": int,
-                           "timings": {stage: seconds}, "bbox": [x0, y0, x1, y1]}
+                           "timings": {stage: seconds}, "bbox": [x0, y0, x1, y1],
+                           "made_with": {"checkpoint", "checkpoint_sha256", "settings"}}
+OUT/.c2f.lock             while a run writes the folder (`c2f_core.io.lock`)
 OUT/take.usdc             optional: the whole take as time-sampled meshes (`c2f_core.io.usd_take`)
 ```
 `frames` lists the frames that have results, `failed` maps the others to their error message.
@@ -317,6 +319,8 @@ def read_reconstruction(out_dir: str | Path) -> Reconstruction:
             written by a newer format version, or lacks a frame's files.
     """
     root = Path(out_dir)
+    if root.exists() and not root.is_dir():
+        raise C2FError(f"{root} is not a folder (a reconstruction is the output folder of 'c2f reconstruct')")
     if not root.is_dir():
         raise C2FError(f"reconstruction folder not found: {root}")
     summary_path = root / SUMMARY_NAME

@@ -6,6 +6,9 @@ TAKE/color/000000.png     (or .jpg) 8-bit RGB
 TAKE/depth/000000.png     16-bit depth, 0 = missing, metres = value * depth_scale
 TAKE/gt/000000.npz        optional ground truth (keys in `c2f_core.io.frames.GT_KEYS`)
 TAKE/timestamps.csv       optional "frame,seconds" lines for real capture timing
+TAKE/synth.json           optional: the `c2f synth` settings that made the take
+TAKE/capture.json         optional: where an imported take came from, written when the import finished
+TAKE/capture.partial.json an import that has not finished (rerun it to resume)
 ```
 Reading is lazy: opening a take lists file names only, and frames are decoded one at a time.
 """
@@ -24,13 +27,20 @@ import numpy as np
 
 from c2f_core.errors import C2FError
 from c2f_core.geometry.camera import depth_units_to_metres, metres_to_depth_units
-from c2f_core.io.atomic import atomic_path, ensure_writable_dir, write_text_atomic
+from c2f_core.io.atomic import TEMP_NAME, atomic_path, ensure_writable_dir, write_text_atomic
 from c2f_core.io.frames import RGBDFrame
 from c2f_core.io.images import read_color, read_depth_raw, write_color, write_depth_raw
 from c2f_core.io.intrinsics import Intrinsics, read_intrinsics, write_intrinsics
 
 COLOR_SUFFIXES = (".png", ".jpg", ".jpeg")
-_FRAME_NAME = re.compile(r"^(\d+)$")
+FRAME_FOLDERS = ("color", "depth", "gt")
+"""The take's subfolders of per-frame files."""
+TAKE_FILES = ("intrinsics.json", "timestamps.csv")
+CAPTURE_FILE = "capture.json"
+"""Written last by `c2f import-capture`: the take is complete."""
+CAPTURE_PARTIAL_FILE = "capture.partial.json"
+"""Written first by `c2f import-capture` (its settings, for a resume) and removed with `CAPTURE_FILE`."""
+_FRAME_NAME = re.compile(r"^([0-9]+)$")  # ASCII digits only: int() would also read full-width ones
 # A median depth outside this range almost always means a wrong depth_scale, not a real scene.
 PLAUSIBLE_MEDIAN_DEPTH_M = (0.05, 20.0)
 
@@ -45,15 +55,55 @@ class FramePaths:
 
 
 def _number_files(folder: Path, suffixes: tuple[str, ...]) -> dict[int, Path]:
+    """Frame number -> file; two files with one number (000001.png, 1.png, 0001.jpg) are an error."""
     found: dict[int, Path] = {}
     entries = sorted(folder.iterdir()) if folder.is_dir() else []
     for entry in entries:
         if entry.suffix.lower() not in suffixes:
             continue
         match = _FRAME_NAME.match(entry.stem)
-        if match:
-            found[int(match.group(1))] = entry
+        if not match:
+            continue
+        number = int(match.group(1))
+        if number in found:
+            raise C2FError(
+                f"{folder}: {found[number].name} and {entry.name} are both frame {number}; keep one"
+            )
+        found[number] = entry
     return found
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    """The per-frame files (NNNNNN.*) in a take subfolder, and temporary files left while writing them."""
+    if not folder.is_dir():
+        return []
+    return [
+        entry
+        for entry in folder.iterdir()
+        if entry.is_file() and (_FRAME_NAME.match(entry.name.split(".")[0]) or TEMP_NAME.match(entry.name))
+    ]
+
+
+def take_has_content(root: str | Path) -> bool:
+    """Whether a folder holds (part of) a take: its intrinsics.json or any per-frame file."""
+    root = Path(root)
+    return (root / "intrinsics.json").exists() or any(_frame_files(root / sub) for sub in FRAME_FOLDERS)
+
+
+def clear_take(root: str | Path, extra_files: tuple[str, ...] = ()) -> None:
+    """Delete a take's files from `root` (intrinsics, timestamps, `extra_files`, color/, depth/, gt/).
+
+    Other files in `root` stay; a frame folder is deleted only when nothing else is left in it.
+    """
+    root = Path(root)
+    for name in TAKE_FILES + extra_files:
+        (root / name).unlink(missing_ok=True)
+    for sub in FRAME_FOLDERS:
+        folder = root / sub
+        for entry in _frame_files(folder):
+            entry.unlink()
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def find_gaps(frame_ids: list[int]) -> list[tuple[int, int]]:
@@ -95,6 +145,8 @@ class Take:
         self.gaps: list[tuple[int, int]] = find_gaps(self.frame_ids)
         self.unpaired: list[str] = []
         self.timestamps: dict[int, float] = {}
+        self.import_incomplete = False
+        """True for a take whose `c2f import-capture` has not finished (no capture.json yet)."""
 
     @classmethod
     def open(cls, root: str | Path) -> Take:
@@ -122,6 +174,9 @@ class Take:
             f"depth/{depths[i].name}" for i in sorted(set(depths) - set(colors))
         ]
         take.timestamps = _read_timestamps(root / "timestamps.csv")
+        take.import_incomplete = (root / CAPTURE_PARTIAL_FILE).is_file() and not (
+            root / CAPTURE_FILE
+        ).is_file()
         return take
 
     @classmethod

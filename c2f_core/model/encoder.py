@@ -22,12 +22,13 @@ Training starts from scratch (no ImageNet download); ``load_pretrained`` loads a
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from c2f_core.errors import C2FError
+from c2f_core.errors import C2FError, first_sentence
 from c2f_core.model.config import EncoderConfig
 from c2f_core.model.layers import BasicBlock, Residual, conv_norm_relu, upsample2
 
@@ -237,9 +238,17 @@ def load_pretrained(encoder: nn.Module, path: str | Path) -> int:
     if not path.is_file():
         raise C2FError(f"pretrained encoder weights not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # PyTorch's notes on foreign pickles: the error below says enough
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is the user's file
-        raise C2FError(f"cannot read pretrained encoder weights {path}: {exc}") from None
+        reason = first_sentence(str(exc))
+        if "weights_only" in reason or "Weights only" in reason:
+            # PyTorch's refusal of unsafe contents advises loading unsafely: never pass that on.
+            reason = "not a weights file the safe loader accepts"
+        elif not isinstance(exc, RuntimeError | OSError):
+            reason = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+        raise C2FError(f"cannot read pretrained encoder weights {path}: {reason}") from None
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -10,11 +10,18 @@ Per frame, with no ground truth anywhere on this path:
    the wrist plane when landmarks were found);
 4. meshes in metric camera space, joints and object centre, query count and per-stage timings,
    written by `io.recon_output` (the frame JSON last, marking the frame complete).
-A rerun skips complete frames, so a killed batch resumes where it stopped.
+A rerun skips complete frames, so a killed batch resumes where it stopped. Each frame JSON records
+what made it ("made_with": the checkpoint's SHA-256 and the settings), and a rerun whose checkpoint
+or settings differ from those of the frames already in the folder is refused, so one folder never
+mixes the results of two models or two settings.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,9 +31,10 @@ from typing import Literal
 import numpy as np
 import torch
 
+from c2f_core.config import first_difference
 from c2f_core.data.inputs import make_input
 from c2f_core.detect.base import HandDetector, HandSide
-from c2f_core.errors import C2FError
+from c2f_core.errors import C2FError, NoSpaceError
 from c2f_core.geometry.camera import backproject_pixels
 from c2f_core.geometry.frames import sdf_m_to_nu
 from c2f_core.geometry.grid import GridCube
@@ -338,6 +346,65 @@ def _frame_event(frame_id: int, files: FrameFiles, **extra: object) -> Event:
     }
 
 
+_FRAME_JSON = re.compile(r"^([0-9]{6,})\.json$")
+
+
+def made_with(settings: ReconstructionSettings, fmt: str, checkpoint: str | None) -> dict[str, object]:
+    """What makes a frame's result (recorded in its JSON): the checkpoint and every setting that
+    changes the meshes, not the chunk size (only the speed) nor a --bbox (a per-frame hint, with
+    which failed frames may be redone; the frame JSON records its crop)."""
+    digest = None
+    if checkpoint is not None and Path(checkpoint).is_file():
+        with Path(checkpoint).open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    shaping = dataclasses.asdict(settings)
+    del shaping["chunk_size"]
+    record = {
+        "checkpoint": checkpoint,
+        "checkpoint_sha256": digest,
+        "settings": {**shaping, "format": fmt},
+    }
+    return json.loads(json.dumps(record))  # tuples as lists, as they read back
+
+
+def check_resume(out: Path, record: dict[str, object], redone: set[int]) -> None:
+    """Refuse to add frames to `out` when its frames (but those in `redone`) were made otherwise.
+
+    Frames from a c2f that did not record "made_with" are not compared.
+    """
+    if not out.is_dir():
+        return
+    for path in sorted(out.iterdir()):
+        match = _FRAME_JSON.match(path.name)
+        if not match or int(match.group(1)) in redone:
+            continue
+        try:
+            earlier = json.loads(path.read_text()).get("made_with")
+        except (OSError, ValueError, AttributeError):
+            continue  # an unreadable frame JSON is that frame's problem, found when it is read
+        if not isinstance(earlier, dict):
+            continue
+        frame = f"frame {int(match.group(1)):06d}"
+        advice = "rerun with those to resume, pass --overwrite to redo the frames, or choose another --out"
+        if earlier.get("checkpoint_sha256") != record["checkpoint_sha256"]:
+            raise C2FError(
+                f"{out} holds frames made with another checkpoint ({frame}: {earlier.get('checkpoint')}; "
+                f"now {record['checkpoint']}): {advice}"
+            )
+        key = first_difference(earlier.get("settings"), record["settings"])
+        if key is not None:
+            old = _value_at(earlier.get("settings"), key)
+            new = _value_at(record["settings"], key)
+            raise C2FError(f"{out} holds frames made with {key} {old!r} ({frame}), not {new!r}: {advice}")
+
+
+def _value_at(tree: object, dotted: str) -> object:
+    """The value at a dotted key of nested dicts (None where the path ends early)."""
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
 def is_sequence(take: Take) -> bool:
     """Whether a take's frames follow each other in time (it has a frame rate or timestamps)."""
     return take.intrinsics.fps is not None or bool(take.timestamps)
@@ -367,6 +434,8 @@ def reconstruct_take(
     out = Path(out)
     emit = on_event or (lambda event: None)
     ids = list(take.frame_ids if frame_ids is None else frame_ids)
+    record = made_with(settings, fmt, checkpoint)
+    check_resume(out, record, set(ids) if overwrite else set())
     tracking = settings.track == "on" or (settings.track == "auto" and is_sequence(take))
     emit({"event": "start", "total": len(ids), "take": take.name})
     failed: dict[int, str] = {}
@@ -427,6 +496,7 @@ def reconstruct_take(
                 "hand_mesh": HAND_MESH_FIT if settings.hand == "fit" else HAND_MESH_SDF,
                 "warnings": warnings,
                 **_crop_info(crop, frame.width),
+                "made_with": record,
             }
             write_frame_result(
                 out,
@@ -436,6 +506,8 @@ def reconstruct_take(
                 info,
                 fmt,
             )
+        except NoSpaceError:
+            raise  # a full disk is no frame's fault: stop; the frames written so far are complete
         except C2FError as exc:
             failed[frame_id] = str(exc)
             previous, hand_box = None, None

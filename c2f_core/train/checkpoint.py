@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import platform
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from c2f_core import __version__
-from c2f_core.errors import C2FError
+from c2f_core.errors import C2FError, first_sentence
 from c2f_core.io.atomic import atomic_path
 from c2f_core.model.network import C2FNetwork
 from c2f_core.train.config import C2FConfig, load_c2f_config
@@ -36,8 +37,10 @@ def versions() -> dict[str, str]:
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` plus the format marker and versions to ``path`` atomically."""
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(), **payload}
-    with atomic_path(path) as tmp:
-        torch.save(data, tmp)
+    # Through a Python file, so a full disk is an OSError (ENOSPC) that `atomic_path` names,
+    # not the C++ writer's RuntimeError.
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        torch.save(data, handle)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -50,7 +53,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise C2FError(f"checkpoint not found: {path}")
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # PyTorch's notes on foreign pickles: the error below says enough
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated zips, foreign pickles, anything unreadable
         raise C2FError(_load_failure(path, exc)) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -66,17 +71,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 _WEIGHTS_ONLY_DETAIL = re.compile(r"WeightsUnpickler error:\s*(\S[^\n]*)")
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-_MAX_REASON_CHARS = 100
-
-
-def _first_sentence(text: str) -> str:
-    """The first sentence of the first non-empty line, without terminal colour codes, capped in length."""
-    lines = [line.strip() for line in _ANSI_ESCAPE.sub("", text).splitlines() if line.strip()]
-    if not lines:
-        return ""
-    sentence = lines[0].split(". ")[0].rstrip(".")
-    return sentence if len(sentence) <= _MAX_REASON_CHARS else sentence[: _MAX_REASON_CHARS - 3] + "..."
 
 
 def _load_failure(path: Path, exc: Exception) -> str:
@@ -88,11 +82,11 @@ def _load_failure(path: Path, exc: Exception) -> str:
     text = str(exc)
     refused = _WEIGHTS_ONLY_DETAIL.search(text)
     if refused or "Weights only load failed" in text:
-        detail = _first_sentence(refused.group(1)) if refused else ""
+        detail = first_sentence(refused.group(1)) if refused else ""
         return f"{path} is not a c2f checkpoint: the safe loader refuses its contents" + (
             f" ({detail})" if detail else ""
         )
-    reason = _first_sentence(text)
+    reason = first_sentence(text)
     if not reason or "weights_only" in reason:
         reason = type(exc).__name__
     elif not isinstance(exc, RuntimeError | OSError):

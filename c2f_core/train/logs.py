@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
 
-from c2f_core.io.atomic import atomic_path, write_text_atomic
+from c2f_core.io.atomic import atomic_path, no_space_error, write_text_atomic
 from c2f_core.train.losses import TERMS
 
 MESH_COLUMNS = ("chamfer_hand_cm2", "fscore_hand_5mm", "chamfer_object_cm2", "fscore_object_10mm")
@@ -35,8 +36,16 @@ class CsvLog:
         for column in COLUMNS:
             value = row.get(column, "")
             values.append(f"{value:.6g}" if isinstance(value, float) else str(value))
-        with self.path.open("a") as handle:
-            handle.write(",".join(values) + "\n")
+        size = self.path.stat().st_size
+        try:
+            with self.path.open("a") as handle:
+                handle.write(",".join(values) + "\n")
+        except OSError as exc:
+            os.truncate(self.path, size)  # no half row left behind
+            full = no_space_error(exc, self.path)
+            if full is None:
+                raise
+            raise full from None
 
 
 def read_log(path: str | Path) -> list[dict[str, str]]:

@@ -36,7 +36,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
-from c2f_core.config import config_to_dict, dump_config
+from c2f_core.config import config_to_dict, dump_config, first_difference
 from c2f_core.data.take_dataset import FrameDataset, FrameSource, split_indices
 from c2f_core.device import resolve_device
 from c2f_core.errors import C2FError
@@ -46,6 +46,7 @@ from c2f_core.train.checkpoint import load_checkpoint, load_state, save_checkpoi
 from c2f_core.train.config import C2FConfig, load_c2f_config
 from c2f_core.train.logs import CsvLog, plot_curves
 from c2f_core.train.losses import TERMS, compute_losses
+from c2f_core.train.run_folder import check_new_run_folder, clear_run_folder
 
 MeshValidator = Callable[[C2FNetwork, FrameDataset, str], dict[str, float]]
 """(network in eval mode, validation dataset, device) -> mesh metrics named as ``logs.MESH_COLUMNS``."""
@@ -160,17 +161,6 @@ class StepBatchSampler(Sampler[list[int]]):
         return max(0, self.end_step - self.start_step)
 
 
-def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
-    """Dotted key of the first value that differs between two plain config dicts, or None."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in list(a) + [k for k in b if k not in a]:
-            found = _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
-            if found:
-                return found
-        return None
-    return None if a == b else prefix.rstrip(".")
-
-
 def _lr_factor(config: C2FConfig) -> Callable[[int], float]:
     decay_step = math.ceil(config.train.lr_decay_at * config.train.steps)
     factor = config.train.lr_decay_factor
@@ -258,6 +248,7 @@ def train(
     val_sources: Sequence[FrameSource] | None = None,
     max_steps: int | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     quiet: bool = False,
     device: str = "auto",
     mesh_validator: MeshValidator | None = None,
@@ -273,6 +264,8 @@ def train(
         val_sources: held-out frames; without them ``data.val_fraction`` of the training frames.
         max_steps: stop after this many completed steps (the schedule still follows ``train.steps``).
         resume: continue from ``out_dir/last.pt``.
+        overwrite: a new run in a folder holding one deletes the old run's files first (without it,
+            and without ``resume``, such a folder is refused).
         quiet: no config print-out and no progress bar.
         device: "auto", "cpu" or "cuda".
         mesh_validator: optional mesh metrics at each validation (the CLI passes one).
@@ -283,6 +276,8 @@ def train(
     """
     ctx = init_distributed(device)
     out = ensure_writable_dir(out_dir) if ctx.is_main else Path(out_dir)
+    if ctx.is_main:
+        check_new_run_folder(out, resume, overwrite)
     checkpoint = None
     if resume:
         checkpoint = load_checkpoint(Path(out_dir) / "last.pt")
@@ -290,7 +285,7 @@ def train(
         if config is not None:
             old, new = config_to_dict(saved), config_to_dict(config)
             for section in ("frames", "data", "augment", "model", "loss"):
-                diff = _first_difference(old[section], new[section], f"{section}.")
+                diff = first_difference(old[section], new[section], f"{section}.")
                 if diff:
                     raise C2FError(
                         f"--resume: the config differs from the checkpoint's at '{diff}' "
@@ -301,6 +296,8 @@ def train(
     if config is None:
         raise C2FError("no config: give --config (or --resume an existing run)")
     config.validate()
+    if ctx.is_main and overwrite:
+        clear_run_folder(out)
     tcfg = config.train
     if tcfg.threads > 0:
         torch.set_num_threads(tcfg.threads)

@@ -136,3 +136,71 @@ def test_unexpected_exception_is_one_line_with_the_traceback_in_a_log(
     assert line.startswith("c2f: error: unexpected ValueError: a bug (please report this bug; traceback in ")
     log = line.rsplit("traceback in ", 1)[1].rstrip(")")
     assert log.startswith(str(tmp_path)) and "Traceback" in Path(log).read_text()
+
+
+def test_bad_yaml_config_is_one_line(capsys, tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("model:\n  latent: [1, 2\ntrain:\n  steps: 3\n")
+    code, _, err = run_cli(capsys, "train", "--config", config, "--out", tmp_path / "run")
+    assert code == 2
+    line = one_error_line(err)
+    assert line.startswith(f"c2f: error: config file {config} is not valid YAML: ")
+    assert "at line 3, column 6" in line and not (tmp_path / "run").exists()
+
+
+def test_unreadable_encoder_weights_are_one_line(capsys, tmp_path):
+    from c2f_core.data.toy_scene import write_toy_take
+
+    write_toy_take(tmp_path / "takes/t0", frames=2, seed=3)
+    weights = tmp_path / "resnet.pt"
+    weights.write_bytes(b"PK\x03\x04 not really a zip")
+    config = tmp_path / "c.yaml"
+    repo = Path(__file__).resolve().parents[2]
+    config.write_text(
+        f"extends: {repo / 'configs/tiny.yaml'}\nmodel:\n  encoder:\n    pretrained: {weights}\n"
+    )
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "--config",
+        config,
+        "--data",
+        tmp_path / "takes",
+        "--out",
+        tmp_path / "run",
+        "--quiet",
+    )
+    assert code == 2
+    assert f"cannot read pretrained encoder weights {weights}: PytorchStreamReader failed" in one_error_line(
+        err
+    )
+
+
+def test_evaluate_warns_when_the_reconstruction_is_of_another_camera(capsys, make_take, tmp_path):
+    from c2f_core.io.intrinsics import Intrinsics
+    from c2f_core.io.recon_output import write_frame_result, write_reconstruction_summary
+    from tests.conftest import TINY_INTRINSICS
+
+    take = make_take(frame_ids=(0,))
+    mesh = (np.array([[0, 0, 0.5], [0.01, 0, 0.5], [0, 0.01, 0.5]]), np.array([[0, 1, 2]]))
+    for name, intrinsics, said in (
+        (
+            "other_size",
+            Intrinsics(**{**TINY_INTRINSICS.to_dict(), "width": 640, "height": 480}),
+            "was made from 640x480 images, the take's are 64x48",
+        ),
+        (
+            "other_fx",
+            Intrinsics(**{**TINY_INTRINSICS.to_dict(), "fx": 500.0}),
+            "was made with fx 500, the take's is 60",
+        ),
+    ):
+        recon = tmp_path / name
+        write_frame_result(recon, 0, mesh, mesh)
+        write_reconstruction_summary(recon, name="take", intrinsics=intrinsics, frames=[0])
+        _, _, err = run_cli(capsys, "evaluate", recon, take, "--quiet")
+        first = err.strip().splitlines()[0]
+        assert (
+            first
+            == f"c2f: warning: the reconstruction {recon} {said}: is it a reconstruction of another take?"
+        )

@@ -86,7 +86,7 @@ def test_selection_output_rules_and_provenance(tmp_path):
         and provenance["timestamps"] == "recorded"
     )
 
-    with pytest.raises(C2FError, match="is not empty; choose a new folder or pass --overwrite"):
+    with pytest.raises(C2FError, match="holds an import made with --start 1, not --start 0"):
         import_capture(r3d, out, quiet=True)
     import_capture(r3d, out, overwrite=True, quiet=True)
     assert len(Take.open(out)) == 5

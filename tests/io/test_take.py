@@ -92,3 +92,40 @@ def test_npz_is_reproducible(tmp_path):
     write_npz(tmp_path / "y.npz", arrays)
     assert (tmp_path / "x.npz").read_bytes() == (tmp_path / "y.npz").read_bytes()
     np.testing.assert_array_equal(read_gt(tmp_path / "x.npz")["mask"], arrays["mask"])
+
+
+@pytest.mark.parametrize("other", ["1.png", "0001.jpg"])
+def test_two_files_with_one_frame_number_are_an_error_naming_both(make_take, other):
+    root = make_take(frame_ids=(0, 1))
+    (root / "color" / other).write_bytes((root / "color/000001.png").read_bytes())
+    with pytest.raises(C2FError) as caught:
+        Take.open(root)
+    message = str(caught.value)
+    assert f"{root / 'color'}: " in message and "000001.png" in message and other in message
+    assert message.endswith("are both frame 1; keep one")
+
+
+def test_full_width_digits_are_not_frame_numbers(make_take):
+    root = make_take(frame_ids=(0, 1))
+    for sub in ("color", "depth"):
+        (root / sub / "\uff10\uff10\uff10\uff10\uff10\uff12.png").write_bytes(
+            (root / sub / "000001.png").read_bytes()
+        )
+    take = Take.open(root)
+    assert take.frame_ids == [0, 1] and take.unpaired == []
+
+
+def test_a_take_is_cleared_of_its_files_only(make_take):
+    from c2f_core.io.take import clear_take, take_has_content
+
+    root = make_take(frame_ids=(0, 1))
+    (root / "notes.txt").write_text("keep me")
+    (root / "color" / "README").write_text("keep me too")
+    assert take_has_content(root)
+    clear_take(root)
+    assert not take_has_content(root)
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == [
+        "color",
+        "color/README",
+        "notes.txt",
+    ]

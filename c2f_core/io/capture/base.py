@@ -367,7 +367,7 @@ def quaternion_to_matrix(x: float, y: float, z: float, w: float) -> np.ndarray:
     )
 
 
-_DIGITS = re.compile(r"\d+")
+_DIGITS = re.compile(r"\d+", re.ASCII)  # full-width digits are no frame numbers
 
 
 def numeric_key(stem: str) -> tuple[int, ...] | None:

@@ -60,9 +60,9 @@ CAMERA_FILE_NAMES = (
 )
 """Camera files a plain folder may hold itself."""
 
-_DEXYCB_COLOR = re.compile(r"^color_(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
-_DEXYCB_DEPTH = re.compile(r"^aligned_depth_to_color_(\d+)\.png$", re.IGNORECASE)
-_TAKE_FRAME = re.compile(r"^\d+$")
+_DEXYCB_COLOR = re.compile(r"^color_(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE | re.ASCII)
+_DEXYCB_DEPTH = re.compile(r"^aligned_depth_to_color_(\d+)\.png$", re.IGNORECASE | re.ASCII)
+_TAKE_FRAME = re.compile(r"^\d+$", re.ASCII)
 
 
 def _image_size(path: Path) -> tuple[int, int]:

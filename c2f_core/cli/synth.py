@@ -107,6 +107,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="replace the take in OUT (its frames are deleted first); without it a rerun into a take "
         "is accepted only with the same settings (it then resumes, writing identical files)",
     )
+    parser.add_argument(
+        "--look",
+        choices=("classic", "real"),
+        default="classic",
+        help="classic: the original renders (one light, clean scenes); real: like real captures "
+        "(farther cameras, cluttered patterned tables, rooms, shadows, forearm class in the mask, "
+        "active-stereo or LiDAR depth; independent frames only). Default classic",
+    )
     parser.set_defaults(run=run)
 
 
@@ -127,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         SynthConfig(),
         sdf_samples_per_mesh=args.sdf_samples,
         sensor=SensorConfig(enabled=not args.no_noise),
+        look=args.look,
     )
     with output_lock(args.out, "synth", clean=(".", *FRAME_FOLDERS)):
         prepare_take_folder(args.out, synth_settings(args, size), args.overwrite)

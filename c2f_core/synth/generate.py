@@ -30,6 +30,7 @@ from c2f_core.io.take import TakeWriter
 from c2f_core.progress import progress
 from c2f_core.synth.grasp import Grasp, GraspConfig, GraspSynthesizer
 from c2f_core.synth.objects import FAMILIES, ObjectMesh, random_object
+from c2f_core.synth.real_scene import RealSceneConfig, RealSurroundings
 from c2f_core.synth.render import LABEL_HAND, LABEL_OBJECT, Renderer, RenderOutput, vertex_normals
 from c2f_core.synth.scene import (
     HandAppearance,
@@ -47,6 +48,7 @@ from c2f_core.synth.scene import (
 from c2f_core.synth.sensor import SensorConfig, color_gain, color_sensor, depth_sensor
 from c2f_core.synth.sequence import Motion, MotionConfig, smooth_motion
 
+LOOKS = ("classic", "real")
 SEQUENCE_FPS = 30.0
 INTRINSICS_STREAM = 0x1C
 """Second seed word of the random stream that draws a take's intrinsics."""
@@ -70,6 +72,9 @@ class SynthConfig:
     scene: SceneConfig = field(default_factory=SceneConfig)
     sensor: SensorConfig = field(default_factory=SensorConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
+    look: str = "classic"
+    """"classic" (the bundled model's original data) or "real" (`synth.real_frame`: real captures' look)."""
+    real: RealSceneConfig = field(default_factory=RealSceneConfig)
 
 
 def sample_intrinsics(
@@ -113,6 +118,8 @@ class TakeGenerator:
         self.seed = int(seed)
         self.size = (int(width), int(height))
         self.config = config or SynthConfig()
+        if self.config.look not in LOOKS:
+            raise C2FError(f"unknown look {self.config.look!r} (choose from {', '.join(LOOKS)})")
         unknown = sorted(set(self.config.families) - set(FAMILIES))
         if unknown or not self.config.families:
             raise C2FError(f"unknown object families {unknown} (choose from {', '.join(FAMILIES)})")
@@ -136,12 +143,13 @@ class TakeGenerator:
 
     # -- pieces -------------------------------------------------------------------------------------
 
-    def _actor(self, rng: np.random.Generator) -> _Actor:
+    def _actor(self, rng: np.random.Generator, forearm_length_m: float | None = None) -> _Actor:
         obj = random_object(rng, self.config.families)
         object_sdf = MeshSDF(obj.vertices, obj.faces)
         grasp = self.grasper.grasp(obj, rng, sdf=object_sdf)
         appearance = sample_appearance(rng, self.config.scene)
-        forearm = self._forearm(grasp, object_sdf, rng)
+        length = self.config.scene.forearm_length_m if forearm_length_m is None else forearm_length_m
+        forearm = self._forearm(grasp, object_sdf, rng, length)
         hand_albedo = hand_colors(self._rest_normals, self._rest_vertices, appearance)
         object_albedo = object_colors(obj.vertices, appearance.object_color, rng)
         sleeve = appearance.sleeve if appearance.sleeve is not None else appearance.skin
@@ -149,16 +157,14 @@ class TakeGenerator:
         return _Actor(obj, object_sdf, grasp, appearance, forearm, hand_albedo, object_albedo, forearm_albedo)
 
     def _forearm(
-        self, grasp: Grasp, object_sdf: MeshSDF, rng: np.random.Generator
+        self, grasp: Grasp, object_sdf: MeshSDF, rng: np.random.Generator, length_m: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """A forearm (hand frame) at a random wrist angle that keeps clear of the held object."""
         best = None
         for _ in range(8):
             flexion, deviation = rng.uniform(-0.5, 0.4), rng.uniform(-0.25, 0.25)
             direction = np.array([-np.cos(flexion) * np.cos(deviation), np.sin(deviation), np.sin(flexion)])
-            mesh = forearm_mesh(
-                grasp.hand_vertices, self._wrist_loop, direction, self.config.scene.forearm_length_m
-            )
+            mesh = forearm_mesh(grasp.hand_vertices, self._wrist_loop, direction, length_m)
             local = (mesh[0] - grasp.object_translation) @ grasp.object_rotation
             clearance = float(object_sdf(local).min())
             if best is None or clearance > best[0]:
@@ -185,10 +191,14 @@ class TakeGenerator:
         joints_hand: np.ndarray,
         angles: np.ndarray,
         render: RenderOutput,
-        surroundings: Surroundings,
+        surroundings: Surroundings | RealSurroundings,
         rng: np.random.Generator,
+        hand_offset: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """The GT dict of one frame (camera frame, metres; keys of `io.frames.GT_KEYS` and more)."""
+        """The GT dict of one frame (camera frame, metres; keys of `io.frames.GT_KEYS` and more).
+
+        `hand_offset` (3,, hand frame): how far the hand was moved from its grasp (reaching frames).
+        """
         grasp, obj = actor.grasp, actor.obj
         hand_cam = hand_hand @ rotation.T + translation
         object_rotation = rotation @ grasp.object_rotation
@@ -201,7 +211,11 @@ class TakeGenerator:
         _, rest_heads = self.layer.rest(torch.as_tensor(grasp.betas, dtype=self.layer.dtype)[None])
         wrist = rest_heads[0, 0].cpu().numpy().astype(np.float64)
         # The layer turns about the wrist joint: v = R (v_hand - wrist) + wrist + transl.
+        if hand_offset is not None:
+            wrist = wrist + hand_offset
         hand_transl = translation + rotation @ wrist - wrist
+        if hand_offset is not None:
+            hand_transl = hand_transl + hand_offset
         visible = {
             label: float(np.count_nonzero(render.mask == label))
             / max(render.label_pixels_unoccluded[label], 1)
@@ -269,6 +283,10 @@ class TakeGenerator:
 
     def single_frame(self, index: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Frame `index` of a take of independent frames: colour (H, W, 3) uint8, depth (H, W) m, GT."""
+        if self.config.look == "real":
+            from c2f_core.synth.real_frame import real_single_frame
+
+            return real_single_frame(self, index)
         rng = np.random.default_rng([self.seed, index])
         actor = self._actor(rng)
         group_hand = np.concatenate(
@@ -314,6 +332,8 @@ class TakeGenerator:
 
     def prepare_sequence(self, frames: int) -> None:
         """Draw the grasp, scene and smooth motion of a `frames`-frame sequence; `sequence_frame` renders it."""
+        if self.config.look != "classic":
+            raise C2FError("--sequence makes classic-look takes only; --look real makes independent frames")
         rng = np.random.default_rng([self.seed, 0x5E0])
         actor = self._actor(rng)
         grasp = actor.grasp

@@ -21,7 +21,7 @@ fast; the sensor model's blur takes the place of anti-aliasing.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -31,13 +31,16 @@ import numpy as np
 from c2f_core.errors import C2FError
 from c2f_core.geometry.camera import project
 
-LABEL_BACKGROUND, LABEL_HAND, LABEL_OBJECT = 0, 1, 2
+LABEL_BACKGROUND, LABEL_HAND, LABEL_OBJECT, LABEL_FOREARM = 0, 1, 2, 3
 
 CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
 """Pose of the OpenGL camera in the OpenCV camera frame (its own inverse)."""
 
 Z_NEAR_M, Z_FAR_M = 0.05, 20.0
 """Clipping planes of the virtual camera."""
+
+SHADOW_NEAR_M, SHADOW_FAR_M = 0.05, 8.0
+"""Clipping planes of the orthographic shadow-map camera (placed a few metres from the scene)."""
 
 ORDER_STEP_M = 1e-3
 """Node offsets that fix pyrender's drawing order (see `Renderer.render`)."""
@@ -55,7 +58,7 @@ class SceneMesh:
     colors: np.ndarray
     """(V, 3) float RGB in [0, 1] (per-vertex albedo)."""
     label: int = LABEL_BACKGROUND
-    """Mask label: 0 background, 1 hand, 2 object."""
+    """Mask label: 0 background, 1 hand, 2 object, 3 forearm."""
     smooth: bool = True
     """Interpolate normals across faces (False: flat shading, for sharp-edged shapes)."""
     roughness: float = 0.7
@@ -64,6 +67,12 @@ class SceneMesh:
     """Strength of the highlight."""
     wrap: float = 0.0
     """Diffuse wrap-around in [0, 1) (light bleeding past the terminator, as skin does)."""
+    pattern: Callable[[np.ndarray], np.ndarray] | None = None
+    """Per-pixel albedo from points in the mesh's own frame (see `synth.patterns`); deferred renders only."""
+    to_local: np.ndarray | None = None
+    """(3, 4) rigid map from the camera frame to the frame `pattern` is evaluated in."""
+    pattern_multiplies: bool = False
+    """True: the pattern scales the vertex albedo (skin detail) instead of replacing it."""
 
 
 @dataclass
@@ -91,6 +100,20 @@ class RenderOutput:
     """(H, W) uint8 labels (0 background, 1 hand, 2 object), visible surfaces only."""
     label_pixels_unoccluded: dict[int, int]
     """For labels 1 and 2, how many pixels their meshes cover when drawn alone (for visibility)."""
+
+
+@dataclass
+class GBuffer:
+    """Per-pixel surface attributes of a scene, for shading in image space (`synth.lighting`)."""
+
+    albedo: np.ndarray
+    """(H, W, 3) float sRGB albedo in [0, 1] (vertex colours, before patterns)."""
+    normal: np.ndarray
+    """(H, W, 3) float unit normals, camera frame, facing the camera; 0 where nothing was hit."""
+    depth_m: np.ndarray
+    """(H, W) float32 camera z in metres, 0 where nothing was hit."""
+    index: np.ndarray
+    """(H, W) int16 index into the rendered mesh list, -1 where nothing was hit."""
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -271,6 +294,108 @@ class Renderer:
             mask=np.ascontiguousarray(seg[..., 0], dtype=np.uint8),
             label_pixels_unoccluded=unoccluded,
         )
+
+    def _scene(self, meshes: list[SceneMesh], colors: list[np.ndarray], camera_pose: np.ndarray):
+        """A pyrender scene of unlit meshes with per-vertex `colors` (sRGB in [0, 1]); the nodes."""
+        pyrender = self._pyrender
+        scene = pyrender.Scene(bg_color=np.zeros(4))
+        nodes = []
+        for index, (item, color) in enumerate(zip(meshes, colors)):
+            offset = np.array([0.0, 0.0, ORDER_STEP_M * (index + 1)])
+            vertices = np.asarray(item.vertices, dtype=np.float64) - offset
+            faces = np.asarray(item.faces, dtype=np.int64)
+            if item.smooth:
+                positions, colors_, indices = vertices, color, faces
+            else:
+                positions = vertices[faces].reshape(-1, 3)
+                # Per-corner colours (3 per face) pass through; per-vertex ones are unshared.
+                per_corner = len(color) == 3 * len(faces)
+                colors_ = np.asarray(color) if per_corner else np.asarray(color)[faces].reshape(-1, 3)
+                indices = np.arange(len(positions)).reshape(-1, 3)
+            primitive = pyrender.Primitive(
+                positions=positions.astype(np.float32),
+                color_0=np.concatenate([colors_, np.ones((len(colors_), 1))], 1).astype(np.float32),
+                indices=indices.astype(np.uint32),
+                material=pyrender.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0]),
+            )
+            pose = np.eye(4)
+            pose[:3, 3] = offset
+            nodes.append(scene.add(pyrender.Mesh([primitive]), pose=pose))
+        return scene, nodes
+
+    def gbuffer(self, meshes: list[SceneMesh]) -> GBuffer:
+        """Albedo, normals, depth and mesh index of every pixel (three flat renders)."""
+        pyrender = self._pyrender
+        flags = pyrender.RenderFlags
+        normals = []
+        for item in meshes:
+            vertices = np.asarray(item.vertices, dtype=np.float64)
+            faces = np.asarray(item.faces, dtype=np.int64)
+            if item.smooth:
+                normals.append(vertex_normals(vertices, faces))
+            else:
+                corners = vertices[faces]
+                face = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+                face /= np.maximum(np.linalg.norm(face, axis=1, keepdims=True), 1e-12)
+                normals.append(np.repeat(face, 3, axis=0))
+        scene, _ = self._scene(meshes, [np.clip(m.colors, 0, 1) for m in meshes], CV_TO_GL)
+        scene.add(self._camera, pose=CV_TO_GL)
+        albedo, depth = self._renderer.render(scene, flags=flags.FLAT)
+        scene, nodes = self._scene(meshes, [0.5 + 0.5 * n for n in normals], CV_TO_GL)
+        scene.add(self._camera, pose=CV_TO_GL)
+        encoded, _ = self._renderer.render(scene, flags=flags.FLAT)
+        # Mesh i is drawn in colour (i + 1) split over two channels, so up to 65,535 meshes.
+        seg_colors = {node: np.array([(i + 1) % 256, (i + 1) // 256, 0]) for i, node in enumerate(nodes)}
+        seg, _ = self._renderer.render(scene, flags=flags.SEG, seg_node_map=seg_colors)
+        index = seg[..., 0].astype(np.int32) + 256 * seg[..., 1].astype(np.int32) - 1
+        hit = np.asarray(depth) > 0
+        index = np.where(hit, index, -1).astype(np.int16)
+        normal = encoded[..., :3].astype(np.float32) / 127.5 - 1.0
+        normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-6)
+        normal[~hit] = 0.0
+        # Both sides of a surface are lit: normals face the camera.
+        rays = self._rays()
+        flip = np.sum(normal * rays, -1) > 0
+        normal[flip] *= -1
+        return GBuffer(
+            albedo=albedo[..., :3].astype(np.float32) / 255.0,
+            normal=normal,
+            depth_m=np.asarray(depth, dtype=np.float32),
+            index=index,
+        )
+
+    def _rays(self) -> np.ndarray:
+        """(H, W, 3) camera rays through pixel centres with z = 1."""
+        if getattr(self, "_ray_cache", None) is None:
+            u, v = np.meshgrid(np.arange(self.width), np.arange(self.height))
+            self._ray_cache = np.stack(
+                [(u - self.K[0, 2]) / self.K[0, 0], (v - self.K[1, 2]) / self.K[1, 1], np.ones(u.shape)], -1
+            ).astype(np.float32)
+        return self._ray_cache
+
+    def points(self, depth_m: np.ndarray) -> np.ndarray:
+        """(H, W, 3) camera-frame points of a depth map rendered by this renderer."""
+        return self._rays() * np.asarray(depth_m, dtype=np.float32)[..., None]
+
+    def light_depth(
+        self, meshes: list[SceneMesh], light_to_camera: np.ndarray, half_extent_m: float
+    ) -> np.ndarray:
+        """Depth map (H, W) seen by an orthographic camera at pose `light_to_camera` (4, 4, OpenCV
+        axes, looking along +z) that spans +-`half_extent_m` across: a shadow map."""
+        pyrender = self._pyrender
+        scene, _ = self._scene(meshes, [np.zeros((len(m.vertices), 3)) for m in meshes], CV_TO_GL)
+        aspect = self.width / self.height
+        near, far = SHADOW_NEAR_M, SHADOW_FAR_M
+        camera = pyrender.OrthographicCamera(
+            xmag=half_extent_m * aspect, ymag=half_extent_m, znear=near, zfar=far
+        )
+        scene.add(camera, pose=np.asarray(light_to_camera, dtype=np.float64) @ CV_TO_GL)
+        reported = np.asarray(self._renderer.render(scene, flags=pyrender.RenderFlags.DEPTH_ONLY), np.float64)
+        # pyrender linearises every depth buffer as a perspective one; an orthographic buffer is
+        # linear in z already, so undo its formula and map NDC depth straight to metres.
+        hit = reported > 0
+        ndc = (far + near - 2.0 * near * far / np.where(hit, reported, 1.0)) / (far - near)
+        return np.where(hit, near + (ndc + 1.0) * 0.5 * (far - near), 0.0).astype(np.float32)
 
     def close(self) -> None:
         """Release the OpenGL context."""

@@ -259,7 +259,7 @@ def sample_hand_to_camera(
     return rotation, centre_camera - rotation @ centre_hand
 
 
-def _grid_plane(
+def grid_plane(
     centre: np.ndarray, axis_a: np.ndarray, axis_b: np.ndarray, half: float, cells: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """A square grid (vertices, faces) of side 2*half centred at `centre`, spanned by unit axes a, b."""
@@ -277,7 +277,7 @@ def _grid_plane(
     return vertices, faces
 
 
-def _facing(vertices: np.ndarray, faces: np.ndarray, towards: np.ndarray) -> np.ndarray:
+def facing(vertices: np.ndarray, faces: np.ndarray, towards: np.ndarray) -> np.ndarray:
     """Flip `faces` so their normals point to the half-space containing point `towards`."""
     corners = vertices[faces[:1]]
     normal = np.cross(corners[0, 1] - corners[0, 0], corners[0, 2] - corners[0, 0])
@@ -312,8 +312,8 @@ def build_surroundings(
         axis_a = np.cross(up, [1.0, 0.0, 0.0])
         axis_a /= np.linalg.norm(axis_a)
         axis_b = np.cross(up, axis_a)
-        vertices, faces = _grid_plane(origin + axis_b * 0.3, axis_a, axis_b, 1.2, 40)
-        faces = _facing(vertices, faces, np.zeros(3))
+        vertices, faces = grid_plane(origin + axis_b * 0.3, axis_a, axis_b, 1.2, 40)
+        faces = facing(vertices, faces, np.zeros(3))
         base = random_color(rng, (0.1, 0.6), (0.3, 0.9))
         grain = np.sin(
             (vertices @ axis_a) * rng.uniform(30, 120) + 3 * smooth_noise(vertices, rng, scale_m=(0.1, 0.5))
@@ -333,8 +333,8 @@ def build_surroundings(
     normal = tilt @ np.array([0.0, 0.0, -1.0])
     axis_a = tilt @ np.array([1.0, 0.0, 0.0])
     axis_b = np.cross(normal, axis_a)
-    vertices, faces = _grid_plane(np.array([0.0, 0.0, wall_z]), axis_a, axis_b, 2.5 + wall_z, 24)
-    faces = _facing(vertices, faces, np.zeros(3))
+    vertices, faces = grid_plane(np.array([0.0, 0.0, wall_z]), axis_a, axis_b, 2.5 + wall_z, 24)
+    faces = facing(vertices, faces, np.zeros(3))
     wall_color = random_color(rng, (0.0, 0.3), (0.45, 0.95))
     colors = wall_color[None] * (1 + 0.1 * smooth_noise(vertices, rng, scale_m=(0.2, 1.0))[:, None])
     meshes.append(
@@ -364,7 +364,6 @@ def _add_clutter(
     config: SceneConfig,
 ) -> list[str]:
     """Put 1-3 random objects on the table, in view and clear of the grasp; returns their families."""
-    width, height = size
     group_centre = 0.5 * (group_points.min(0) + group_points.max(0))
     group_radius = float(np.linalg.norm(group_points - group_centre, axis=1).max())
     placed: list[tuple[np.ndarray, float]] = [(group_centre, group_radius)]
@@ -373,16 +372,10 @@ def _add_clutter(
     for index in range(count):
         obj = random_object(rng, FAMILIES)
         for _ in range(15):
-            ray = np.linalg.solve(
-                K, np.array([rng.uniform(0, width), rng.uniform(0.3 * height, height), 1.0])
-            )
-            along = ray @ up
-            if along > -1e-3:
+            hit = table_point(K, size, up, table_height, rng, 0.3)
+            if hit is None:
                 continue
-            hit = ray * (table_height / along)
-            if not 0.25 < np.linalg.norm(hit) < 2.5:
-                continue
-            rotation = _resting_rotation(obj, up, rng)
+            rotation = resting_rotation(obj, up, rng)
             vertices = obj.vertices @ rotation.T
             vertices = vertices + hit - up * ((vertices @ up).min()) - up * 0.0005
             centre = 0.5 * (vertices.min(0) + vertices.max(0))
@@ -407,7 +400,28 @@ def _add_clutter(
     return families
 
 
-def _resting_rotation(obj: ObjectMesh, up: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def table_point(
+    K: np.ndarray,
+    size: tuple[int, int],
+    up: np.ndarray,
+    table_height: float,
+    rng: np.random.Generator,
+    top_fraction: float,
+) -> np.ndarray | None:
+    """Where the ray through a random pixel (below `top_fraction` of the image height) meets the
+    table plane at `table_height` along `up`, 0.25-2.5 m away; None when it does not."""
+    width, height = size
+    ray = np.linalg.solve(
+        K, np.array([rng.uniform(0, width), rng.uniform(top_fraction * height, height), 1.0])
+    )
+    along = ray @ up
+    if along > -1e-3:
+        return None
+    hit = ray * (table_height / along)
+    return hit if 0.25 < np.linalg.norm(hit) < 2.5 else None
+
+
+def resting_rotation(obj: ObjectMesh, up: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A rotation standing `obj` upright on its base (z up) or, sometimes, lying, spun about `up`."""
     upright = obj.family in ("cylinder", "mug", "cup", "bowl", "bottle", "cone") and rng.random() < 0.8
     if upright:

@@ -7,6 +7,8 @@ Five numbers per frame (DexYCB-style truth, `c2f_core.io.labels`):
 - observed hand points within 5 mm: the fraction of the depth pixels labelled hand, lifted to 3D,
   that lie within 5 mm of the hand mesh's surface (exact point-to-triangle distance);
 - joint error: the mean distance (mm) of the 21 joints of the frame JSON to the labelled ``joint_3d``;
+  the network joint error the same for the network's own joints (``network_joints`` where the
+  frame's joints came from the hand detector or the fit);
 - object silhouette IoU and observed object points within 10 mm, the same for ``seg == object_id``.
 
 A frame without a result (failed or not run) scores 0 on the four mesh numbers and has no joint
@@ -34,7 +36,14 @@ HAND_WITHIN_M = 0.005
 """Observed hand depth points closer than this to the hand mesh count as explained."""
 OBJECT_WITHIN_M = 0.010
 """The same for the object."""
-NUMBERS = ("hand_iou", "hand_within_5mm", "joint_error_mm", "object_iou", "object_within_10mm")
+NUMBERS = (
+    "hand_iou",
+    "hand_within_5mm",
+    "joint_error_mm",
+    "object_iou",
+    "object_within_10mm",
+    "network_joint_error_mm",
+)
 """The per-frame numbers, in table order."""
 
 
@@ -48,6 +57,8 @@ class RealFrameScore:
     joint_error_mm: float
     object_iou: float
     object_within_10mm: float
+    network_joint_error_mm: float = float("nan")
+    """The network's own joints against the labels (the frame's joints may come from landmarks)."""
     problem: str | None = None
     """Why the frame has no result, None when it was meshed."""
 
@@ -79,6 +90,7 @@ def score_real_frame(
     seg: np.ndarray | None,
     joint_labels_m: np.ndarray | None,
     object_id: int,
+    network_joints_m: np.ndarray | None = None,
 ) -> RealFrameScore:
     """The five numbers of one frame's meshes (metres, camera frame) against its truth.
 
@@ -91,6 +103,7 @@ def score_real_frame(
         seg: (H, W) uint8 labels, or None (then the four mesh numbers are NaN).
         joint_labels_m: (21, 3) labelled joints, or None (then the joint error is NaN).
         object_id: the held object's value in `seg`.
+        network_joints_m: (21, 3) the network's own joints, or None (then its error is NaN).
     """
     nan = float("nan")
     hand_iou = hand_within = object_iou = object_within = nan
@@ -106,10 +119,13 @@ def score_real_frame(
         labels = seg[rows_cols[:, 0], rows_cols[:, 1]]
         hand_within = fraction_within(points[labels == SEG_HAND], *hand, HAND_WITHIN_M)
         object_within = fraction_within(points[labels == object_id], *obj, OBJECT_WITHIN_M)
-    joint_error = nan
-    if joints_m is not None and joint_labels_m is not None:
-        joint_error = 1000.0 * float(np.linalg.norm(np.asarray(joints_m) - joint_labels_m, axis=1).mean())
-    return RealFrameScore(frame, hand_iou, hand_within, joint_error, object_iou, object_within)
+    joint_error, network_error = (
+        nan
+        if predicted is None or joint_labels_m is None
+        else 1000.0 * float(np.linalg.norm(np.asarray(predicted) - joint_labels_m, axis=1).mean())
+        for predicted in (joints_m, network_joints_m)
+    )
+    return RealFrameScore(frame, hand_iou, hand_within, joint_error, object_iou, object_within, network_error)
 
 
 def _missing_score(frame: int, reason: str, has_seg: bool) -> RealFrameScore:
@@ -169,6 +185,7 @@ def evaluate_real_take(
                 seg,
                 labels,
                 object_id,
+                meshes.network_joints,
             )
         )
     return {
@@ -188,6 +205,7 @@ REAL_COLUMNS = (
     ("joint err mm", "joint_error_mm", "{:.1f}"),
     ("object IoU", "object_iou", "{:.3f}"),
     ("object pts <=10 mm", "object_within_10mm", "{:.1%}"),
+    ("network joint err mm", "network_joint_error_mm", "{:.1f}"),
 )
 
 

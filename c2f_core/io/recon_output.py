@@ -79,6 +79,8 @@ class FrameMeshes:
     """The frame JSON's "hand_mesh" (``HAND_MESH_SDF``, ``HAND_MESH_FIT``), None when not said."""
     joints: np.ndarray | None = None
     """The frame JSON's (21, 3) joints, metres, or None when not written."""
+    network_joints: np.ndarray | None = None
+    """The network's own (21, 3) joints: the JSON's "network_joints", else its joints."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class FrameInfo:
     """Crop box (x0, y0, x1, y1) in pixels of the input image."""
     hand_mesh: str | None = None
     """What the hand mesh is: ``HAND_MESH_SDF``, ``HAND_MESH_FIT`` (fixed topology), or None (not said)."""
+    network_joints: np.ndarray | None = None
+    """(21, 3) the network's own joints when `joints` come from elsewhere (landmarks, the fit)."""
 
 
 @dataclass(frozen=True)
@@ -174,10 +178,10 @@ def _check_info(info: Mapping[str, object]) -> dict[str, object]:
             raise ValueError(f"frame info key '{key}' is set by write_frame_result, do not pass it")
         if value is None:
             out[key] = None
-        elif key == "joints":
+        elif key in ("joints", "network_joints"):
             joints = np.asarray(value, dtype=np.float64)
             if joints.shape != (NUM_JOINTS, 3):
-                raise ValueError(f"joints must be ({NUM_JOINTS}, 3), got {joints.shape}")
+                raise ValueError(f"{key} must be ({NUM_JOINTS}, 3), got {joints.shape}")
             out[key] = joints.tolist()
         elif key == "object_center":
             center = np.asarray(value, dtype=np.float64)
@@ -392,13 +396,7 @@ def read_frame_info(recon: Reconstruction, frame: int) -> FrameInfo:
         if not isinstance(entry, dict) or "vertices" not in entry or "faces" not in entry:
             raise C2FError(f"{path}: missing meshes.{part}.vertices/faces")
         sizes[part] = (int(entry["vertices"]), int(entry["faces"]))
-    joints = data.get("joints")
-    if joints is not None:
-        joints = np.asarray(joints, dtype=np.float64)
-        if joints.shape != (NUM_JOINTS, 3):
-            raise C2FError(
-                f"{path}: joints must be {NUM_JOINTS} [x, y, z] triples, found shape {joints.shape}"
-            )
+    joints, network_joints = (_joints(path, data, key) for key in ("joints", "network_joints"))
     center = data.get("object_center")
     if center is not None:
         center = np.asarray(center, dtype=np.float64)
@@ -419,7 +417,19 @@ def read_frame_info(recon: Reconstruction, frame: int) -> FrameInfo:
         timings={str(k): float(v) for k, v in (data.get("timings") or {}).items()},
         bbox=bbox,
         hand_mesh=None if data.get("hand_mesh") is None else str(data["hand_mesh"]),
+        network_joints=network_joints,
     )
+
+
+def _joints(path: Path, data: dict, key: str) -> np.ndarray | None:
+    """The (21, 3) joints under `key` of a frame JSON, or None."""
+    joints = data.get(key)
+    if joints is None:
+        return None
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.shape != (NUM_JOINTS, 3):
+        raise C2FError(f"{path}: {key} must be {NUM_JOINTS} [x, y, z] triples, found shape {joints.shape}")
+    return joints
 
 
 def _read_part(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -444,7 +454,8 @@ def read_frame_meshes(recon: Reconstruction, frame: int) -> FrameMeshes:
     info = read_frame_info(recon, frame)
     hand_v, hand_f = _read_part(files.hand, info.mesh_sizes["hand"])
     obj_v, obj_f = _read_part(files.object, info.mesh_sizes["object"])
-    return FrameMeshes(frame, hand_v, hand_f, obj_v, obj_f, info.hand_mesh, info.joints)
+    network = info.network_joints if info.network_joints is not None else info.joints
+    return FrameMeshes(frame, hand_v, hand_f, obj_v, obj_f, info.hand_mesh, info.joints, network)
 
 
 def iter_frame_meshes(

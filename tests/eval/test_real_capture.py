@@ -71,6 +71,8 @@ def test_numbers_match_the_hand_computed_values(labelled):
     assert first["hand_iou"] == pytest.approx(30 / 40)
     assert first["hand_within_5mm"] == pytest.approx(30 / 40)
     assert first["joint_error_mm"] == pytest.approx(5.0)
+    # Without "network_joints" the frame's joints are the network's own.
+    assert first["network_joint_error_mm"] == pytest.approx(5.0)
     assert first["object_iou"] == pytest.approx(1.0)
     assert first["object_within_10mm"] == pytest.approx(0.5)
     # The failed frame scores zero on the mesh numbers and has no joint error.
@@ -92,6 +94,17 @@ def test_object_hides_the_hand_in_the_silhouettes(labelled):
     first = evaluate_real_take(str(out), str(take), OBJECT_ID, frames=[0], quiet=True)["per_frame"][0]
     assert first["hand_iou"] == 0.0
     assert first["joint_error_mm"] == pytest.approx(0.0)
+
+
+def test_network_joints_are_scored_apart_from_the_landmark_joints(labelled):
+    take, out = labelled
+    info = {"joints": JOINTS, "network_joints": JOINTS + [0.0, 0.0, 0.012]}
+    write_frame_result(out, 0, square(4.5, 2.5, 10.5, 7.5, 0.8), square(20.5, 10.5, 30.5, 20.5, 0.9), info)
+    report = evaluate_real_take(str(out), str(take), OBJECT_ID, quiet=True)
+    first = report["per_frame"][0]
+    assert first["joint_error_mm"] == pytest.approx(0.0)
+    assert first["network_joint_error_mm"] == pytest.approx(12.0)
+    assert report["summary"]["network_joint_error_mm"]["count"] == 1
 
 
 def test_iou_of_two_empty_masks_is_undefined():

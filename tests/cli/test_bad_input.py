@@ -9,13 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from c2f_core.cli.main import main
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli.cli_run import run_cli
 
 
 def test_help_lists_subcommands():

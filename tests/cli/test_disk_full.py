@@ -11,31 +11,19 @@ import pytest
 import trimesh
 
 import c2f_core.train.checkpoint as checkpoint_module
-from c2f_core.cli.main import main
 from c2f_core.data.toy_scene import write_toy_take
 from c2f_core.errors import NoSpaceError
 from c2f_core.io.atomic import TEMP_NAME, write_text_atomic
 from c2f_core.io.mesh_io import read_mesh
 from c2f_core.io.recon_output import read_reconstruction
 from c2f_core.train.logs import CsvLog, read_log
+from tests.cli.cli_run import one_error_line, run_cli
 from tests.recon.test_reconstruct import sphere_network, tiny_setup
 
 __all__ = ["sphere_network", "tiny_setup"]  # fixtures shared with tests/recon
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_WRITE_BYTES = Path.write_bytes
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("c2f: error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 def disk_full_for(monkeypatch, name_start: str, code: int = errno.ENOSPC) -> None:

@@ -9,22 +9,11 @@ from PIL import Image
 
 import c2f_core.cli.info as info_module
 from c2f_core.cli.main import main
+from tests.cli.cli_run import one_error_line, run_cli
 from tests.io.test_images import png_header_only
 from tests.recon.test_reconstruct import reconstruct, sphere_network, tiny_setup
 
 __all__ = ["sphere_network", "tiny_setup"]  # fixtures shared with tests/recon
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if not line.startswith("W0000")]  # mediapipe's chatter
-    assert len(lines) == 1 and lines[0].startswith("c2f: error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 def test_focal_length_too_big_for_a_float(capsys, make_take, tmp_path):

@@ -5,27 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from c2f_core.cli.main import main
 from c2f_core.data.toy_scene import write_toy_take
 from c2f_core.train.checkpoint import load_checkpoint
 from c2f_core.train.logs import read_log
+from tests.cli.cli_run import one_error_line, run_cli
 from tests.recon.test_reconstruct import sphere_network, tiny_setup
 
 __all__ = ["sphere_network", "tiny_setup"]  # fixtures shared with tests/recon
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("c2f: error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -55,6 +55,10 @@ class ImportResult:
     """How many result frames were imported."""
     used_usd: bool = False
     """The meshes came from take.usdc (Mesh Sequence Cache) rather than one object per frame."""
+    used_animation: bool = False
+    """The take came in as the animated rig and object (OUT/animation/take.glb)."""
+    armature: bpy.types.Object | None = None
+    """The hand's armature of an animated import."""
     automatic: bool = False
     """`used_usd` was chosen by the frame count (`choose_usd_cache`), not by the caller."""
     scene_changes: list[str] = field(default_factory=list)

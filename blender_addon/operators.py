@@ -14,7 +14,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from .preferences import get_preferences, worker_python
-from .properties import MESH_IMPORT_ITEMS, USE_USD
+from .properties import MESH_IMPORT_ITEMS, USE_ANIMATION, USE_USD
 from .worker_client import ReconstructRequest, WorkerClient, WorkerError, describe_probe, probe_worker
 
 TIMER_INTERVAL_S = 0.1
@@ -38,6 +38,8 @@ def _report_import(operator: bpy.types.Operator, result) -> None:
     meshes = "mesh cache" if result.used_usd else "per-frame objects"
     if result.automatic:
         meshes = "automatic: " + describe_mesh_choice(result.used_usd, result.n_frames)
+    if result.used_animation:
+        meshes = "animated rig" + (" (automatic: the folder has one)" if result.automatic else "")
     message = f"imported {result.take_name}{renamed}: {shown} objects, {meshes}"
     if result.footage_in_render:
         message += "; footage in render (compositor)"
@@ -101,6 +103,7 @@ class C2F_OT_import_reconstruction(bpy.types.Operator):
                 context,
                 bpy.path.abspath(self.directory),
                 use_usd=USE_USD[self.mesh_import],
+                use_animation=USE_ANIMATION[self.mesh_import],
                 load_background=self.load_background,
                 footage_in_render=self.footage_in_render,
             )
@@ -145,6 +148,7 @@ def build_request(context: bpy.types.Context) -> ReconstructRequest:
         bbox=tuple(settings.bbox) if settings.use_bbox else None,
         device=settings.device,
         hand=settings.hand_mesh,
+        animate=take and settings.animate,
     )
 
 
@@ -181,6 +185,8 @@ class C2F_OT_reconstruct(bpy.types.Operator):
         settings.status = f"{state.done}/{state.total} frames" if state.total else "loading the model"
         if state.errors:
             settings.status += f", {len(state.errors)} failed"
+        if state.stage:
+            settings.status = f"animating the take: {state.stage}"
 
     def _finish(self, context: bpy.types.Context, client: WorkerClient) -> set[str]:
         from .scene_build import import_reconstruction
@@ -193,12 +199,15 @@ class C2F_OT_reconstruct(bpy.types.Operator):
             context,
             client.state.out or self._out,
             use_usd=USE_USD[settings.mesh_import],
+            use_animation=USE_ANIMATION[settings.mesh_import],
             load_background=settings.load_background,
             footage_in_render=settings.footage_in_render,
             # A single frame's result folder records no take: its footage is the colour file.
             color_file=bpy.path.abspath(settings.color_file) if single and settings.color_file else None,
         )
         settings.status = f"done: {result.collection.name}"
+        if client.state.animation_error:
+            self.report({"WARNING"}, f"no animation ({client.state.animation_error}): imported the frames")
         _report_import(self, result)
         return {"FINISHED"}
 

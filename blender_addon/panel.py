@@ -37,6 +37,9 @@ def input_frame_count(settings) -> int | None:
 def automatic_choice_text(settings) -> str:
     """What Automatic picks for this input: 'Automatic: per-frame objects (3 frames, up to 150)'."""
     n_frames = input_frame_count(settings)
+    out_dir = bpy.path.abspath(settings.out_dir) if settings.out_dir else ""
+    if n_frames != 1 and out_dir and os.path.isfile(os.path.join(out_dir, "animation", "poses.json")):
+        return "Automatic: the animated rig (the output folder has one)"
     if n_frames is None:
         return f"Automatic: per-frame objects up to {USD_CACHE_ABOVE_FRAMES} frames, mesh cache above"
     # c2f reconstruct writes take.usdc for every sequence, so the choice is the frame count's.
@@ -80,6 +83,8 @@ class C2F_PT_reconstruct(bpy.types.Panel):
         column.prop(settings, "checkpoint")
         column.prop(settings, "device")
         column.prop(settings, "hand_mesh")
+        if settings.input_mode == "TAKE":
+            column.prop(settings, "animate")
         column.prop(settings, "use_bbox")
         row = column.row(align=True)
         row.enabled = settings.use_bbox

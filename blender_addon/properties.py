@@ -22,8 +22,10 @@ MESH_IMPORT_ITEMS = (
         "AUTO",
         "Automatic",
         (
-            f"Per-frame objects up to {USD_CACHE_ABOVE_FRAMES} frames, the mesh cache (take.usdc) above: "
-            "per-frame objects cost memory, file size and playback speed in proportion to the length"
+            "A sequence with an animated result (OUT/animation/, from c2f animate) imports as the animated "
+            f"rig; otherwise per-frame objects up to {USD_CACHE_ABOVE_FRAMES} frames, the mesh cache "
+            "(take.usdc) above: per-frame objects cost memory, file size and playback speed in proportion "
+            "to the length"
         ),
     ),
     ("OBJECTS", "Per-Frame Objects", "One object per frame and part, each editable on its own"),
@@ -32,9 +34,19 @@ MESH_IMPORT_ITEMS = (
         "Mesh Cache (USD)",
         "take.usdc as one object per part with a Mesh Sequence Cache modifier: small files, fast playback",
     ),
+    (
+        "ANIMATION",
+        "Animated Rig",
+        (
+            "OUT/animation/take.glb (c2f animate): a hand armature with keyed bones and its skinned mesh, "
+            "and the fused object with keyed location and rotation"
+        ),
+    ),
 )
-USE_USD = {"AUTO": None, "OBJECTS": False, "USD": True}
+USE_USD = {"AUTO": None, "OBJECTS": False, "USD": True, "ANIMATION": False}
 """`mesh_import` value -> `scene_build.import_reconstruction(use_usd=...)` (None: chosen by the frame count)."""
+USE_ANIMATION = {"AUTO": None, "OBJECTS": False, "USD": False, "ANIMATION": True}
+"""`mesh_import` value -> `import_reconstruction(use_animation=...)` (None: when the folder has one)."""
 
 
 @dataclass
@@ -120,6 +132,14 @@ class C2FSettings(bpy.types.PropertyGroup):
             ),
         ),
         default="sdf",
+    )
+    animate: BoolProperty(
+        name="Animate",
+        description=(
+            "For a take: also fit one hand rig and one rigid object over the whole take (c2f animate, "
+            "about 4 s per frame more on a CPU); the import then brings the keyed rig and object"
+        ),
+        default=False,
     )
     use_bbox: BoolProperty(
         name="Crop Box", description="Give the hand's box instead of finding it", default=False

@@ -14,6 +14,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from .animation_import import import_animation
 from .footage import add_background_sequence, add_footage_to_render, footage_file
 from .import_report import (
     ImportResult,
@@ -154,6 +155,7 @@ def import_reconstruction(
     load_background: bool = True,
     footage_in_render: bool = True,
     color_file: str | Path | None = None,
+    use_animation: bool | None = None,
 ) -> ImportResult:
     """Put the reconstruction in `out_dir` into the scene: a collection with camera, hand and object.
 
@@ -172,6 +174,9 @@ def import_reconstruction(
         footage_in_render: lay the footage behind the meshes in renders (`add_footage_to_render`).
         color_file: the colour image of a single frame reconstructed from files (its result folder
             records no take); the footage when the take's color/ is not found.
+        use_animation: True: import the animated take (OUT/animation/take.glb: a hand armature and
+            the fused object, keyed); False: the per-frame meshes; None: the animated take when the
+            folder has one, the sequence more than one frame and `use_usd` is None.
 
     Raises:
         C2FError: (from c2f_core) when the folder is not a complete c2f output, or `use_usd` is set
@@ -186,7 +191,19 @@ def import_reconstruction(
         raise C2FError(f"reconstruction {recon.root} has no successful frame to import{reasons}")
     frames = list(recon.frames)
     automatic = use_usd is None
-    if automatic:
+    from c2f_core.io import animation_output
+
+    animated = animation_output.has_animation(recon.root)
+    if use_animation is None:
+        use_animation = automatic and animated and len(frames) > 1
+    if use_animation and not animated:
+        raise C2FError(
+            f"{recon.root} has no animated result ({animation_output.ANIMATION_DIR}/take.glb); make one with "
+            f"'c2f animate {recon.root}', or import the per-frame meshes"
+        )
+    if use_animation:
+        use_usd = False
+    elif automatic:
         use_usd = choose_usd_cache(len(frames), recon.usd is not None)
     if use_usd and recon.usd is None and len(frames) == 1:
         use_usd = False  # a single frame has no mesh cache (c2f reconstruct writes one for sequences)
@@ -219,6 +236,7 @@ def import_reconstruction(
         take_name=recon.name,
         n_frames=len(frames),
         used_usd=use_usd,
+        used_animation=use_animation,
         automatic=automatic,
     )
     footage = result.footage = footage_file(recon, first, color_file)
@@ -229,7 +247,11 @@ def import_reconstruction(
         result.footage_problem = add_footage_to_render(scene, footage, first, last)
         result.footage_in_render = not result.footage_problem
 
-    if use_usd:
+    if use_animation:
+        materials = {part: ensure_material(part) for part in PARTS}
+        glb = animation_output.animation_files(recon.root).glb
+        result.objects, result.armature = import_animation(context, glb, collection, name, materials)
+    elif use_usd:
         result.objects = _import_usd_cache(context, recon, collection, name)
     else:
         result.objects, result.repaired = _import_frame_meshes(

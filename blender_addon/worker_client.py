@@ -11,6 +11,9 @@ The worker prints one JSON object per line on stdout:
 {"event": "error", "frame": f, "message": m}       one frame failed, the others go on
 {"event": "fatal", "message": m}                   the run stopped
 {"event": "done", "out": OUT}
+{"event": "animate", "stage": s}                   with --animate: the take-level fit's stage, after "done"
+{"event": "animation", "glb": path}                with --animate: OUT/animation/ is written (the end)
+{"event": "animation", "error": m}                 with --animate: the fit failed; the frames stand
 ```
 Anything else on stdout is kept as a log line; stderr is kept (its tail) for error messages.
 
@@ -33,7 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-EVENTS = ("start", "progress", "frame", "error", "fatal", "done")
+EVENTS = ("start", "progress", "frame", "error", "fatal", "done", "animate", "animation")
 STDERR_TAIL_LINES = 40
 EXIT_WAIT_S = 10.0
 """How long to wait for the worker to exit after its stdout closed, or after being asked to stop."""
@@ -86,6 +89,8 @@ class ReconstructRequest:
     device: str = "auto"
     hand: str = "sdf"
     """Hand mesh: "sdf" (the network's surface) or "fit" (the fitted open hand)."""
+    animate: bool = False
+    """A take: also fit one rigged hand and one rigid object over it (`--animate`, OUT/animation/)."""
 
     def command(self) -> list[str]:
         """The worker's argv: `<python> -m c2f_core reconstruct INPUT --out OUT --jsonl [options]`."""
@@ -113,6 +118,8 @@ class ReconstructRequest:
                 str(self.intrinsics),
             ]
         cmd += ["--out", self.out_dir, "--jsonl", "--device", self.device]
+        if self.animate and self.take_dir:
+            cmd.append("--animate")
         if self.hand != "sdf":
             cmd += ["--hand", self.hand]
         if self.checkpoint:
@@ -142,6 +149,12 @@ class WorkerState:
     """Failed frame -> message."""
     out: str | None = None
     finished: bool = False
+    expects_animation: bool = False
+    """The command has --animate: the run ends with the "animation" event, not with "done"."""
+    stage: str | None = None
+    """The take-level fit's current stage, once the frames are done."""
+    animation_error: str | None = None
+    """Why the take-level fit failed (the frames are still there), else None."""
     log: collections.deque = field(default_factory=lambda: collections.deque(maxlen=STDERR_TAIL_LINES))
     """Non-JSON stdout lines and stderr lines, newest last."""
 
@@ -167,7 +180,7 @@ class WorkerClient:
         self.command = list(command)
         self.stall_timeout = float(stall_timeout)
         self.cwd = cwd
-        self.state = WorkerState()
+        self.state = WorkerState(expects_animation="--animate" in self.command)
         self._queue: queue.Queue = queue.Queue()
         self._process: subprocess.Popen | None = None
         self._last_line = time.monotonic()
@@ -281,6 +294,11 @@ class WorkerClient:
             raise WorkerError(f"reconstruction failed: {event.get('message', 'unknown error')}")
         elif kind == "done":
             state.out = event.get("out")
+            state.finished = not state.expects_animation
+        elif kind == "animate":
+            state.stage = str(event.get("stage", ""))
+        elif kind == "animation":
+            state.animation_error = str(event["error"]) if event.get("error") else None
             state.finished = True
 
     def _check_alive(self) -> None:

@@ -15,6 +15,7 @@ from c2f_core.errors import C2FError
 # Subcommand modules in the order `c2f --help` lists them; each has add_parser(subparsers) and run(args).
 SUBCOMMANDS = (
     "demo",
+    "animate",
     "bench",
     "benchmark-data",
     "evaluate",

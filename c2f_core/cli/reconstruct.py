@@ -132,6 +132,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(default: make them exclusive, so the meshes touch without passing through each other)",
     )
     parser.add_argument("--no-usd", action="store_true", help="do not write take.usdc for sequences")
+    parser.add_argument(
+        "--animate",
+        action="store_true",
+        help="then fit one rigged hand and one rigid object over the sequence (OUT/animation/, see 'c2f animate')",
+    )
     parser.add_argument("--overwrite", action="store_true", help="redo frames that already have results")
     parser.add_argument(
         "--jsonl",
@@ -155,6 +160,21 @@ def run(args: argparse.Namespace) -> int:
         if emit_json:
             emit({"event": "fatal", "message": str(exc)})
         raise
+
+
+def _animate(out: Path, take: Take, quiet: bool, jsonl: bool, emit) -> int:
+    """Fit the take over its frames (`c2f animate`); 0 when done, 1 when it failed (the frames stand)."""
+    from c2f_core.cli.animate import animate_folder
+
+    try:
+        animate_folder(out, take.root, quiet, jsonl)
+    except NoSpaceError:
+        raise
+    except C2FError as exc:
+        emit({"event": "animation", "error": str(exc)})
+        print(f"c2f: error: animating {take.name}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _run(args: argparse.Namespace, emit) -> int:
@@ -213,6 +233,8 @@ def _run(args: argparse.Namespace, emit) -> int:
                         ids, total=n, desc=name, quiet=quiet, unit="frame"
                     ),
                 )
+                if args.animate:
+                    failures += _animate(out, take, quiet, args.jsonl, emit)
         except NoSpaceError:
             raise  # the next takes would fail the same way
         except C2FError as exc:

@@ -5,7 +5,8 @@ interpreter: called as `<script> -m c2f_core reconstruct INPUT --out OUT --jsonl
 `--color --depth --intrinsics` for a single frame, numbered as its depth file), it behaves
 according to `mode`:
 - "ok": reconstructs frames as cones (frame 4 fails with an `error` event), writes the output
-  folder with c2f_core's writer, prints a stray log line, and ends with `done`;
+  folder with c2f_core's writer, prints a stray log line, and ends with `done` (with `--animate`,
+  then an `animate` stage and the `animation` event, writing no animation);
 - "fail": the same, but every frame fails, with reasons like a real run's (a box outside the
   image, a depth image with 3 channels);
 - "fatal": a `fatal` event; "exit": a traceback on stderr and exit code 3;
@@ -29,6 +30,7 @@ args = argparse.ArgumentParser()
 args.add_argument("input", nargs="?"); args.add_argument("--out"); args.add_argument("--jsonl", action="store_true")
 args.add_argument("--frames"); args.add_argument("--bbox"); args.add_argument("--device"); args.add_argument("--checkpoint")
 args.add_argument("--color"); args.add_argument("--depth"); args.add_argument("--intrinsics")
+args.add_argument("--animate", action="store_true")
 a = args.parse_args(sys.argv[4:])
 assert a.jsonl, sys.argv
 
@@ -81,6 +83,9 @@ for k, frame in enumerate(frames):
         os.kill(os.getpid(), signal.SIGKILL)
 write_reconstruction_summary(a.out, name=name, intrinsics=intrinsics, frames=done, failed=failed, take=a.input)
 emit(event="done", out=a.out)
+if a.animate:  # the take-level fit's events (no animation/ is written: the import takes the frames)
+    emit(event="animate", stage="object")
+    emit(event="animation", glb=os.path.join(a.out, "animation", "take.glb"))
 """
 
 

@@ -160,3 +160,24 @@ def test_probe_reports_what_an_environment_has(tmp_path):
     )
     with pytest.raises(wc.WorkerError, match="not found"):
         wc.probe_worker(str(tmp_path / "nope"))
+
+
+def test_an_animated_run_ends_with_the_animation_not_with_done(tmp_path, take_dir):
+    python = write_fake_worker(tmp_path / "worker_ok", "ok")
+    request = wc.ReconstructRequest(
+        python=str(python), out_dir=str(tmp_path / "out"), take_dir=str(take_dir), animate=True
+    )
+    assert "--animate" in request.command()
+    events = []
+    state = client_for_command(request.command()).run(on_event=events.append)
+    assert [e["event"] for e in events[-3:]] == ["done", "animate", "animation"]
+    assert state.finished and state.stage == "object" and state.animation_error is None
+    # A single frame is never animated.
+    single = wc.ReconstructRequest(
+        python="p", out_dir="o", color="c", depth="d", intrinsics="i", animate=True
+    )
+    assert "--animate" not in single.command()
+
+
+def client_for_command(command):
+    return wc.WorkerClient(command, stall_timeout=30.0)

@@ -21,6 +21,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 # (subcommand, arguments); names in braces are the fixtures made by `inputs` below.
 CASES = [
+    ("animate", ["{missing}"]),
+    ("animate", ["{a_file}"]),
+    ("animate", ["{corrupt_recon}"]),
+    ("animate", ["{folder}"]),
     ("demo", ["--out", "{a_file}"]),
     ("demo", ["--out", "{new}", "--checkpoint", "{missing}"]),
     ("demo", ["--out", "{new}", "--checkpoint", "{corrupt_pt}"]),

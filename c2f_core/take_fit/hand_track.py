@@ -1,0 +1,448 @@
+"""The hand over a take: the open hand fitted to every frame at once, with one shape for the take.
+
+Unknowns: the shape coefficients (shared), and per frame the global rotation, the 19 local bone
+rotations and the translation of `hands.open_hand.OpenHandLayer`. They start from the swing-only
+IK pose of each frame's joints (smoothed over time) and are refined by Adam on the sum of
+
+- per-frame evidence (the same kinds `recon.hand_fit` uses, minus the network's SDF): depth points
+  labelled hand lie on the surface; no vertex in front of the observed depth (free space); the
+  per-frame hand mesh is covered; the joints stay near the frame's joints; the joints project onto
+  the detector's 2D landmarks (by confidence);
+- no entry into the object: vertices inside the take's fused object (its TSDF, posed per frame);
+- an offline temporal term over the whole take: the squared acceleration (second difference) of
+  the joints and of every bone's rotation, so jitter goes without the lag of a causal filter;
+- weak priors on the shape and on the change from the starting pose.
+
+Frames without evidence (failed frames, or no hand found) have no data terms: the temporal term
+bridges them, and they are marked `bridged`. The rotation and translation tracks are finally
+smoothed offline (`take_fit.smooth`). An earlier fit can be refined (`start`): after the object
+has been carved by the fitted hand, a short refit against it removes what is left of the
+interpenetration. No ground truth is used.
+
+Convention: metres, OpenCV camera frame; rotations (3, 3) acting on column vectors.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from c2f_core.geometry.knn import knn
+from c2f_core.hands.open_hand import OpenHandLayer, OpenHandPose
+from c2f_core.hands.rotations import axis_angle_to_matrix
+from c2f_core.take_fit.evidence import TakeEvidence
+from c2f_core.take_fit.object_track import ObjectTrack
+from c2f_core.take_fit.smooth import smooth_positions, smooth_rotations
+
+
+@dataclass
+class HandTrackConfig:
+    """Weights and schedule of the take-level hand fit (distances in metres, time in frames)."""
+
+    iterations: int = 250
+    """Adam steps of the kept start."""
+    refine_iterations: int = 100
+    """Adam steps when refining an earlier fit (after the object was carved by the fitted hand)."""
+    hypotheses: int = 2
+    """Starts tried: the joints' pose, and (2) the same with the palm turned over, for the whole take."""
+    trial_iterations: int = 30
+    """Steps each start takes before the one with the lowest loss is kept."""
+    lr_rotation: float = 0.02
+    """Learning rate of the rotation offsets (radians)."""
+    lr_translation: float = 0.002
+    """Learning rate of the translation offsets (metres)."""
+    lr_shape: float = 0.05
+    """Learning rate of the shape coefficients."""
+    num_betas: int = 10
+    """Shape components fitted (the rest stay at the mean)."""
+    points_per_frame: int = 500
+    """Depth points and hand-mesh vertices each frame contributes (fixed-seed subsets)."""
+    init_sigma_frames: float = 1.0
+    """The joints are smoothed over time by this Gaussian before the starting pose is solved."""
+    robust_m: float = 0.02
+    """Distances beyond this count as outliers (their squared value is capped)."""
+    free_space_margin_m: float = 0.004
+    """A vertex this far in front of the observed depth is in free space."""
+    penetration_margin_m: float = 0.0
+    """Vertices closer than this to the fused object's surface (or inside it) are penalised."""
+    seed: int = 0
+    """Seed of the subsets."""
+    w_depth: float = 1.0
+    """On the squared distance from each hand depth point to the nearest vertex."""
+    w_coverage: float = 1.0
+    """On the squared distance from each per-frame hand-mesh vertex to the nearest vertex."""
+    w_free_space: float = 1.0
+    """On the squared depth of vertices in front of the observed surface."""
+    w_joints: float = 0.03
+    """On the squared distance between fitted and per-frame joints."""
+    w_landmarks: float = 1.0
+    """On the squared 2D reprojection error of the joints (metres at the joint's depth) by confidence."""
+    w_penetration: float = 30.0
+    """On the squared depth of vertices inside the fused object."""
+    w_accel_joints: float = 3.0
+    """On the squared acceleration of the joints (metres per frame^2)."""
+    w_accel_rotation: float = 0.003
+    """On the squared acceleration of every bone's rotation matrix (Frobenius, per frame^2)."""
+    w_pose: float = 1e-4
+    """On the squared rotation offsets from the starting pose (radians^2)."""
+    w_shape: float = 1e-5
+    """On the squared shape coefficients."""
+    smooth_sigma_frames: float = 2.0
+    """The fitted rotation and translation tracks are finally smoothed by this zero-phase Gaussian
+    (`take_fit.smooth`): the acceleration term alone, at a weight that keeps the fit accurate,
+    leaves about twice the ground truth's jitter."""
+
+
+@dataclass
+class HandTrack:
+    """The hand of a take, OpenCV camera metres."""
+
+    betas: np.ndarray
+    """(K,) the take's shape coefficients (the layer's full shape vector)."""
+    global_orient: np.ndarray
+    """(T, 3, 3) rotation about the wrist joint."""
+    finger_rotations: np.ndarray
+    """(T, 19, 3, 3) local rotations of bones 1..19."""
+    transl: np.ndarray
+    """(T, 3) metres added after the rotation."""
+    vertices: np.ndarray
+    """(T, V, 3) float32 posed vertices."""
+    joints: np.ndarray
+    """(T, 21, 3) float64 posed joints."""
+    faces: np.ndarray
+    """(F, 3) int64 the open hand's fixed topology."""
+    bridged: np.ndarray
+    """(T,) bool: the frame had no hand evidence; its pose comes from the temporal term."""
+    losses: dict[str, float] = field(default_factory=dict)
+    """The final value of each loss term."""
+    seconds: float = 0.0
+    """Time the fit took."""
+
+
+@functools.lru_cache(maxsize=1)
+def open_hand_layer() -> OpenHandLayer:
+    """The open hand layer the take-level fit uses (built once)."""
+    return OpenHandLayer()
+
+
+def _pick(points: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Exactly `count` rows of `points` (M, 3) (repeated when fewer) and 1.0, or zeros and 0.0 when empty."""
+    if len(points) == 0:
+        return np.zeros((count, 3), np.float32), 0.0
+    index = rng.choice(len(points), count, replace=len(points) < count)
+    return np.asarray(points, np.float32)[index], 1.0
+
+
+@dataclass
+class _Batch:
+    """The take's evidence as padded tensors, one row per timeline frame."""
+
+    depth_points: torch.Tensor
+    depth_mask: torch.Tensor
+    surface_points: torch.Tensor
+    surface_mask: torch.Tensor
+    joints: torch.Tensor
+    joints_mask: torch.Tensor
+    landmarks: torch.Tensor
+    confidence: torch.Tensor
+    depth: torch.Tensor
+    K_crop: torch.Tensor
+    K: torch.Tensor
+    bridged: np.ndarray
+
+
+def _batch(evidence: TakeEvidence, config: HandTrackConfig) -> _Batch:
+    count = len(evidence.frames)
+    rng = np.random.default_rng(config.seed)
+    n = config.points_per_frame
+    depth_points, depth_mask, surface, surface_mask = [], [], [], []
+    joints = np.zeros((count, 21, 3))
+    joints_mask = np.zeros(count)
+    landmarks = np.zeros((count, 21, 2))
+    confidence = np.zeros((count, 21))
+    crops = [
+        frame.depth_m if frame is not None else np.zeros((1, 1), np.float32) for frame in evidence.per_frame
+    ]
+    height = max(c.shape[0] for c in crops)
+    width = max(c.shape[1] for c in crops)
+    depth = np.zeros((count, height, width), np.float32)
+    K_crop = np.tile(evidence.K, (count, 1, 1))
+    bridged = np.ones(count, bool)
+    for t, frame in enumerate(evidence.per_frame):
+        if frame is None:
+            for lists in ((depth_points, depth_mask), (surface, surface_mask)):
+                lists[0].append(np.zeros((n, 3), np.float32))
+                lists[1].append(0.0)
+            continue
+        for (points_list, mask_list), source in (
+            ((depth_points, depth_mask), frame.hand_points),
+            ((surface, surface_mask), frame.hand_surface),
+        ):
+            points, mask = _pick(source, n, rng)
+            points_list.append(points)
+            mask_list.append(mask)
+        if frame.joints is not None:
+            joints[t], joints_mask[t] = frame.joints, 1.0
+        if frame.landmarks_px is not None and frame.landmark_confidence is not None:
+            landmarks[t], confidence[t] = frame.landmarks_px, frame.landmark_confidence
+        depth[t, : frame.depth_m.shape[0], : frame.depth_m.shape[1]] = frame.depth_m
+        K_crop[t] = frame.K_crop
+        bridged[t] = not frame.has_hand
+    as_tensor = functools.partial(torch.as_tensor, dtype=torch.float32)
+    return _Batch(
+        as_tensor(np.stack(depth_points)),
+        as_tensor(np.array(depth_mask)),
+        as_tensor(np.stack(surface)),
+        as_tensor(np.array(surface_mask)),
+        as_tensor(joints),
+        as_tensor(joints_mask),
+        as_tensor(landmarks),
+        as_tensor(confidence),
+        as_tensor(depth),
+        as_tensor(K_crop),
+        as_tensor(evidence.K),
+        bridged,
+    )
+
+
+def _initial_joints(evidence: TakeEvidence, config: HandTrackConfig) -> np.ndarray:
+    """(T, 21, 3) each frame's joints, missing frames interpolated, smoothed over time."""
+    valid = np.array([f is not None and f.joints is not None for f in evidence.per_frame])
+    if not valid.any():
+        raise ValueError(f"take {evidence.name}: no frame has hand joints to start the hand fit from")
+    joints = np.stack(
+        [
+            f.joints if f is not None and f.joints is not None else np.zeros((21, 3))
+            for f in evidence.per_frame
+        ]
+    )
+    return smooth_positions(joints, valid, config.init_sigma_frames)
+
+
+def _free_space(vertices: torch.Tensor, batch: _Batch, margin: float, cap: float) -> torch.Tensor:
+    """Per-frame mean squared depth (T,) by which vertices (T, V, 3) lie in front of the observed surface."""
+    K = batch.K_crop
+    z = vertices[..., 2].clamp_min(1e-3)
+    u = (K[:, None, 0, 0] * vertices[..., 0] / z + K[:, None, 0, 2]).round().long()
+    v = (K[:, None, 1, 1] * vertices[..., 1] / z + K[:, None, 1, 2]).round().long()
+    count, height, width = batch.depth.shape
+    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    frame = torch.arange(count)[:, None].expand_as(u)
+    observed = batch.depth[frame, v.clamp(0, height - 1), u.clamp(0, width - 1)] * inside
+    gap = torch.relu(observed - margin - vertices[..., 2]).clamp(max=cap) * (observed > 0)
+    return (gap**2).mean(-1)
+
+
+def _penetration(
+    vertices: torch.Tensor, track: ObjectTrack | None, poses: torch.Tensor | None, margin: float
+) -> torch.Tensor:
+    """Per-frame mean squared depth (T,) of vertices (T, V, 3) inside the fused object."""
+    if track is None or poses is None:
+        return vertices.new_zeros(vertices.shape[0])
+    rotation, translation = poses[:, :3, :3], poses[:, :3, 3]
+    local = (vertices - translation[:, None]) @ rotation  # R^T (p - t), per frame
+    cube = track.volume.cube
+    # grid_sample's normalised coordinates: -1 and +1 are the first and last samples (align_corners).
+    normalised = (local - torch.tensor(np.array(cube.origin), dtype=local.dtype)) / cube.side * 2 - 1
+    volume = np.where(track.volume.weight > 0, track.volume.sdf, track.volume.truncation_m)
+    # The volume is indexed [x, y, z]; grid_sample reads (D, H, W) = (z, y, x) order from the last coordinate.
+    grid = torch.as_tensor(np.ascontiguousarray(volume.transpose(2, 1, 0)), dtype=local.dtype)[None, None]
+    sdf = F.grid_sample(
+        grid.expand(len(local), -1, -1, -1, -1),
+        normalised[:, :, None, None, :],
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=True,
+    )[:, 0, :, 0, 0]
+    return (torch.relu(margin - sdf) ** 2).mean(-1)
+
+
+def _second_difference(values: torch.Tensor) -> torch.Tensor:
+    """values[t+1] - 2 values[t] + values[t-1] along the first axis."""
+    return values[2:] - 2 * values[1:-1] + values[:-2]
+
+
+def track_hand(
+    evidence: TakeEvidence,
+    object_track: ObjectTrack | None = None,
+    config: HandTrackConfig | None = None,
+    start: HandTrack | None = None,
+) -> HandTrack:
+    """Fit the open hand over the whole take (CPU, one thread: many small ops).
+
+    Args:
+        evidence: the take's per-frame evidence.
+        object_track: the fused object the hand must not enter, or None.
+        config: weights and schedule.
+        start: an earlier fit to refine (`config.refine_iterations` steps from its pose and shape,
+            one hypothesis) instead of starting from the frames' joints.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _track(evidence, object_track, config or HandTrackConfig(), start)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _track(
+    evidence: TakeEvidence, object_track: ObjectTrack | None, cfg: HandTrackConfig, previous: HandTrack | None
+) -> HandTrack:
+    start = time.perf_counter()
+    layer = open_hand_layer()
+    batch = _batch(evidence, cfg)
+    count = len(evidence.frames)
+    with torch.no_grad():
+        if previous is None:
+            init = layer.pose_from_joints(
+                torch.as_tensor(_initial_joints(evidence, cfg), dtype=torch.float32)
+            )
+        else:
+            init = OpenHandPose(
+                *(
+                    torch.as_tensor(value, dtype=torch.float32)
+                    for value in (previous.global_orient, previous.finger_rotations, previous.transl)
+                )
+            )
+    poses = None if object_track is None else torch.as_tensor(object_track.poses, dtype=torch.float32)
+    full_betas = torch.zeros(layer.num_betas)
+    frame_weight = torch.as_tensor(~batch.bridged, dtype=torch.float32)
+    cap = cfg.robust_m**2
+
+    class Hypothesis:
+        """One start: per-frame offsets from the starting pose, the shared shape, their optimizer."""
+
+        def __init__(self, flip: float):
+            self.orient = init.global_orient @ axis_angle_to_matrix(torch.tensor([flip, 0.0, 0.0]))[None]
+            self.d_global = torch.zeros(count, 3, requires_grad=True)
+            self.d_local = torch.zeros(count, init.finger_rotations.shape[1], 3, requires_grad=True)
+            self.d_transl = torch.zeros(count, 3, requires_grad=True)
+            betas = np.zeros(cfg.num_betas) if previous is None else previous.betas[: cfg.num_betas]
+            self.betas = torch.tensor(betas, dtype=torch.float32, requires_grad=True)
+            self.params = [self.d_global, self.d_local, self.d_transl, self.betas]
+            self.optimizer = torch.optim.Adam(
+                [
+                    {"params": [self.d_global, self.d_local], "lr": cfg.lr_rotation},
+                    {"params": [self.d_transl], "lr": cfg.lr_translation},
+                    {"params": [self.betas], "lr": cfg.lr_shape},
+                ]
+            )
+            self.terms: dict[str, torch.Tensor] = {}
+            self.total = float("inf")
+
+        def shape(self) -> torch.Tensor:
+            return torch.cat([self.betas, full_betas[cfg.num_betas :]])
+
+        def rotations(self) -> tuple[torch.Tensor, torch.Tensor]:
+            return (
+                self.orient @ axis_angle_to_matrix(self.d_global),
+                init.finger_rotations @ axis_angle_to_matrix(self.d_local),
+            )
+
+        def pose(self) -> tuple[torch.Tensor, torch.Tensor]:
+            orient, fingers = self.rotations()
+            out = layer(
+                orient,
+                fingers,
+                betas=self.shape()[None].expand(count, -1),
+                transl=init.transl + self.d_transl,
+            )
+            return out.vertices, out.joints
+
+        def step(self) -> None:
+            vertices, joints = self.pose()
+            orient, fingers = self.rotations()
+            terms = self.terms
+
+            def per_frame(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+                return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+            depth_sq, _ = knn(batch.depth_points, vertices, 1)
+            terms["depth"] = per_frame(
+                depth_sq[..., 0].clamp(max=cap).mean(-1), batch.depth_mask * frame_weight
+            )
+            surface_sq, _ = knn(batch.surface_points, vertices, 1)
+            terms["coverage"] = per_frame(
+                surface_sq[..., 0].clamp(max=cap).mean(-1), batch.surface_mask * frame_weight
+            )
+            terms["free_space"] = per_frame(
+                _free_space(vertices, batch, cfg.free_space_margin_m, cfg.robust_m), frame_weight
+            )
+            joint_sq = ((joints - batch.joints) ** 2).sum(-1).clamp(max=4 * cap).mean(-1)
+            terms["joints"] = per_frame(joint_sq, batch.joints_mask * frame_weight)
+            z = joints[..., 2].clamp_min(1e-3)
+            K = batch.K
+            uv = torch.stack(
+                [K[0, 0] * joints[..., 0] / z + K[0, 2], K[1, 1] * joints[..., 1] / z + K[1, 2]], -1
+            )
+            error_sq = ((uv - batch.landmarks) ** 2).sum(-1) * (z / K[0, 0]) ** 2
+            terms["landmarks"] = per_frame(
+                (batch.confidence * error_sq.clamp(max=4 * cap)).mean(-1), frame_weight
+            )
+            terms["penetration"] = _penetration(
+                vertices, object_track, poses, cfg.penetration_margin_m
+            ).mean()
+            all_rotations = torch.cat([orient[:, None], fingers], 1)
+            terms["accel_joints"] = (
+                (_second_difference(joints) ** 2).sum(-1).mean() if count > 2 else vertices.new_zeros(())
+            )
+            terms["accel_rotation"] = (
+                (_second_difference(all_rotations) ** 2).sum((-1, -2)).mean()
+                if count > 2
+                else vertices.new_zeros(())
+            )
+            terms["pose"] = (self.d_local**2).sum(-1).mean() + (self.d_global**2).sum(-1).mean()
+            terms["shape"] = (self.betas**2).mean()
+            total = sum(getattr(cfg, f"w_{name}") * value for name, value in terms.items())
+            for param, grad in zip(self.params, torch.autograd.grad(total, self.params)):
+                param.grad = grad
+            self.optimizer.step()
+            self.total = float(total.detach())
+
+    flips = [0.0, math.pi][: max(1, cfg.hypotheses if previous is None else 1)]
+    iterations = cfg.iterations if previous is None else cfg.refine_iterations
+    starts = [Hypothesis(flip) for flip in flips]
+    trial = min(cfg.trial_iterations, iterations) if len(starts) > 1 else 0
+    for hypothesis in starts:
+        for _ in range(trial):
+            hypothesis.step()
+    best = min(starts, key=lambda h: h.total)
+    for _ in range(iterations - trial):
+        best.step()
+    with torch.no_grad():
+        orient, fingers = best.rotations()
+        every = np.ones(count, bool)
+        orient = smooth_rotations(orient.numpy(), every, cfg.smooth_sigma_frames)
+        fingers = np.stack(
+            [
+                smooth_rotations(fingers[:, b].numpy(), every, cfg.smooth_sigma_frames)
+                for b in range(fingers.shape[1])
+            ],
+            1,
+        )
+        transl = smooth_positions((init.transl + best.d_transl).numpy(), every, cfg.smooth_sigma_frames)
+        betas = best.shape().detach()
+        out = layer(
+            torch.as_tensor(orient, dtype=torch.float32),
+            torch.as_tensor(fingers, dtype=torch.float32),
+            betas=betas[None].expand(count, -1),
+            transl=torch.as_tensor(transl, dtype=torch.float32),
+        )
+    return HandTrack(
+        betas=betas.numpy().astype(np.float64),
+        global_orient=orient,
+        finger_rotations=fingers,
+        transl=transl,
+        vertices=out.vertices.numpy().astype(np.float32),
+        joints=out.joints.numpy().astype(np.float64),
+        faces=layer.faces.numpy().astype(np.int64),
+        bridged=batch.bridged,
+        losses={name: float(value.detach()) for name, value in best.terms.items()},
+        seconds=time.perf_counter() - start,
+    )

@@ -35,6 +35,10 @@ class DataConfig:
     """Depth points per frame given to the network (N_pcl)."""
     n_queries: int = 2000
     """SDF query points per frame: half from the hand samples, half from the object samples."""
+    background_queries: float = 0.0
+    """Share of each half taken instead from the observed surface that is neither hand nor object
+    (forearm, table, clutter; mask labels other than 1 and 2) inside the cube, with its distance
+    to the GT hand or object as target: teaches both fields where a hand ends (0: off)."""
     n_hand_points: int = 512
     """GT hand vertices kept per frame as the target of the hand-surface-point head (Chamfer)."""
     heatmap_sigma_vox: float = 0.6

@@ -6,10 +6,13 @@ All outputs are in net units (nu, see ``c2f_core.geometry.frames``) and made wit
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from scipy.ndimage import convolve1d
+from scipy.spatial import cKDTree
 
 from c2f_core.errors import C2FError
+from c2f_core.geometry.camera import depth_to_points
 from c2f_core.geometry.frames import (
     cam_to_nu,
     crop_points_nu,
@@ -164,3 +167,44 @@ def splat_heatmap(points_nu: np.ndarray, resolution: int, sigma_vox: float, clip
 def subsample(points: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` rows of ``points`` drawn without replacement when possible, else with."""
     return points[rng.choice(len(points), size=count, replace=len(points) < count)]
+
+
+MASK_HAND, MASK_OBJECT = 1, 2
+"""Ground-truth mask labels of hand and object (background 0, forearm 3)."""
+MASK_EDGE_PX = 2
+"""Pixels this close to a hand or object pixel are left out of the background samples (depth at
+silhouette edges mixes surfaces)."""
+
+
+def background_points(
+    depth_m: np.ndarray, K: np.ndarray, mask: np.ndarray, ref_m: np.ndarray, cube_half_m: float
+) -> np.ndarray:
+    """Observed surface points (N, 3, metres) that are neither hand nor object, inside the cube."""
+    foreground = np.isin(mask, (MASK_HAND, MASK_OBJECT)).astype(np.uint8)
+    near = cv2.dilate(foreground, np.ones((2 * MASK_EDGE_PX + 1,) * 2, np.uint8)) > 0
+    points, rows_cols = depth_to_points(np.asarray(depth_m), np.asarray(K, np.float64))
+    keep = ~near[rows_cols[:, 0], rows_cols[:, 1]]
+    points = points[keep]
+    inside = np.all(np.abs(points - ref_m) < cube_half_m, axis=1)
+    return points[inside]
+
+
+def background_queries(
+    points_m: np.ndarray,
+    vertices: np.ndarray,
+    count: int,
+    rng: np.random.Generator,
+    ref_m: np.ndarray,
+    cube_half_m: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`count` of the background points with their distance to a GT mesh's vertices, in net units.
+
+    The vertex distance is an upper bound of the surface distance by under an edge length (a few
+    millimetres), far below the loss's clamp for points that are not next to the mesh.
+    """
+    chosen = points_m[rng.integers(0, len(points_m), count)]
+    distance, _ = cKDTree(np.asarray(vertices, np.float64)).query(chosen, k=1)
+    return (
+        cam_to_nu(chosen, ref_m, cube_half_m).astype(np.float32),
+        sdf_m_to_nu(distance, cube_half_m).astype(np.float32),
+    )

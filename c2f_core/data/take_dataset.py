@@ -27,6 +27,8 @@ from c2f_core.data.augment import jitter_box
 from c2f_core.data.crop import gt_box
 from c2f_core.data.inputs import InputConfig, prepare_inputs
 from c2f_core.data.samples import (
+    background_points,
+    background_queries,
     sample_sdf_queries,
     sample_surface,
     splat_heatmap,
@@ -105,16 +107,40 @@ def _require_gt(frame: RGBDFrame) -> dict[str, np.ndarray]:
 
 
 def make_targets(
-    gt: dict[str, np.ndarray], ref_m: np.ndarray, config: InputConfig, rng: np.random.Generator
+    gt: dict[str, np.ndarray],
+    ref_m: np.ndarray,
+    config: InputConfig,
+    rng: np.random.Generator,
+    frame: RGBDFrame | None = None,
 ) -> dict[str, np.ndarray]:
-    """Training targets of one frame in net units around ``ref_m`` (see the module docstring)."""
+    """Training targets of one frame in net units around ``ref_m`` (see the module docstring).
+
+    With ``data.background_queries`` > 0 and the ``frame`` (its depth and GT mask), that share of
+    each half are observed points of neither hand nor object (``samples.background_points``).
+    """
     frames, data = config.frames, config.data
     half = frames.cube_half_m
     n_hand = data.n_queries // 2
-    hand_q, hand_sdf = sample_sdf_queries(gt["sdf_hand_points"], gt["sdf_hand"], n_hand, rng, ref_m, half)
-    obj_q, obj_sdf = sample_sdf_queries(
-        gt["sdf_object_points"], gt["sdf_object"], data.n_queries - n_hand, rng, ref_m, half
+    n_object = data.n_queries - n_hand
+    background = np.zeros((0, 3))
+    n_back = round(data.background_queries * n_hand)
+    if n_back > 0 and frame is not None and "mask" in gt:
+        background = background_points(frame.depth_m, frame.K, gt["mask"], ref_m, half)
+    if len(background) == 0:
+        n_back = 0
+    hand_q, hand_sdf = sample_sdf_queries(
+        gt["sdf_hand_points"], gt["sdf_hand"], n_hand - n_back, rng, ref_m, half
     )
+    obj_q, obj_sdf = sample_sdf_queries(
+        gt["sdf_object_points"], gt["sdf_object"], n_object - n_back, rng, ref_m, half
+    )
+    if n_back > 0:
+        extra = [
+            background_queries(background, gt[key], n_back, rng, ref_m, half)
+            for key in ("hand_verts", "object_verts")
+        ]
+        hand_q, hand_sdf = np.concatenate([hand_q, extra[0][0]]), np.concatenate([hand_sdf, extra[0][1]])
+        obj_q, obj_sdf = np.concatenate([obj_q, extra[1][0]]), np.concatenate([obj_sdf, extra[1][1]])
     hand_surface = sample_surface(gt["hand_verts"], gt["hand_faces"], HEATMAP_SURFACE_POINTS, rng)
     object_surface = sample_surface(gt["object_verts"], gt["object_faces"], HEATMAP_SURFACE_POINTS, rng)
     hand_surface_nu = cam_to_nu(hand_surface, ref_m, half)
@@ -202,7 +228,7 @@ class FrameDataset(torch.utils.data.Dataset):
         if augment is not None:
             box = jitter_box(box, rng, augment.box_shift, augment.box_scale)
         sample: dict[str, Any] = prepare_inputs(frame, box, config, rng, augment)
-        sample.update(make_targets(gt, sample["ref_m"].astype(np.float64), config, rng))
+        sample.update(make_targets(gt, sample["ref_m"].astype(np.float64), config, rng, frame))
         sample["key"] = np.int64(key)
         return sample
 

@@ -286,3 +286,34 @@ def test_frame_cache_reads_each_frame_once(toy_take):
     np.testing.assert_array_equal(ds[0]["rgb"], first["rgb"])
     ds[1]
     assert counting.reads == 2
+
+
+def test_background_queries_teach_both_fields_where_neither_part_is(toy_take):
+    config = load_c2f_config("configs/tiny.yaml")
+    config.data.background_queries = 0.25
+    frame = open_sources([toy_take])[0][1]
+    # A wall 4 cm behind the hand, inside the reconstruction cube, where the toy scene shows nothing near.
+    mask = frame.gt["mask"]
+    wall = float(np.median(frame.depth_m[mask == 1])) + 0.04
+    frame = dataclasses.replace(frame, depth_m=np.where(mask == 0, wall, frame.depth_m).astype(np.float32))
+    sample = FrameDataset([[frame]], config, train=False, seed=5)[0]
+    q, half = config.data.n_queries, config.frames.cube_half_m
+    n_back = round(0.25 * (q // 2))
+    assert sample["query_nu"].shape == (q, 3) and sample["query_is_hand"][: q // 2].all()
+    ref = sample["ref_m"].astype(np.float64)
+    for start, key in ((q // 2 - n_back, "hand_verts"), (q - n_back, "object_verts")):
+        points = nu_to_cam(sample["query_nu"][start : start + n_back].astype(np.float64), ref, half)
+        sdf = sdf_nu_to_m(sample["query_sdf_nu"][start : start + n_back].astype(np.float64), half)
+        # Observed pixels of the wall: on the depth map, labelled neither hand nor object.
+        uv, z = project(points, frame.K)
+        cols, rows = np.round(uv).astype(int).T
+        np.testing.assert_allclose(frame.depth_m[rows, cols], z, atol=1e-4)
+        assert not np.isin(mask[rows, cols], (1, 2)).any()
+        # Their target: the distance to the part's nearest vertex, positive (outside).
+        vertices = frame.gt[key].astype(np.float64)
+        nearest = np.linalg.norm(points[:, None] - vertices[None], axis=-1).min(1)
+        np.testing.assert_allclose(sdf, nearest, atol=1e-5)
+        assert (sdf > 0).all()
+    # Off (the default): the halves are the GT samples only, as before.
+    plain = FrameDataset([[frame]], CONFIG, train=False, seed=5)[0]
+    assert not np.array_equal(plain["query_nu"], sample["query_nu"])

@@ -20,9 +20,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="benchmark dense vs surface-aware reconstruction (queries, stage times, memory, Chamfer)",
+        epilog=(
+            "Prints, per method, the SDF queries and the seconds of each stage (encoder, coarse SDF, kNN,\n"
+            "pixel features, decoders, the extractor's walk, marching cubes), per frame the queries and\n"
+            "seconds, and the Chamfer distance between the SER and dense meshes (and to the ground truth\n"
+            "when the take has it). Timings depend on the load of the machine; query counts do not."
+        ),
     )
     parser.add_argument("--checkpoint", type=Path, help="trained model (default: the bundled one)")
-    parser.add_argument("--take", type=Path, help="frames to run on (default: synthetic frames made now)")
+    parser.add_argument(
+        "--take",
+        type=Path,
+        help="a take to run on, synthetic or real: its first --frames frames, each cropped as `c2f "
+        "reconstruct` crops a frame without tracking (default: synthetic frames made now)",
+    )
     parser.add_argument("--frames", type=int, default=4, help="number of frames (default 4)")
     parser.add_argument("--resolution", type=int, default=128, help="grid samples per axis (default 128)")
     parser.add_argument(

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from c2f_core.eval.metrics import NUM_SURFACE_SAMPLES, mesh_problem
+from c2f_core.geometry.knn import PointIndex
 from c2f_core.geometry.mesh_sdf import sample_surface
 from c2f_core.geometry.tolerances import ICP_STOP_ERROR_M, ICP_STOP_IMPROVEMENT_M
 
@@ -122,15 +122,15 @@ def refine_scale_translation(
     source = np.asarray(source, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
     translation = np.asarray(translation, dtype=np.float64)
-    target_tree, source_tree = cKDTree(target), cKDTree(source)
+    target_index, source_index = PointIndex(target), PointIndex(source)
     previous_error = np.inf
     best = (scale, translation, np.inf)
     iterations = 0
     for iterations in range(1, max_iterations + 1):
         moved = scale * source + translation
-        _, to_target = target_tree.query(moved, k=1, workers=-1)
+        _, to_target = target_index.query(moved)
         # Nearest source sample of each target sample, searched in source coordinates.
-        _, to_source = source_tree.query((target - translation) / scale, k=1, workers=-1)
+        _, to_source = source_index.query((target - translation) / scale)
         pairs_from = np.concatenate([source, source[to_source]])
         pairs_to = np.concatenate([target[to_target], target])
         error = float(np.sqrt(((scale * pairs_from + translation - pairs_to) ** 2).sum(1).mean()))

@@ -14,12 +14,14 @@ gives NaN metrics with a reason instead of an exception; ``summarize`` skips tho
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
-from scipy.spatial import cKDTree
 
+from c2f_core.geometry.knn import PointIndex
 from c2f_core.geometry.mesh_sdf import sample_surface
 from c2f_core.geometry.tolerances import F_SCORE_EPS, MIN_MESH_AREA_M2
 
@@ -48,6 +50,35 @@ class ReconMetrics:
     def valid(self) -> bool:
         """True when the metrics were computed."""
         return self.reason is None
+
+
+@dataclass
+class TruthSamples:
+    """The seeded surface samples of a ground-truth mesh, drawn once and shared by every protocol.
+
+    ``reconstruction_metrics`` draws the truth first and the prediction second from one generator;
+    ``generator_after`` is that generator as the truth left it, so a prediction drawn from a copy of
+    it gets the very points it got before the truth was shared.
+    """
+
+    points_cm: np.ndarray
+    """(S, 3) float64 points on the GT surface, centimetres."""
+    generator_after: np.random.Generator
+    """The sampling generator's state after drawing ``points_cm`` (copied before each use)."""
+
+    @classmethod
+    def draw(
+        cls, vertices: np.ndarray, faces: np.ndarray, num_samples: int = NUM_SURFACE_SAMPLES, seed: int = 0
+    ) -> TruthSamples:
+        """Sample a GT mesh (`vertices` (V, 3) metres, `faces` (F, 3)) as ``reconstruction_metrics`` does."""
+        rng = np.random.default_rng(seed)
+        points = sample_surface(vertices, faces, num_samples, rng)[0] * METRES_TO_CM
+        return cls(points, rng)
+
+    @cached_property
+    def index(self) -> PointIndex:
+        """The k-d tree over the samples, built on first use."""
+        return PointIndex(self.points_cm)
 
 
 def mesh_problem(vertices: np.ndarray | None, faces: np.ndarray | None) -> str | None:
@@ -86,6 +117,7 @@ def reconstruction_metrics(
     thresholds_cm: Sequence[float],
     num_samples: int = NUM_SURFACE_SAMPLES,
     seed: int = 0,
+    truth: TruthSamples | None = None,
 ) -> ReconMetrics:
     """Chamfer distance (cm^2) and F-scores of a predicted mesh against the ground truth (method E.1).
 
@@ -97,6 +129,8 @@ def reconstruction_metrics(
         thresholds_cm: F-score thresholds, cm (``HAND_THRESHOLDS_CM`` / ``OBJECT_THRESHOLDS_CM``).
         num_samples: surface points per mesh.
         seed: seeds the sampling of both meshes; the same seed gives the same numbers.
+        truth: the GT mesh's samples drawn earlier with the same mesh, ``num_samples`` and ``seed``
+            (``TruthSamples.draw``), to share them between protocols; None draws them here.
 
     Returns:
         The metrics, or NaN metrics with ``reason`` set when either mesh cannot be evaluated.
@@ -110,11 +144,14 @@ def reconstruction_metrics(
             return ReconMetrics(
                 float("nan"), {float(t): float("nan") for t in thresholds_cm}, f"{role}: {problem}"
             )
-    rng = np.random.default_rng(seed)
-    gt_points = sample_surface(gt_vertices, gt_faces, num_samples, rng)[0] * METRES_TO_CM
+    if truth is None:
+        truth = TruthSamples.draw(gt_vertices, gt_faces, num_samples, seed)
+    elif len(truth.points_cm) != num_samples:
+        raise ValueError(f"truth holds {len(truth.points_cm)} samples, not num_samples = {num_samples}")
+    rng = copy.deepcopy(truth.generator_after)
     pred_points = sample_surface(pred_vertices, pred_faces, num_samples, rng)[0] * METRES_TO_CM
-    gt_to_pred, _ = cKDTree(pred_points).query(gt_points, k=1, workers=-1)
-    pred_to_gt, _ = cKDTree(gt_points).query(pred_points, k=1, workers=-1)
+    gt_to_pred, _ = PointIndex(pred_points).query(truth.points_cm)
+    pred_to_gt, _ = truth.index.query(pred_points)
     chamfer = float(np.mean(gt_to_pred**2) + np.mean(pred_to_gt**2))
     fscores = {}
     for tau in thresholds_cm:

@@ -24,11 +24,13 @@ from c2f_core.eval.metrics import (
     HAND_THRESHOLDS_CM,
     OBJECT_THRESHOLDS_CM,
     ReconMetrics,
+    TruthSamples,
+    mesh_problem,
     reconstruction_metrics,
     summarize,
 )
 from c2f_core.io.recon_output import read_frame_meshes, read_reconstruction
-from c2f_core.io.take import Take
+from c2f_core.io.take import Take, read_gt
 from c2f_core.progress import progress
 
 Protocol = Literal["aligned", "raw"]
@@ -63,8 +65,13 @@ def evaluate_frame(
     frame: int = 0,
     seed: int = 0,
     num_samples: int = 30_000,
+    truth: dict[str, TruthSamples] | None = None,
 ) -> FrameEvaluation:
-    """Metrics of predicted (hand_v, hand_f, obj_v, obj_f) against a GT dict, metres, camera frame."""
+    """Metrics of predicted (hand_v, hand_f, obj_v, obj_f) against a GT dict, metres, camera frame.
+
+    `truth` ("hand", "object": ``TruthSamples.draw`` of the GT meshes with `num_samples` and `seed`)
+    shares the GT samples between the protocols of one frame; None draws them here.
+    """
     hand_v, hand_f, obj_v, obj_f = (np.asarray(a) for a in pred)
     alignment: dict[str, float] = {}
     if protocol == "aligned":
@@ -80,14 +87,39 @@ def evaluate_frame(
             "scale": transform.scale,
             **{f"t{a}": float(v) for a, v in zip("xyz", transform.translation)},
         }
+    truth = truth or {}
     hand = reconstruction_metrics(
-        hand_v, hand_f, gt["hand_verts"], gt["hand_faces"], HAND_THRESHOLDS_CM, num_samples, seed
+        hand_v,
+        hand_f,
+        gt["hand_verts"],
+        gt["hand_faces"],
+        HAND_THRESHOLDS_CM,
+        num_samples,
+        seed,
+        truth.get("hand"),
     )
     obj = reconstruction_metrics(
-        obj_v, obj_f, gt["object_verts"], gt["object_faces"], OBJECT_THRESHOLDS_CM, num_samples, seed
+        obj_v,
+        obj_f,
+        gt["object_verts"],
+        gt["object_faces"],
+        OBJECT_THRESHOLDS_CM,
+        num_samples,
+        seed,
+        truth.get("object"),
     )
     contact = contact_metrics(hand_v, hand_f, obj_v, obj_f)
     return FrameEvaluation(frame, hand, obj, contact, alignment)
+
+
+def _truth_samples(gt: dict[str, np.ndarray], num_samples: int, seed: int) -> dict[str, TruthSamples]:
+    """The GT samples of a frame's hand and object (both protocols use them), where the meshes allow."""
+    truth = {}
+    for part in ("hand", "object"):
+        vertices, faces = gt[f"{part}_verts"], gt[f"{part}_faces"]
+        if mesh_problem(vertices, faces) is None:
+            truth[part] = TruthSamples.draw(vertices, faces, num_samples, seed)
+    return truth
 
 
 def _summary(evaluations: list[FrameEvaluation]) -> dict[str, dict[str, float]]:
@@ -120,15 +152,18 @@ def evaluate_folder(
     per_protocol: dict[str, list[FrameEvaluation]] = {p: [] for p in protocols}
     missing: dict[int, str] = {}
     for frame in progress(gt_frames, total=len(gt_frames), desc="evaluating", quiet=quiet, unit="frame"):
-        gt = take.read_frame(frame, check=False).gt or {}
+        gt = read_gt(take.paths(frame).gt)  # the images are not needed
         for key in ("hand_verts", "hand_faces", "object_verts", "object_faces"):
             if key not in gt:
                 raise C2FError(f"ground truth of frame {frame} in {gt_take} lacks '{key}'")
         if frame in recon.frames:
             meshes = read_frame_meshes(recon, frame)
             pred = (meshes.hand_vertices, meshes.hand_faces, meshes.object_vertices, meshes.object_faces)
+            truth = _truth_samples(gt, num_samples, seed)
             for protocol in protocols:
-                per_protocol[protocol].append(evaluate_frame(pred, gt, protocol, frame, seed, num_samples))
+                per_protocol[protocol].append(
+                    evaluate_frame(pred, gt, protocol, frame, seed, num_samples, truth)
+                )
         else:
             reason = recon.failed.get(frame, "no reconstruction for this frame")
             missing[frame] = reason

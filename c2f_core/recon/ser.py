@@ -1,17 +1,19 @@
-"""Surface-aware extraction (SER, method D.2) with an optional coarse-to-fine narrow band on top.
+"""Surface-aware extraction (SER, method D.2): query the field only near the surfaces, then mesh.
 
-Two steps narrow down where the field is queried:
+Three steps narrow down where the field is queried:
 
-1. ``select_coarse_blocks``: a coarse M^3 (32^3) selection of the grid built from the network's
-   heatmap and marker points (method D.2 steps 1-3, 5). Coarse block (a, b, c) owns the fine
-   samples ``[a*sub, (a+1)*sub) x [b*sub, ...) x [c*sub, ...)`` with ``sub = N / M``. Optionally,
-   ``zoom_to_scores`` first moves to a finer grid over the tight cube of marked blocks (step 4),
-   as the reference does: ``zoom_to_scores(cube, coarse_scores(cube, heatmap, markers))``.
-2. Inside the selected blocks, either every fine sample is queried (plain SER), or an octree-like
-   descent queries only the corners of cells that may hold the surface (``octree=True``).
-
-Marching cubes then runs only on cells whose 8 corners were all queried (an explicit mask, not a
-fill value), so the edge of the selection gives an open boundary, never a phantom wall.
+1. Block selection (``recon.ser_blocks``): coarse blocks of the grid marked by the network's heatmap
+   and marker points (method D.2 steps 1-5).
+2. Inside the selected blocks, either every fine sample is queried (plain SER, ``octree=False``),
+   or a coarse-to-fine descent queries far fewer:
+   - surface following (default, ``recon.ser_surface``): the samples of a coarse lattice of the
+     blocks, then, stride by stride, only the corners of cells that the surface crosses, walking
+     from cell to cell across sign-changing edges; coarse pieces much smaller than the largest
+     are not refined when only the largest piece is kept;
+   - a Lipschitz narrow band (``follow_surface=False``): cells are subdivided unless a corner value
+     proves them free of the surface; slower, but it meshes every piece dense extraction meshes.
+3. Marching cubes only on cells whose 8 corners were all queried (an explicit mask, not a fill
+   value), so the edge of the selection gives an open boundary, never a phantom wall.
 """
 
 from __future__ import annotations
@@ -21,11 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.ndimage
-import torch
 
 from c2f_core.errors import C2FError
-from c2f_core.geometry.grid import GridCube, index_to_linear, point_to_cell
+from c2f_core.geometry.grid import GridCube, index_to_linear
 from c2f_core.recon.extract import (
     ExtractionResult,
     FieldFn,
@@ -34,178 +34,10 @@ from c2f_core.recon.extract import (
     keep_largest_component,
     marching_cubes_masked,
 )
-
-_CORNER_OFFSETS = np.array([[(b >> 2) & 1, (b >> 1) & 1, b & 1] for b in range(8)], dtype=np.int64)
-"""(8, 3) the corners of a unit cell (0 or 1 per axis), also the 8 children of a cell."""
+from c2f_core.recon.ser_surface import CORNERS, Lattice, SurfaceWalker, largest_pieces
 
 _PARENTS_PER_BATCH = 16_384
 """Parent cells handled at once when deciding which children to refine (bounds temporary memory)."""
-
-
-def coarse_scores(
-    cube: GridCube,
-    heatmap: np.ndarray | None = None,
-    markers: np.ndarray | torch.Tensor | None = None,
-    threshold: float = 0.005,
-    coarse_resolution: int = 32,
-    marker_value: float = 2.0,
-) -> np.ndarray:
-    """Per-block score before smoothing: thresholded heatmap plus marker marks (D.2 steps 1-3).
-
-    Heatmap values below ``threshold`` are zeroed; every block containing at least one marker gets
-    ``+marker_value`` once (duplicates do not accumulate).
-
-    Convention: block (a, b, c), axis order x, y, z, owns fine samples ``a*sub .. a*sub+sub-1``
-    along x (likewise y, z), ``sub = cube.resolution // coarse_resolution``. A marker belongs to
-    the block of the fine cell containing it, ``floor((p - origin) / voxel) // sub`` (floor
-    indexing, no true division). Markers outside the cube are ignored rather than clipped onto its
-    faces, where they would select blocks that hold no surface.
-
-    Args:
-        cube: the fine grid; ``cube.resolution`` must be a multiple of ``coarse_resolution``.
-        heatmap: (M, M, M) float, hand + object heatmap in [0, 1] laid out like the blocks, or None.
-        markers: (K, 3) metres, same frame as ``cube`` (predicted hand vertices, near-surface depth
-            points and their mirror copies), or None.
-        threshold: heatmap values below this count as 0 (the reference's hm_threshold).
-        coarse_resolution: M, blocks per axis.
-        marker_value: score added to a block holding a marker.
-
-    Returns:
-        (M, M, M) float64 scores (all 0 when there is neither heatmap nor marker).
-    """
-    m = coarse_resolution
-    if m < 1 or cube.resolution % m != 0:
-        raise ValueError(f"grid resolution {cube.resolution} is not a multiple of coarse_resolution {m}")
-    sub = cube.resolution // m
-    score = np.zeros((m, m, m), dtype=np.float64)
-    if heatmap is not None:
-        heatmap = np.asarray(heatmap, dtype=np.float64)
-        if heatmap.shape != (m, m, m):
-            raise ValueError(f"heatmap must be ({m}, {m}, {m}), got {heatmap.shape}")
-        if not np.all(np.isfinite(heatmap)):
-            raise ValueError("heatmap holds NaN or infinite values")
-        score = np.where(heatmap >= threshold, heatmap, 0.0)
-    if markers is not None:
-        if isinstance(markers, torch.Tensor):
-            markers = markers.detach().cpu().numpy()
-        markers = np.asarray(markers, dtype=np.float64)
-        if markers.ndim != 2 or markers.shape[1] != 3:
-            raise ValueError(f"markers must be (K, 3) metres, got {markers.shape}")
-        markers = markers[np.all(np.isfinite(markers), axis=1)]
-        inside = markers[cube.contains(markers)]
-        cells = np.minimum(point_to_cell(inside, cube), cube.resolution - 1)
-        blocks = np.unique(cells // sub, axis=0)
-        score[blocks[:, 0], blocks[:, 1], blocks[:, 2]] += marker_value
-    return score
-
-
-def blocks_from_scores(scores: np.ndarray, threshold: float = 0.005) -> np.ndarray:
-    """Selected blocks: 3x3x3 mean of the scores (replicate padding) above ``threshold`` (D.2 step 5).
-
-    A single mark of 2 gives 2/27 to each of its 27 blocks: in effect a one-block dilation.
-
-    Args:
-        scores: (M, M, M) from ``coarse_scores`` (or a crop of it).
-        threshold: selection threshold on the smoothed score.
-
-    Returns:
-        (M, M, M) bool.
-    """
-    return (
-        scipy.ndimage.uniform_filter(np.asarray(scores, dtype=np.float64), size=3, mode="nearest") > threshold
-    )
-
-
-def select_coarse_blocks(
-    cube: GridCube,
-    heatmap: np.ndarray | None = None,
-    markers: np.ndarray | torch.Tensor | None = None,
-    threshold: float = 0.005,
-    coarse_resolution: int = 32,
-    marker_value: float = 2.0,
-) -> np.ndarray:
-    """Coarse blocks of ``cube`` that may hold the surface (method D.2 steps 1-3 and 5).
-
-    ``blocks_from_scores(coarse_scores(...))``; see those for the steps and the block convention.
-    The reference's zoom onto a tighter cube (step 4) is ``zoom_to_scores``.
-
-    Args:
-        cube: the fine grid; ``cube.resolution`` must be a multiple of ``coarse_resolution``.
-        heatmap: (M, M, M) float in [0, 1] laid out like the blocks, or None.
-        markers: (K, 3) metres, same frame as ``cube``, or None.
-        threshold: heatmap zeroing and selection threshold (the reference's hm_threshold).
-        coarse_resolution: M, blocks per axis.
-        marker_value: score added to a block holding a marker.
-
-    Returns:
-        (M, M, M) bool, True for selected blocks (all False when there is neither heatmap nor marker).
-    """
-    scores = coarse_scores(cube, heatmap, markers, threshold, coarse_resolution, marker_value)
-    return blocks_from_scores(scores, threshold)
-
-
-def zoom_to_scores(
-    cube: GridCube,
-    scores: np.ndarray,
-    threshold: float = 0.005,
-    min_marginal: float = 2.5,
-    resolution: int | None = None,
-) -> tuple[GridCube, np.ndarray]:
-    """A finer grid over the tight cube of blocks holding the scores, and its selection (D.2 steps 4-5).
-
-    Per axis, the blocks whose marginal score sum (over the other two axes) exceeds
-    ``min_marginal`` give a [min, max] range; S = the largest extent, and the range start is moved
-    down where needed so S blocks fit in the grid. The crop of S^3 blocks becomes a new grid of
-    ``sub' * S`` samples per axis, ``sub' = resolution // S`` (so a tight crop gets a finer voxel),
-    spanning the cells of those blocks: from the first sample of the first block to the first
-    sample after the last block (a marker in the cell joining two blocks belongs to the lower
-    one, so that cell must be covered). Its selection is ``blocks_from_scores`` on the cropped
-    scores, so new block j stands for old block start + j.
-
-    Args:
-        cube: the grid ``scores`` refers to.
-        scores: (M, M, M) from ``coarse_scores``.
-        threshold: selection threshold (step 5).
-        min_marginal: marginal sum a block slice needs to count for the bounding range (2.5 keeps
-            slices with two marks or more, dropping a lone stray marker).
-        resolution: samples per axis to aim for (default ``cube.resolution``); the result has
-            ``(resolution // S) * S`` <= resolution.
-
-    Returns:
-        The new grid and its (S, S, S) bool selection. When no slice passes ``min_marginal``, the
-        input grid and ``blocks_from_scores(scores)`` are returned unchanged.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    m = scores.shape[0]
-    if scores.shape != (m, m, m) or cube.resolution % m:
-        raise ValueError(
-            f"scores must be (M, M, M) with {cube.resolution} a multiple of M, got {scores.shape}"
-        )
-    resolution = resolution or cube.resolution
-    starts, extents = [], []
-    for axis in range(3):
-        marginal = scores.sum(axis=tuple(a for a in range(3) if a != axis))
-        kept = np.flatnonzero(marginal > min_marginal)
-        if len(kept) == 0:
-            return cube, blocks_from_scores(scores, threshold)
-        starts.append(int(kept[0]))
-        extents.append(int(kept[-1] - kept[0] + 1))
-    size = max(extents)
-    if resolution < size:
-        raise ValueError(f"resolution {resolution} is smaller than the {size} blocks to cover")
-    start = np.array([min(s, m - size) for s in starts])
-    cropped = scores[start[0] : start[0] + size, start[1] : start[1] + size, start[2] : start[2] + size]
-
-    sub = cube.resolution // m
-    first_sample = start * sub
-    side = size * sub * cube.voxel_size  # may reach one voxel past the old grid: the field is defined there
-    new_resolution = (resolution // size) * size
-    zoomed = GridCube(
-        origin=cube.origin + first_sample * cube.voxel_size,
-        voxel_size=side / (new_resolution - 1),
-        resolution=new_resolution,
-    )
-    return zoomed, blocks_from_scores(cropped, threshold)
 
 
 @dataclass
@@ -215,11 +47,12 @@ class SurfaceAwareExtractorConfig:
     octree: bool = True
     """Refine coarse-to-fine inside the selected blocks (False: query every sample in them)."""
     top_stride: int = 8
-    """Octree: cell size, in fine voxels, of the first level (a power of two)."""
+    """Band (``follow_surface=False``): cell size, in fine voxels, of the first level (a power of two)."""
     lipschitz: float = 1.0
-    """Octree: assumed bound on the field's gradient norm. A cell is skipped only when some
+    """Octree: assumed bound on the field's gradient norm. The band skips a cell only when some
     corner value v satisfies |v| > lipschitz * (farthest distance from that corner to the cell),
-    which is safe for any field with that bound. Raise it for a learned SDF whose gradient
+    which is safe for any field with that bound; surface following probes a coarse cell when some
+    corner's |v| is below lipschitz * its half-diagonal. Raise it for a learned SDF whose gradient
     exceeds 1; a truncated SDF needs no change (truncation only shrinks |v|)."""
     chunk_size: int = 1 << 18
     """Most points passed to the field function in one call."""
@@ -227,6 +60,24 @@ class SurfaceAwareExtractorConfig:
     """Torch device the query points are created on (the network's device)."""
     keep_largest_component: bool = False
     """Keep only the largest connected component (by surface area) of each mesh."""
+    follow_surface: bool = True
+    """Octree: follow the surfaces cell to cell below the coarsest lattice (``recon.ser_surface``)
+    instead of refining a Lipschitz band. Pieces that no sample of the coarse lattices sees (small
+    or thin ones away from the others) are not meshed: use the band where every piece must be kept."""
+    coarse_cell_m: float = 0.03
+    """Surface following: the longest cell (metres) of the coarsest lattice, whose every sample in the
+    selected blocks is queried (8 voxels at 128^3 over the 40 cm cube). Coarser is cheaper, but a
+    piece of surface must show between its samples (or near them, where cells are probed at half
+    the stride) to be found."""
+    walk_strides: tuple[int, ...] = (4, 1)
+    """Surface following: the strides (powers of two, descending, ending at 1) at which the
+    surfaces are followed below the coarsest lattice; seeds reach each from the previous one by
+    bisecting sign-changing edges."""
+    piece_fraction: float = 0.0
+    """Surface following: coarse pieces with fewer crossed cells than this fraction of the largest
+    piece of their channel are not refined (0 refines every piece). Only with
+    ``keep_largest_component``, where the mesh drops such pieces anyway; about 0.25 leaves margin
+    for a piece that is larger at the fine level than at the coarse one."""
 
     def setup(self) -> SurfaceAwareExtractor:
         """Build the extractor these settings describe."""
@@ -247,6 +98,20 @@ class SurfaceAwareExtractor:
             raise C2FError(f"extractor lipschitz must be > 0, got {self.config.lipschitz}")
         if self.config.chunk_size < 1:
             raise C2FError(f"extractor chunk_size must be >= 1, got {self.config.chunk_size}")
+        walks = tuple(self.config.walk_strides)
+        if (
+            not walks
+            or walks[-1] != 1
+            or any(w < 1 or w & (w - 1) for w in walks)
+            or list(walks) != sorted(set(walks), reverse=True)
+        ):
+            raise C2FError(
+                f"extractor walk_strides must be descending powers of two ending at 1, got {walks}"
+            )
+        if not self.config.coarse_cell_m > 0:
+            raise C2FError(f"extractor coarse_cell_m must be > 0 metres, got {self.config.coarse_cell_m}")
+        if not 0.0 <= self.config.piece_fraction <= 1.0:
+            raise C2FError(f"extractor piece_fraction must be in [0, 1], got {self.config.piece_fraction}")
 
     def extract(
         self,
@@ -278,20 +143,22 @@ class SurfaceAwareExtractor:
         seconds_select = time.perf_counter() - begin
 
         values = np.full((len(names), n**3), np.nan, dtype=np.float32)
+        cell_masks = [region] * len(names)
+        seconds_octree = 0.0
         if not region.any():
-            cell_mask = region
-            seconds_octree = 0.0
+            pass
+        elif self.config.octree and self.config.follow_surface:
+            cell_masks, seconds_octree = self._follow_surfaces(sampler, cube, in_blocks, values)
         elif self.config.octree:
             cell_mask, seconds_octree = self._narrow_band(sampler, cube, region, values)
+            cell_masks = [cell_mask] * len(names)
         else:
             ids = np.flatnonzero(in_blocks)
             values[:, ids] = sampler(ids)
-            cell_mask = region
-            seconds_octree = 0.0
 
         begin = time.perf_counter()
         meshes = {
-            name: marching_cubes_masked(values[c].reshape(n, n, n), cube, cell_mask)
+            name: marching_cubes_masked(values[c].reshape(n, n, n), cube, cell_masks[c])
             for c, name in enumerate(names)
         }
         seconds_mc = time.perf_counter() - begin
@@ -310,6 +177,78 @@ class SurfaceAwareExtractor:
             "total": time.perf_counter() - start,
         }
         return ExtractionResult(meshes=meshes, queries=sampler.queries, timings=timings)
+
+    def _follow_surfaces(
+        self, sampler: FieldSampler, cube: GridCube, in_blocks: np.ndarray, values: np.ndarray
+    ) -> tuple[list[np.ndarray], float]:
+        """Coarse lattice, then surface following stride by stride down to the fine grid, per channel.
+
+        The coarsest lattice has the largest power-of-two stride whose cells are at most
+        ``coarse_cell_m`` long; all its samples inside the selected blocks are queried. A channel's
+        crossed cells there seed the walk at the next stride of ``walk_strides`` (bisecting their
+        sign-changing edges, ``SurfaceWalker.seed_cells``), which follows them to their whole pieces
+        (``follow_surface``), and so on down to stride 1. Cells near a surface but far from any
+        crossed cell are probed at half the stride first (``probe_isolated``), so a piece that slips
+        between the coarse samples is still seeded. With a ``piece_fraction``, only the largest
+        pieces of the last coarse level seed the fine grid.
+
+        Args:
+            sampler: the wrapped field function.
+            cube: the fine grid.
+            in_blocks: (N, N, N) bool, samples of the selected blocks.
+            values: (C, N^3) float32, NaN where unqueried; filled in place.
+
+        Returns:
+            One (N-1)^3 bool cell mask per channel (the crossed cells) and the seconds spent
+            outside the field function.
+        """
+        start = time.perf_counter()
+        seconds_field_before = sampler.seconds
+        n = in_blocks.shape[0]
+        known = np.zeros(n**3, dtype=bool)
+
+        def query(ids: np.ndarray) -> None:
+            new = ids[~known[ids]]
+            if len(new):
+                values[:, new] = sampler(new)
+                known[new] = True
+
+        walker = SurfaceWalker(values, query, in_blocks)
+        stride = 1
+        while 2 * stride * cube.voxel_size <= self.config.coarse_cell_m and 2 * stride < n:
+            stride *= 2
+        lattice = Lattice(n, stride)
+        size = lattice.size
+        cells = np.stack(np.unravel_index(np.flatnonzero(walker.usable_cells(lattice)), (size - 1,) * 3), -1)
+        query(np.unique(lattice.fine_ids(cells[:, None, :] + CORNERS)))
+        strides = [s for s in self.config.walk_strides if s < stride]
+        # A cell is near a surface when some corner is closer to it than the cell's half-diagonal.
+        reach = self.config.lipschitz * stride * cube.voxel_size * np.sqrt(3.0) / 2.0
+        crossed, near = [], []
+        for channel in range(values.shape[0]):
+            corner_values = walker.corner_values(lattice, cells, channel)
+            changes = (corner_values.min(1) <= 0.0) & (corner_values.max(1) >= 0.0)
+            crossed.append(np.zeros((size - 1) ** 3, dtype=bool))
+            crossed[-1][lattice.cell_ids(cells[changes])] = True
+            near.append(cells[~changes & (np.abs(corner_values).min(1) < reach)])
+        hidden = walker.probe_isolated(lattice, near, crossed) if strides else None
+        level = lattice
+        for finer in strides:
+            # Pieces are compared at the last coarse level, where their sizes are closest to the mesh's.
+            fraction = (
+                self.config.piece_fraction if finer == 1 and self.config.keep_largest_component else 0.0
+            )
+            seeds = walker.seed_cells(level, [largest_pieces(level, c, fraction) for c in crossed], finer)
+            if hidden is not None:
+                extra = walker.seed_cells(Lattice(n, stride // 2), hidden, finer)
+                seeds = [np.concatenate(pair) for pair in zip(seeds, extra, strict=True)]
+                hidden = None
+            level = Lattice(n, finer)
+            crossed = [np.zeros((level.size - 1) ** 3, dtype=bool) for _ in crossed]
+            walker.follow_surfaces(level, seeds, crossed)
+        masks = [c.reshape((n - 1,) * 3) for c in crossed]
+        seconds_field = sampler.seconds - seconds_field_before
+        return masks, time.perf_counter() - start - seconds_field
 
     def _narrow_band(
         self, sampler: FieldSampler, cube: GridCube, region: np.ndarray, values: np.ndarray
@@ -345,7 +284,7 @@ class SurfaceAwareExtractor:
         lo = lo[region_count(lo, np.minimum(lo + stride, last)) > 0]
         while len(lo):
             hi = np.minimum(lo + stride, last)
-            corner_ids = index_to_linear(np.where(_CORNER_OFFSETS[None] == 1, hi[:, None], lo[:, None]), n)
+            corner_ids = index_to_linear(np.where(CORNERS[None] == 1, hi[:, None], lo[:, None]), n)
             new_ids = np.unique(corner_ids[~known[corner_ids]])
             if len(new_ids):
                 values[:, new_ids] = sampler(new_ids)
@@ -389,7 +328,7 @@ class SurfaceAwareExtractor:
 
         Args:
             lo, hi: (P, 3) sample indices of the parents' lowest and highest corners.
-            corner_ids: (P, 8) linear ids of the parents' corners, order ``_CORNER_OFFSETS``.
+            corner_ids: (P, 8) linear ids of the parents' corners, order ``CORNERS``.
             half: the children's stride in fine voxels.
             values: (C, N^3) field values (the parents' corners are known).
             cube: the fine grid.
@@ -397,10 +336,10 @@ class SurfaceAwareExtractor:
         """
         last = cube.resolution - 1
         lo32, hi32 = lo.astype(np.int32), hi.astype(np.int32)  # int32 halves the temporaries
-        child_lo = lo32[:, None, :] + _CORNER_OFFSETS[None].astype(np.int32) * half  # (P, 8, 3)
+        child_lo = lo32[:, None, :] + CORNERS[None].astype(np.int32) * half  # (P, 8, 3)
         child_hi = np.minimum(child_lo + half, last)
         exists = np.all(child_lo < last, axis=-1)
-        corners = np.where(_CORNER_OFFSETS[None] == 1, hi32[:, None], lo32[:, None])  # (P, 8, 3)
+        corners = np.where(CORNERS[None] == 1, hi32[:, None], lo32[:, None])  # (P, 8, 3)
         # Farthest distance from each parent corner to each child box, per axis then Euclidean.
         along = np.maximum(
             np.abs(corners[:, None, :, :] - child_lo[:, :, None, :]),
@@ -446,7 +385,7 @@ def _box_counter(cells: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.nda
 
     def count(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         total = np.zeros(lo.shape[:-1], dtype=np.int64)  # int32 table, 3 int64 sums: no overflow
-        for offset in _CORNER_OFFSETS:
+        for offset in CORNERS:
             pick = np.where(offset == 1, hi, lo)
             sign = -1 if (3 - offset.sum()) % 2 else 1  # inclusion-exclusion over the 8 corners
             total += sign * table[pick[..., 0], pick[..., 1], pick[..., 2]]

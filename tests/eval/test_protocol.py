@@ -82,8 +82,20 @@ def test_folder_evaluation_counts_missing_frames_and_cli(tmp_path, capsys):
     saved = json.loads((tmp_path / "r.json").read_text())
     assert set(saved["protocols"]) == {"aligned", "raw"}
     assert Take.open(take_dir).frame_ids == [0, 1, 2]
-    code = main(["evaluate", str(out), str(take_dir), "--frames", "0:1", "--samples", "2000", "-q",
-                 "--json", str(tmp_path / "sub.json")])
+    code = main(
+        [
+            "evaluate",
+            str(out),
+            str(take_dir),
+            "--frames",
+            "0:1",
+            "--samples",
+            "2000",
+            "-q",
+            "--json",
+            str(tmp_path / "sub.json"),
+        ]
+    )
     subset = json.loads((tmp_path / "sub.json").read_text())
     assert code == 0 and subset["frames"] == 2 and subset["missing"] == {}
 
@@ -96,3 +108,28 @@ def test_evaluate_without_ground_truth_is_a_clear_error(tmp_path, capsys, make_t
     write_reconstruction_summary(out, name="take", intrinsics=TINY_INTRINSICS, frames=[0])
     code = main(["evaluate", str(out), str(take_dir), "--quiet"])
     assert code == 2 and "has no ground truth" in capsys.readouterr().err
+
+
+def test_folder_evaluation_samples_each_gt_mesh_once_per_frame(tmp_path, monkeypatch):
+    """Both protocols share a frame's GT samples: per frame, 2 GT meshes + 2 x 2 predictions + 2 for ICP."""
+    from c2f_core.eval import align, metrics
+
+    take_dir = tmp_path / "take"
+    with TakeWriter(take_dir, TINY_INTRINSICS) as writer:
+        color, depth = tiny_frame(0)
+        writer.write(0, color, depth, gt=_gt())
+    out = tmp_path / "recon"
+    gt = _gt()
+    write_frame_result(out, 0, (gt["hand_verts"], gt["hand_faces"]), (gt["object_verts"], gt["object_faces"]))
+    write_reconstruction_summary(out, name="take", intrinsics=TINY_INTRINSICS, frames=[0], failed={})
+    calls = []
+    for module in (metrics, align):
+        original = module.sample_surface
+
+        def counting(vertices, *args, _original=original, **kwargs):
+            calls.append(len(vertices))
+            return _original(vertices, *args, **kwargs)
+
+        monkeypatch.setattr(module, "sample_surface", counting)
+    evaluate_folder(str(out), str(take_dir), num_samples=500, quiet=True)
+    assert len(calls) == 8

@@ -42,3 +42,7 @@ def test_bench_reports_both_methods(tiny_setup, sphere_network, capsys, tmp_path
         report["hand_ser_vs_dense_cm2"] < 0.05
     )  # identical surfaces, up to the sampling noise of 10k points
     assert report["dense"]["peak_memory_mb"] > 0
+    # SER meshes the same surface as dense: zero distance to it, beyond the sampled Chamfer's noise
+    assert report["hand_ser_vs_dense_surface_cm2"] < 1e-6 and report["object_ser_vs_dense_surface_cm2"] < 1e-6
+    assert report["ser"]["stages_s"]["walk"] > 0 and report["ser"]["median_total_s"] > 0
+    assert "| frame | SER queries |" in printed

@@ -12,13 +12,8 @@ from c2f_core.errors import C2FError
 from c2f_core.geometry.grid import GridCube
 from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
 from c2f_core.recon.extract import Mesh, cells_with_all_corners, keep_largest_component, marching_cubes_masked
-from c2f_core.recon.ser import (
-    SurfaceAwareExtractor,
-    SurfaceAwareExtractorConfig,
-    coarse_scores,
-    select_coarse_blocks,
-    zoom_to_scores,
-)
+from c2f_core.recon.ser import SurfaceAwareExtractor, SurfaceAwareExtractorConfig
+from c2f_core.recon.ser_blocks import coarse_scores, select_coarse_blocks, zoom_to_scores
 
 CENTER = np.array([0.02, -0.03, 0.55])  # off the origin, so metres and placement are checked
 RADIUS = 0.08
@@ -314,3 +309,119 @@ def test_separated_spheres_touch_without_overlap():
     far = split["a"].vertices[split["a"].vertices[:, 0] < mid - 0.05]
     radii = np.linalg.norm(far - (CENTER - shift.numpy()), axis=1)
     assert np.abs(radii - RADIUS).max() < step
+
+
+def _largest(mesh):
+    return keep_largest_component(mesh)
+
+
+def hand_like_sdf(points):
+    """A palm-sized ellipsoid with a thin finger (radius 1.5 voxels at 128^3) and a small separate blob."""
+    local = points - torch.tensor(CENTER, dtype=points.dtype)
+    palm = (local / torch.tensor([0.05, 0.035, 0.02], dtype=points.dtype)).norm(dim=-1) * 0.02 - 0.02
+    # a finger along x from the palm's side, thinner than the coarse lattices can see
+    along = (local[:, 0] - 0.07).clamp(-0.03, 0.03)
+    finger = (local - torch.stack([along + 0.07, torch.zeros_like(along), torch.zeros_like(along)], -1)).norm(
+        dim=-1
+    ) - 0.0035
+    blob = (local - torch.tensor([-0.09, 0.08, 0.0], dtype=points.dtype)).norm(dim=-1) - 0.006
+    return torch.minimum(torch.minimum(palm, finger), blob)
+
+
+def crossed_corners(fn, cube, channels):
+    """Samples that are corners of cells the largest surface piece of each channel crosses: the
+    fewest queries exact marching cubes of those pieces needs."""
+    import scipy.ndimage
+
+    from c2f_core.geometry.grid import index_to_point
+
+    n = cube.resolution
+    grid = torch.stack(torch.meshgrid(*[torch.arange(n)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    values = fn(index_to_point(grid, cube).float()).reshape(n, n, n, channels).numpy()
+    needed = np.zeros((n, n, n), bool)
+    for c in range(channels):
+        volume = values[..., c]
+        low, high = np.full((n - 1,) * 3, np.inf), np.full((n - 1,) * 3, -np.inf)
+        for di, dj, dk in np.ndindex(2, 2, 2):
+            corner = volume[di : di + n - 1, dj : dj + n - 1, dk : dk + n - 1]
+            low, high = np.minimum(low, corner), np.maximum(high, corner)
+        labels, _ = scipy.ndimage.label((low <= 0) & (high >= 0), np.ones((3, 3, 3)))
+        largest = labels == np.argmax(np.bincount(labels.reshape(-1))[1:]) + 1
+        for di, dj, dk in np.ndindex(2, 2, 2):
+            needed[di : di + n - 1, dj : dj + n - 1, dk : dk + n - 1] |= largest
+    return int(needed.sum())
+
+
+def test_surface_following_meshes_the_largest_piece_exactly_as_dense():
+    cube = cube_of(128)
+    fn = lambda p: torch.stack([hand_like_sdf(p), torus_sdf(p + 0.01)], -1)
+    field = CountingField(fn)
+    dense = DenseExtractor(DenseExtractorConfig(keep_largest_component=True)).extract(
+        field, cube, ("hand", "object")
+    )
+    config = SurfaceAwareExtractorConfig(keep_largest_component=True, piece_fraction=0.25)
+    field.count = 0
+    result = SurfaceAwareExtractor(config).extract(field, cube, None, ("hand", "object"))
+    assert result.queries == field.count
+    for name in ("hand", "object"):
+        got, want = result.meshes[name], dense.meshes[name]
+        assert len(got.faces) == len(want.faces)
+        assert hausdorff(got.vertices, want.vertices) < 1e-3 * cube.voxel_size
+    # the finger is thinner than a coarse cell, yet it is there: the walk reached it from the palm
+    assert result.meshes["hand"].vertices[:, 0].max() > CENTER[0] + 0.095
+    # little more than the corners of the crossed cells is queried (the band: 1.66 times as many)
+    assert result.queries < 1.3 * crossed_corners(fn, cube, 2)
+
+
+def test_piece_fraction_leaves_small_pieces_unrefined():
+    cube = cube_of(128)
+    counts = {}
+    for fraction in (0.0, 0.25):
+        field = CountingField(hand_like_sdf)
+        config = SurfaceAwareExtractorConfig(keep_largest_component=True, piece_fraction=fraction)
+        result = SurfaceAwareExtractor(config).extract(field, cube)
+        counts[fraction] = result.queries
+        mesh = result.meshes["sdf"]
+        assert mesh.vertices[:, 1].max() < CENTER[1] + 0.05  # the blob (at y + 8 cm) is dropped
+    assert counts[0.25] < counts[0.0]
+
+
+def test_surface_following_skips_pieces_no_coarse_lattice_sees_and_the_band_does_not():
+    cube = cube_of(128)  # coarse lattice: stride 8 (1.9 cm), probed at stride 4
+    # a 3 mm sphere at the centre of a stride-4 cell: 8 mm from every sample the coarse levels query
+    centre = cube.origin + np.array([62, 62, 62]) * cube.voxel_size
+    tiny = lambda p: (p - torch.tensor(centre, dtype=p.dtype)).norm(dim=-1) - 0.003
+    following = SurfaceAwareExtractor().extract(tiny, cube)
+    band = SurfaceAwareExtractor(SurfaceAwareExtractorConfig(follow_surface=False)).extract(tiny, cube)
+    dense = DenseExtractor().extract(tiny, cube)
+    assert following.meshes["sdf"].is_empty
+    assert len(band.faces) == len(dense.faces) > 0
+
+
+def test_surface_following_keeps_to_the_selected_blocks():
+    cube = cube_of(64)
+    selection = select_coarse_blocks(cube, markers=surface_markers("sphere"), coarse_resolution=16)
+    selection[8:] = False
+    result = SurfaceAwareExtractor().extract(CountingField(sphere_sdf), cube, selection)
+    assert result.vertices[:, 0].max() <= cube.origin[0] + 31 * cube.voxel_size + 1e-6
+    radius = np.linalg.norm(result.vertices - CENTER, axis=1)
+    assert np.abs(radius - RADIUS).max() < 0.5 * cube.voxel_size
+
+
+def test_walk_strides_are_checked():
+    for strides in ((4, 2), (3, 1), (1, 4), ()):
+        with pytest.raises(C2FError, match="walk_strides"):
+            SurfaceAwareExtractor(SurfaceAwareExtractorConfig(walk_strides=strides))
+    with pytest.raises(C2FError, match="piece_fraction"):
+        SurfaceAwareExtractor(SurfaceAwareExtractorConfig(piece_fraction=1.5))
+
+
+def test_a_piece_between_the_coarse_samples_is_found_by_probing():
+    cube = cube_of(128)  # coarse lattice: stride 8 (1.9 cm)
+    # a 6 mm sphere at the centre of a stride-8 cell, 1.6 cm from its corners: no coarse sample sees it
+    centre = cube.origin + np.array([60, 60, 60]) * cube.voxel_size
+    small = lambda p: (p - torch.tensor(centre, dtype=p.dtype)).norm(dim=-1) - 0.006
+    result = SurfaceAwareExtractor().extract(CountingField(small), cube)
+    dense = DenseExtractor().extract(small, cube)
+    assert len(result.faces) == len(dense.faces) > 0
+    assert hausdorff(result.vertices, dense.vertices) < 1e-3 * cube.voxel_size

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from c2f_core.geometry.grid import GridCube
-from c2f_core.recon.ser import blocks_from_scores, coarse_scores, select_coarse_blocks, zoom_to_scores
+from c2f_core.recon.ser_blocks import blocks_from_scores, coarse_scores, select_coarse_blocks, zoom_to_scores
 
 CUBE = GridCube(origin=np.zeros(3), voxel_size=0.01, resolution=128)  # sub = 4 samples per block
 

@@ -88,7 +88,10 @@ def test_poll_never_blocks_past_its_wait(tmp_path, take_dir):
     client = client_for(tmp_path, take_dir, "stall", stall_timeout=30)
     client.start()
     try:
-        client.poll(wait=5.0)  # the start line (and log lines) arrive
+        # The start line (and log lines) arrive; a cold start on a loaded machine can take seconds.
+        deadline = time.monotonic() + 60.0
+        while not any(event.get("event") == "start" for event in client.poll(wait=1.0)):
+            assert time.monotonic() < deadline, "the worker never reported its start"
         start = time.monotonic()
         assert client.poll(wait=0.3) == []
         assert time.monotonic() - start < 2.0

@@ -5,7 +5,8 @@ The format code (reading `c2f reconstruct` output folders, axis conversion) is t
 torch (`worker_client.py`). Modules: preferences, properties (scene settings), operators, panel,
 scene_build (camera, meshes, materials, USD cache, depth points), footage (colour footage in the
 viewport and the compositor), keyframes (visibility and shape keys), import_report (import names,
-mesh-import choice, report texts).
+mesh-import choice, report texts), animation_import (an animated take's glTF as a keyed rig and
+object), layer_collections (importers add into the take's collection).
 """
 
 from __future__ import annotations

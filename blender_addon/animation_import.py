@@ -15,20 +15,12 @@ from pathlib import Path
 
 import bpy
 
+from .layer_collections import importing_into
+
 RIG_SUFFIX = "hand rig"
 """The armature is named '<take> hand rig'."""
 _GLTF_NAMES = {"hand": "hand", "hand_mesh": "hand", "object": "object"}
 """The file's node names -> the part they are."""
-
-
-def _layer_collection(root: bpy.types.LayerCollection, collection: bpy.types.Collection):
-    if root.collection == collection:
-        return root
-    for child in root.children:
-        found = _layer_collection(child, collection)
-        if found is not None:
-            return found
-    return None
 
 
 def import_animation(
@@ -51,16 +43,12 @@ def import_animation(
     """
     from c2f_core.errors import C2FError
 
-    view_layer = context.view_layer
-    previous = view_layer.active_layer_collection
-    view_layer.active_layer_collection = _layer_collection(view_layer.layer_collection, collection)
     before = set(bpy.data.objects)
     try:
-        outcome = bpy.ops.import_scene.gltf(filepath=str(glb), import_shading="SMOOTH")
+        with importing_into(context, collection):
+            outcome = bpy.ops.import_scene.gltf(filepath=str(glb), import_shading="SMOOTH")
     except RuntimeError as exc:
         raise C2FError(f"Blender could not import {glb}: {str(exc).strip()}") from None
-    finally:
-        view_layer.active_layer_collection = previous
     if outcome != {"FINISHED"}:
         raise C2FError(f"Blender could not import {glb}")
     objects: dict[str, list[bpy.types.Object]] = {"hand": [], "object": []}

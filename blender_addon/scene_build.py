@@ -26,6 +26,7 @@ from .import_report import (
     scene_setup,
 )
 from .keyframes import key_shape_values, key_visibility
+from .layer_collections import importing_into
 
 PARTS = ("hand", "object")
 MATERIAL_NAMES = {"hand": "C2F Hand", "object": "C2F Object"}
@@ -357,16 +358,6 @@ def _import_frame_meshes(
     return objects, repaired
 
 
-def _layer_collection(root: bpy.types.LayerCollection, collection: bpy.types.Collection):
-    if root.collection == collection:
-        return root
-    for child in root.children:
-        found = _layer_collection(child, collection)
-        if found is not None:
-            return found
-    return None
-
-
 def _import_usd_cache(context, recon, collection, name) -> dict[str, list[bpy.types.Object]]:
     """Import take.usdc as Mesh Sequence Cache objects `name` hand/object cache into `collection`.
 
@@ -376,12 +367,8 @@ def _import_usd_cache(context, recon, collection, name) -> dict[str, list[bpy.ty
     from c2f_core.errors import C2FError
     from c2f_core.io.usd_take import MESH_PRIMS
 
-    view_layer = context.view_layer
-    layer_collection = _layer_collection(view_layer.layer_collection, collection)
-    previous = view_layer.active_layer_collection
-    view_layer.active_layer_collection = layer_collection
     before = set(bpy.data.objects)
-    try:
+    with importing_into(context, collection):
         outcome = bpy.ops.wm.usd_import(
             filepath=str(recon.usd),
             set_frame_range=False,
@@ -391,8 +378,6 @@ def _import_usd_cache(context, recon, collection, name) -> dict[str, list[bpy.ty
             import_subdivision=False,
             create_collection=False,
         )
-    finally:
-        view_layer.active_layer_collection = previous
     if outcome != {"FINISHED"}:
         raise C2FError(f"Blender could not import {recon.usd}")
     new_objects = [ob for ob in bpy.data.objects if ob not in before]

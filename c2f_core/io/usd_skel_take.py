@@ -26,18 +26,18 @@ from c2f_core.geometry.axes import OPENCV_TO_BLENDER
 from c2f_core.geometry.quaternions import continuous_quaternions
 from c2f_core.io.atomic import atomic_path
 from c2f_core.io.gltf_take import GltfTake, check_take
+from c2f_core.io.usd_take import new_stage
 
-ROOT_PRIM = "/C2F"
 HAND_PRIM = "/C2F/hand"
 OBJECT_PRIM = "/C2F/object"
 
 
 def _import_pxr():
     try:
-        from pxr import Gf, Sdf, Usd, UsdGeom, UsdSkel, Vt
+        from pxr import Gf, UsdGeom, UsdSkel, Vt
     except ImportError:
         raise C2FError("writing USD needs the usd-core package: pip install usd-core") from None
-    return Gf, Sdf, Usd, UsdGeom, UsdSkel, Vt
+    return Gf, UsdGeom, UsdSkel, Vt
 
 
 def _matrix(Gf, rotation: np.ndarray, translation: np.ndarray):
@@ -80,21 +80,13 @@ def write_take_usd(path: str | Path, take: GltfTake) -> Path:
     if path.suffix != ".usdc":
         raise ValueError(f"the USD rig must be a .usdc file, got {path}")
     check_take(take)
-    Gf, Sdf, Usd, UsdGeom, UsdSkel, Vt = _import_pxr()
+    Gf, UsdGeom, UsdSkel, Vt = _import_pxr()
     frames = [int(f) for f in take.frames]
     world = OPENCV_TO_BLENDER
     with atomic_path(path) as tmp:
-        layer = Sdf.Layer.CreateNew(str(tmp))
-        if layer is None:
-            raise C2FError(f"cannot create USD file {tmp}")
-        stage = Usd.Stage.Open(layer)
-        UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
-        UsdGeom.SetStageMetersPerUnit(stage, 1.0)
-        stage.SetTimeCodesPerSecond(take.fps)
-        stage.SetFramesPerSecond(take.fps)
+        layer, stage = new_stage(tmp, take.fps)
         stage.SetStartTimeCode(frames[0])
         stage.SetEndTimeCode(frames[-1])
-        stage.SetDefaultPrim(UsdGeom.Xform.Define(stage, ROOT_PRIM).GetPrim())
         hand = take.hand
         if hand is not None:
             UsdSkel.Root.Define(stage, HAND_PRIM)

@@ -44,6 +44,22 @@ def _import_pxr():
     return Sdf, Usd, UsdGeom, Vt
 
 
+def new_stage(path: Path, fps: float):
+    """A new USD layer and stage at `path`: z up, metres, `fps` time codes and frames per second,
+    the root prim (`ROOT_PRIM`) as default prim. Returns (layer, stage)."""
+    Sdf, Usd, UsdGeom, _ = _import_pxr()
+    layer = Sdf.Layer.CreateNew(str(path))
+    if layer is None:
+        raise C2FError(f"cannot create USD file {path}")
+    stage = Usd.Stage.Open(layer)
+    UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
+    UsdGeom.SetStageMetersPerUnit(stage, 1.0)
+    stage.SetTimeCodesPerSecond(fps)
+    stage.SetFramesPerSecond(fps)
+    stage.SetDefaultPrim(UsdGeom.Xform.Define(stage, ROOT_PRIM).GetPrim())
+    return layer, stage
+
+
 def _check_mesh(
     frame: int, what: str, vertices: np.ndarray, faces: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -89,18 +105,9 @@ def write_usd_take(
         raise C2FError(f"a USD take must be a .usdc file, got {path}")
     if not math.isfinite(fps) or fps <= 0:
         raise C2FError(f"fps must be positive, got {fps}")
-    Sdf, Usd, UsdGeom, Vt = _import_pxr()
+    _, Usd, UsdGeom, Vt = _import_pxr()
     with atomic_path(path) as tmp:
-        layer = Sdf.Layer.CreateNew(str(tmp))
-        if layer is None:
-            raise C2FError(f"cannot create USD file {tmp}")
-        stage = Usd.Stage.Open(layer)
-        UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
-        UsdGeom.SetStageMetersPerUnit(stage, 1.0)
-        stage.SetTimeCodesPerSecond(fps)
-        stage.SetFramesPerSecond(fps)
-        root = UsdGeom.Xform.Define(stage, ROOT_PRIM)
-        stage.SetDefaultPrim(root.GetPrim())
+        layer, stage = new_stage(tmp, fps)
         attrs = {}
         for part, prim_path in MESH_PRIMS.items():
             mesh = UsdGeom.Mesh.Define(stage, prim_path)
@@ -139,5 +146,5 @@ def write_usd_take(
         stage.SetEndTimeCode(last)
         layer.Save()
         # Drop every handle on the layer before the rename, so USD's registry forgets the temporary name.
-        del stage, root, attrs, mesh, layer
+        del stage, attrs, mesh, layer
     return path

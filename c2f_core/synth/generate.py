@@ -31,7 +31,7 @@ from c2f_core.progress import progress
 from c2f_core.synth.grasp import Grasp, GraspConfig, GraspSynthesizer
 from c2f_core.synth.objects import FAMILIES, ObjectMesh, random_object
 from c2f_core.synth.real_scene import RealSceneConfig, RealSurroundings
-from c2f_core.synth.render import LABEL_HAND, LABEL_OBJECT, Renderer, RenderOutput, vertex_normals
+from c2f_core.synth.render import LABEL_HAND, LABEL_OBJECT, Renderer, RenderOutput, vertex_normals, view_score
 from c2f_core.synth.scene import (
     HandAppearance,
     SceneConfig,
@@ -304,15 +304,10 @@ class TakeGenerator:
             points = np.concatenate([group_hand, actor.forearm[0]]) @ rotation.T + translation
             surroundings = build_surroundings(points, viewpoint, self.K, self.size, rng, self.config.scene)
             render = self._render(actor, rotation, translation, actor.grasp.hand_vertices, surroundings)
-            hand_pixels = np.count_nonzero(render.mask == LABEL_HAND)
-            fractions = [
-                np.count_nonzero(render.mask == label) / max(render.label_pixels_unoccluded[label], 1)
-                for label in (LABEL_HAND, LABEL_OBJECT)
-            ]
-            score = min(fractions) + min(hand_pixels / MIN_VISIBLE_PIXELS, 1.0)
+            score, enough = view_score(render, MIN_VISIBLE_FRACTION, MIN_VISIBLE_PIXELS)
             if best is None or score > best[0]:
                 best = (score, rotation, translation, surroundings, render)
-            if min(fractions) >= MIN_VISIBLE_FRACTION and hand_pixels >= MIN_VISIBLE_PIXELS:
+            if enough:
                 break
         assert best is not None
         _, rotation, translation, surroundings, render = best

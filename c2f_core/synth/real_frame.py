@@ -28,6 +28,7 @@ from c2f_core.synth.render import (
     RenderOutput,
     SceneMesh,
     coverage,
+    view_score,
 )
 from c2f_core.synth.scene import SceneConfig, grasp_meshes, sample_hand_to_camera
 from c2f_core.synth.sensor import SensorConfig, color_sensor, depth_sensor
@@ -206,15 +207,10 @@ def real_single_frame(gen: TakeGenerator, index: int) -> tuple[np.ndarray, np.nd
         render, luminance = deferred_render(
             gen.renderer, meshes + surroundings.meshes, surroundings.rig, surroundings.background, centre
         )
-        hand_pixels = np.count_nonzero(render.mask == LABEL_HAND)
-        fractions = [
-            np.count_nonzero(render.mask == lab) / max(render.label_pixels_unoccluded[lab], 1)
-            for lab in (LABEL_HAND, LABEL_OBJECT)
-        ]
-        score = min(fractions) + min(hand_pixels / MIN_VISIBLE_PIXELS, 1.0)
+        score, enough = view_score(render, MIN_VISIBLE_FRACTION, MIN_VISIBLE_PIXELS)
         if best is None or score > best[0]:
             best = (score, rotation, translation, surroundings, render, luminance)
-        if min(fractions) >= MIN_VISIBLE_FRACTION and hand_pixels >= MIN_VISIBLE_PIXELS:
+        if enough:
             break
     assert best is not None
     _, rotation, translation, surroundings, render, luminance = best

@@ -19,7 +19,15 @@ from c2f_core.synth import patterns
 from c2f_core.synth.lighting import LightRig, sample_rig
 from c2f_core.synth.objects import FAMILIES, random_object
 from c2f_core.synth.render import LABEL_BACKGROUND, SceneMesh
-from c2f_core.synth.scene import facing, grid_plane, random_color, resting_rotation, table_point
+from c2f_core.synth.scene import (
+    facing,
+    grid_plane,
+    random_color,
+    resting_rotation,
+    table_plane,
+    table_point,
+    up_direction,
+)
 
 
 @dataclass(frozen=True)
@@ -77,9 +85,7 @@ def _patterned(
 def sample_up(viewpoint: str, rng: np.random.Generator) -> np.ndarray:
     """World up in the camera frame: the camera looks down at the table, steeper when egocentric."""
     pitch = rng.uniform(0.7, 1.3) if viewpoint == "egocentric" else rng.uniform(0.3, 1.0)
-    roll = rng.normal(0, 0.1)
-    up = np.array([np.sin(roll), -np.cos(roll) * np.cos(pitch), -np.cos(roll) * np.sin(pitch)])
-    return up / np.linalg.norm(up)
+    return up_direction(pitch, rng.normal(0, 0.1))
 
 
 def build_real_surroundings(
@@ -105,12 +111,7 @@ def build_real_surroundings(
     table_height = object_low - 0.0005 if can_rest else min(object_low, hand_low) - rng.uniform(0.01, 0.25)
     meshes: list[SceneMesh] = []
     # The table: a patterned plane under the grasp.
-    origin = centre - ((centre @ up) - table_height) * up
-    axis_a = np.cross(up, [1.0, 0.0, 0.0])
-    axis_a /= np.linalg.norm(axis_a)
-    axis_b = np.cross(up, axis_a)
-    vertices, faces = grid_plane(origin + axis_b * 0.3, axis_a, axis_b, 1.4, 40)
-    faces = facing(vertices, faces, np.zeros(3))
+    vertices, faces, origin, axis_a, axis_b = table_plane(centre, up, table_height, 1.4)
     cloth = patterns.cloth_pattern(rng)
     table_frame = _to_local(origin, np.stack([axis_a, axis_b, up], 1))
     roughness = float(rng.uniform(0.4, 0.95))

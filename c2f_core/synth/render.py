@@ -116,6 +116,22 @@ class GBuffer:
     """(H, W) int16 index into the rendered mesh list, -1 where nothing was hit."""
 
 
+def view_score(render: RenderOutput, min_fraction: float, min_pixels: int) -> tuple[float, bool]:
+    """How well a render shows hand and object, and whether it shows enough of both.
+
+    Score: the smaller visible fraction of hand and object (visible / unoccluded pixels) plus the
+    hand's pixels over `min_pixels` (at most 1). Enough: both fractions >= `min_fraction` and the
+    hand >= `min_pixels` pixels.
+    """
+    hand_pixels = np.count_nonzero(render.mask == LABEL_HAND)
+    fraction = min(
+        np.count_nonzero(render.mask == label) / max(render.label_pixels_unoccluded[label], 1)
+        for label in (LABEL_HAND, LABEL_OBJECT)
+    )
+    score = fraction + min(hand_pixels / min_pixels, 1.0)
+    return score, bool(fraction >= min_fraction and hand_pixels >= min_pixels)
+
+
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (V, 3) of a triangle mesh."""
     corners = vertices[faces]

@@ -286,6 +286,28 @@ def facing(vertices: np.ndarray, faces: np.ndarray, towards: np.ndarray) -> np.n
     return faces
 
 
+def up_direction(pitch: float, roll: float) -> np.ndarray:
+    """World up (3,) in the camera frame of a camera pitched down by `pitch` and rolled by `roll` (radians)."""
+    up = np.array([np.sin(roll), -np.cos(roll) * np.cos(pitch), -np.cos(roll) * np.sin(pitch)])
+    return up / np.linalg.norm(up)
+
+
+def table_plane(
+    centre: np.ndarray, up: np.ndarray, table_height: float, half_m: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A table top at height `table_height` along `up` below `centre`, facing the camera.
+
+    Returns vertices, faces, its origin (below `centre`) and its in-plane unit axes a, b; the
+    square of side 2 * `half_m` reaches 0.3 m further along b (away from the camera).
+    """
+    origin = centre - ((centre @ up) - table_height) * up
+    axis_a = np.cross(up, [1.0, 0.0, 0.0])
+    axis_a /= np.linalg.norm(axis_a)
+    axis_b = np.cross(up, axis_a)
+    vertices, faces = grid_plane(origin + axis_b * 0.3, axis_a, axis_b, half_m, 40)
+    return vertices, facing(vertices, faces, np.zeros(3)), origin, axis_a, axis_b
+
+
 def build_surroundings(
     group_points: np.ndarray,
     viewpoint: str,
@@ -297,9 +319,7 @@ def build_surroundings(
     """Table, wall, clutter and light around the points `group_points` (N, 3, camera frame) of the
     hand, forearm and held object (over a whole sequence, so the table stays below every frame)."""
     pitch = rng.uniform(0.7, 1.2) if viewpoint == "egocentric" else rng.uniform(0.15, 0.7)
-    roll = rng.normal(0, 0.08)
-    up = np.array([np.sin(roll), -np.cos(roll) * np.cos(pitch), -np.cos(roll) * np.sin(pitch)])
-    up /= np.linalg.norm(up)
+    up = up_direction(pitch, rng.normal(0, 0.08))
     meshes: list[SceneMesh] = []
     families: list[str] = []
     centre = group_points.mean(0)
@@ -308,12 +328,7 @@ def build_surroundings(
     has_table = rng.random() < config.table_probability and table_height < -0.1
     if has_table:
         # The table: a textured plane under the grasp, centred below it.
-        origin = centre - ((centre @ up) - table_height) * up
-        axis_a = np.cross(up, [1.0, 0.0, 0.0])
-        axis_a /= np.linalg.norm(axis_a)
-        axis_b = np.cross(up, axis_a)
-        vertices, faces = grid_plane(origin + axis_b * 0.3, axis_a, axis_b, 1.2, 40)
-        faces = facing(vertices, faces, np.zeros(3))
+        vertices, faces, _, axis_a, axis_b = table_plane(centre, up, table_height, 1.2)
         base = random_color(rng, (0.1, 0.6), (0.3, 0.9))
         grain = np.sin(
             (vertices @ axis_a) * rng.uniform(30, 120) + 3 * smooth_noise(vertices, rng, scale_m=(0.1, 0.5))

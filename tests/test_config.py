@@ -97,4 +97,6 @@ def test_cpu_ablation_configs_differ_from_cpu_only_in_their_switches():
         row = config_to_dict(load_c2f_config(path))
         changed = {k for k in full["model"] if full["model"][k] != row["model"][k]}
         assert changed and changed <= {"modality", "point_features", "coarse_refinement"}, path
-        assert {k: v for k, v in row.items() if k != "model"} == {k: v for k, v in full.items() if k != "model"}
+        assert {k: v for k, v in row.items() if k != "model"} == {
+            k: v for k, v in full.items() if k != "model"
+        }

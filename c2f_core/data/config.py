@@ -39,6 +39,10 @@ class DataConfig:
     """Share of each half taken instead from the observed surface that is neither hand nor object
     (forearm, table, clutter; mask labels other than 1 and 2) inside the cube, with its distance
     to the GT hand or object as target: teaches both fields where a hand ends (0: off)."""
+    ref_rule: str = "crop"
+    """Where a training crop's reference point lies: "crop" (the crop's nearest surface, the rule
+    inference falls back to without landmarks) or "palm" (the observed depth under the GT palm
+    joints, as inference places it from detected landmarks; "crop" where none is observed)."""
     n_hand_points: int = 512
     """GT hand vertices kept per frame as the target of the hand-surface-point head (Chamfer)."""
     heatmap_sigma_vox: float = 0.6

@@ -10,7 +10,9 @@ One frame becomes (all 3D values in net units around the frame's reference point
   (21, 3), ``object_center_nu`` (3,), ``hand_points_nu`` (n, 3) points on the GT hand surface,
   ``heatmap`` (2, R, R, R) axes [x, y, z].
 
-In training the crop is the GT hand+object box, jittered. Every random choice of a sample comes from a generator
+In training the crop is the GT hand+object box, jittered; its reference point follows ``data.ref_rule``
+(the crop's nearest surface, or the depth under the GT palm joints as detected landmarks give it).
+Every random choice of a sample comes from a generator
 seeded by (seed, key), where key = epoch * len + index, so a run is repeatable and resumes exactly.
 """
 
@@ -36,6 +38,7 @@ from c2f_core.data.samples import (
 )
 from c2f_core.errors import C2FError
 from c2f_core.geometry.frames import cam_to_nu
+from c2f_core.hands.base import PALM
 from c2f_core.io.frames import RGBDFrame
 from c2f_core.io.take import Take
 
@@ -104,6 +107,24 @@ def _require_gt(frame: RGBDFrame) -> dict[str, np.ndarray]:
             f"frame {frame.name or frame.index}: ground truth lacks '{missing[0]}' (needs {', '.join(REQUIRED_GT)})"
         )
     return frame.gt
+
+
+def palm_depth(depth_m: np.ndarray, K: np.ndarray, joints_m: np.ndarray, radius_px: int = 3) -> float | None:
+    """Median observed depth (metres) under the GT palm joints, as detected landmarks place a crop; None if unseen."""
+    joints = np.asarray(joints_m, np.float64).reshape(21, 3)[list(PALM)]
+    height, width = depth_m.shape
+    found = []
+    for x, y, z in joints:
+        if z <= 0:
+            continue
+        u, v = round(K[0, 0] * x / z + K[0, 2]), round(K[1, 1] * y / z + K[1, 2])
+        if not (0 <= u < width and 0 <= v < height):
+            continue
+        patch = depth_m[max(v - radius_px, 0) : v + radius_px + 1, max(u - radius_px, 0) : u + radius_px + 1]
+        patch = patch[patch > 0]
+        if patch.size:
+            found.append(float(np.median(patch)))
+    return float(np.median(found)) if found else None
 
 
 def make_targets(
@@ -227,7 +248,10 @@ class FrameDataset(torch.utils.data.Dataset):
         augment = config.augment if self.train else None
         if augment is not None:
             box = jitter_box(box, rng, augment.box_shift, augment.box_scale)
-        sample: dict[str, Any] = prepare_inputs(frame, box, config, rng, augment)
+        ref_z = (
+            palm_depth(frame.depth_m, frame.K, gt["hand_joints"]) if config.data.ref_rule == "palm" else None
+        )
+        sample: dict[str, Any] = prepare_inputs(frame, box, config, rng, augment, ref_z_m=ref_z)
         sample.update(make_targets(gt, sample["ref_m"].astype(np.float64), config, rng, frame))
         sample["key"] = np.int64(key)
         return sample

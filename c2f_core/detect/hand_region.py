@@ -28,9 +28,8 @@ from c2f_core.detect.base import HandDetection
 from c2f_core.detect.depth_skin import DetectorSettings, away_from_depth_edges, fit_plane
 from c2f_core.errors import C2FError
 from c2f_core.geometry.camera import backproject_depth, backproject_pixels
+from c2f_core.hands.base import PALM
 
-PALM = (0, 1, 5, 9, 13, 17)
-"""Landmarks on the palm: the wrist and the first joint of each finger."""
 FINGERS = tuple(i for i in range(1, 21) if i not in (1, 5, 9, 13, 17))
 """Landmarks on the fingers past their first joint: what touches a held object."""
 WRIST, MIDDLE_BASE = 0, 9

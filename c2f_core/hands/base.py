@@ -25,6 +25,9 @@ PARENTS = (-1,) + tuple(parent for first in range(1, 21, 4) for parent in (0, fi
 
 NUM_JOINTS = len(JOINT_NAMES)
 
+PALM = (0, 1, 5, 9, 13, 17)
+"""The wrist and the five finger bases: the joints of the palm, whose depth places a hand."""
+
 
 @dataclass
 class HandOutput:

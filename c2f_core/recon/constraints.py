@@ -13,10 +13,9 @@ import cv2
 import numpy as np
 import torch
 
-from c2f_core.detect.hand_region import PALM
 from c2f_core.geometry.camera import project
 from c2f_core.geometry.knn import knn
-from c2f_core.hands.base import PARENTS
+from c2f_core.hands.base import PALM, PARENTS
 
 
 class WristPlane:

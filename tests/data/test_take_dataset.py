@@ -10,11 +10,12 @@ from c2f_core.data.augment import corrupt_depth, jitter_box, jitter_color
 from c2f_core.data.crop import box_center_side, box_from_center, crop_frame, gt_box, square_box, tight_box
 from c2f_core.data.inputs import make_input
 from c2f_core.data.samples import sample_depth_points, sample_sdf_queries, sample_surface, splat_heatmap
-from c2f_core.data.take_dataset import FrameDataset, find_takes, open_sources, split_indices
+from c2f_core.data.take_dataset import FrameDataset, find_takes, open_sources, palm_depth, split_indices
 from c2f_core.data.toy_scene import box_sdf, sphere_sdf, toy_frame, write_toy_take
 from c2f_core.errors import C2FError
 from c2f_core.geometry.camera import project
 from c2f_core.geometry.frames import nu_to_cam, sdf_nu_to_m
+from c2f_core.hands.base import PALM
 from c2f_core.train.config import load_c2f_config
 
 CONFIG = load_c2f_config("configs/tiny.yaml")
@@ -317,3 +318,32 @@ def test_background_queries_teach_both_fields_where_neither_part_is(toy_take):
     # Off (the default): the halves are the GT samples only, as before.
     plain = FrameDataset([[frame]], CONFIG, train=False, seed=5)[0]
     assert not np.array_equal(plain["query_nu"], sample["query_nu"])
+
+
+def test_palm_reference_rule_places_the_cube_at_the_palm_as_inference_does(toy_take):
+    config = load_c2f_config("configs/tiny.yaml")
+    config.data.ref_rule = "palm"
+    frame = open_sources([toy_take])[0][1]
+    sample = FrameDataset([[frame]], config, train=False)[0]
+    joints = frame.gt["hand_joints"].astype(np.float64).reshape(21, 3)
+    uv, _ = project(joints[list(PALM)], frame.K)
+    cols, rows = np.round(uv).astype(int).T
+    expected = float(np.median(frame.depth_m[rows, cols]))
+    assert abs(sample["ref_m"][2] - palm_depth(frame.depth_m, frame.K, joints)) < 1e-6
+    assert abs(sample["ref_m"][2] - expected) < 0.01
+    # On the crop's centre ray, as make_input puts it from landmarks.
+    centre = (config.data.crop_size - 1) / 2
+    uv_ref, _ = project(sample["ref_m"][None].astype(np.float64), sample["K_crop"].astype(np.float64))
+    np.testing.assert_allclose(uv_ref[0], [centre, centre], atol=1e-3)
+    # Unseen palm (no depth under it): the crop rule.
+    holes = frame.depth_m.copy()
+    for col, row in zip(cols, rows):
+        holes[max(row - 3, 0) : row + 4, max(col - 3, 0) : col + 4] = 0
+    blind = dataclasses.replace(frame, depth_m=holes)
+    assert palm_depth(blind.depth_m, blind.K, joints) is None
+    crop_rule = FrameDataset([[blind]], config, train=False)[0]
+    config.data.ref_rule = "crop"
+    np.testing.assert_allclose(crop_rule["ref_m"], FrameDataset([[blind]], config, train=False)[0]["ref_m"])
+    config.data.ref_rule = "elbow"
+    with pytest.raises(C2FError, match="ref_rule"):
+        config.validate()

@@ -253,8 +253,18 @@ def test_tracking_only_in_sequences_unless_asked(
 
     monkeypatch.setattr(runner, "locate_hand", locate_hand)
     code, _, _ = run(
-        capsys, "reconstruct", tmp_path / "take", "--checkpoint", tiny_setup / "tiny.pt", "--out",
-        tmp_path / "out", "--resolution", "32", "--track", track, "--quiet",
+        capsys,
+        "reconstruct",
+        tmp_path / "take",
+        "--checkpoint",
+        tiny_setup / "tiny.pt",
+        "--out",
+        tmp_path / "out",
+        "--resolution",
+        "32",
+        "--track",
+        track,
+        "--quiet",
     )
     assert code == 0 and seen == [False, tracked]
 

@@ -7,13 +7,18 @@ land on the take's frame numbers (the file's key times are frame / fps, and the 
 is the take's before the import). The file's camera is dropped: the collection has the take's own
 camera, with the principal point that glTF cannot hold. The file's axes are glTF's (Y up), which
 the importer turns into Blender's Z up: the result sits in `c2f_core.geometry.axes`'s world.
+
+The importer keys every frame; `keep_every_nth_key` then thins the keys to every Nth frame for
+animators who edit the curves (Bezier through the kept keys).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import bpy
+import numpy as np
 
 from .layer_collections import importing_into
 
@@ -21,6 +26,10 @@ RIG_SUFFIX = "hand rig"
 """The armature is named '<take> hand rig'."""
 _GLTF_NAMES = {"hand": "hand", "hand_mesh": "hand", "object": "object"}
 """The file's node names -> the part they are."""
+KEY_BEZIER = 2
+"""`Keyframe.interpolation` as the integer foreach_set needs: 2 is 'BEZIER' (Blender's BEZT_IPO_BEZ)."""
+HANDLE_ALIGNED = 3
+"""`Keyframe.handle_*_type` as foreach_set's integer: 3 is 'ALIGNED' (Blender's HD_ALIGN)."""
 
 
 def import_animation(
@@ -75,3 +84,84 @@ def import_animation(
                 other.objects.unlink(ob)
             collection.objects.link(ob)
     return objects, armature
+
+
+def kept_key_frames(frames: np.ndarray, every: int) -> np.ndarray:
+    """Mask (N,) of the key frames (N,) to keep: every `every`-th from the first, and the last.
+
+    The last frame is always kept so the animation ends where the take ends.
+    """
+    if every < 1:
+        raise ValueError(f"key_every must be at least 1, got {every}")
+    frames = np.rint(frames).astype(np.int64)
+    if frames.size == 0:
+        return np.zeros(0, bool)
+    keep = (frames - frames.min()) % every == 0
+    keep[frames == frames.max()] = True
+    return keep
+
+
+def bezier_handles(frames: np.ndarray, values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Left and right Bezier handles (K, 2) of the kept keys that follow the dense curve's slope.
+
+    Args:
+        frames: (N,) increasing key frames of the dense curve (N >= 2).
+        values: (N,) its values.
+        keep: (N,) mask of the K kept keys (at least 2).
+
+    Each handle reaches a third of the way to the neighbouring kept key along the dense curve's
+    slope there (central differences), so a kept segment is the cubic Hermite curve with the
+    fitted motion's own velocities at its ends: exact for motion at constant speed, and no flat
+    stops at the first and last keys that Blender's automatic handles would put there.
+    """
+    slope = np.gradient(values, frames)[keep]
+    times, kept_values = frames[keep], values[keep]
+    gaps = np.diff(times)
+    before = np.concatenate([gaps[:1], gaps]) / 3.0
+    after = np.concatenate([gaps, gaps[-1:]]) / 3.0
+    left = np.stack([times - before, kept_values - slope * before], axis=1)
+    right = np.stack([times + after, kept_values + slope * after], axis=1)
+    return left, right
+
+
+def keep_every_nth_key(objects: Iterable[bpy.types.Object | None], every: int) -> int:
+    """Keep only every `every`-th frame's keys (and the last) on the objects' F-curves; return the keys left.
+
+    The kept keys are exactly the imported ones, so the pose at a kept frame is unchanged; between
+    them the curves are Bezier with aligned handles along the fitted motion's slope
+    (`bezier_handles`), which an animator edits like hand-set keys. Keys are rewritten in bulk
+    (foreach_get/foreach_set), never removed one by one. `every` 1 changes nothing.
+    """
+    from bpy_extras.anim_utils import action_get_channelbag_for_slot
+
+    left = 0
+    for ob in objects:
+        data = ob.animation_data if ob is not None else None
+        if data is None or data.action is None:
+            continue
+        channelbag = action_get_channelbag_for_slot(data.action, data.action_slot)
+        for fcurve in channelbag.fcurves if channelbag is not None else ():
+            points = fcurve.keyframe_points
+            if every == 1 or len(points) < 3:
+                left += len(points)
+                continue
+            co = np.empty(2 * len(points), np.float32)
+            points.foreach_get("co", co)
+            co = co.reshape(-1, 2).astype(np.float64)
+            keep = kept_key_frames(co[:, 0], every)
+            handle_left, handle_right = bezier_handles(co[:, 0], co[:, 1], keep)
+            kept = int(keep.sum())
+            points.clear()
+            points.add(kept)
+            for name, array in (
+                ("co", co[keep]),
+                ("handle_left", handle_left),
+                ("handle_right", handle_right),
+            ):
+                points.foreach_set(name, array.astype(np.float32).ravel())
+            points.foreach_set("interpolation", np.full(kept, KEY_BEZIER, np.int32))
+            for side in ("handle_left_type", "handle_right_type"):
+                points.foreach_set(side, np.full(kept, HANDLE_ALIGNED, np.int32))
+            fcurve.update()
+            left += kept
+    return left

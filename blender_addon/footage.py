@@ -23,19 +23,32 @@ def _first_color_file(take_dir: Path, frame: int) -> Path | None:
     return None
 
 
-def footage_file(recon, first: int, color_file: str | Path | None = None) -> Path | None:
-    """The colour image shown at scene frame `first`: the take's color/ file, else `color_file` (a single frame).
+def footage_file(recon, first: int, color_file: str | Path | None = None) -> tuple[Path | None, str]:
+    """The colour image shown at scene frame `first`, or None and why there is none.
 
-    None when neither is there (the result folder was moved without its take, or a single frame
-    was imported from its folder alone).
+    Looked for in the take's color/, then where reconstruction.json records frame `first`'s
+    colour image (the only record for a single frame reconstructed from files), then
+    `color_file`.
+
+    Returns:
+        (the image or None, a note on why there is no footage for the report, or "").
     """
     if recon.take is not None:
         found = _first_color_file(recon.take, first)
         if found is not None:
-            return found
+            return found, ""
+    recorded = recon.color_file(first)
+    if recorded is not None:
+        return recorded, ""
     if color_file and Path(color_file).is_file():
-        return Path(color_file)
-    return None
+        return Path(color_file), ""
+    if recon.take is not None:
+        return None, "no footage: the take's colour frames are not found"
+    if recon.color_files is None:
+        return None, "no footage: reconstruction.json records no colour image (written by an older c2f)"
+    if first in recon.color_files:
+        return None, f"no footage: colour image {recon.color_files[first][0]} not found"
+    return None, ""  # a folder made without images (not by c2f reconstruct): nothing to miss
 
 
 def _footage_image(first_file: Path, first: int, last: int) -> bpy.types.Image:

@@ -2,11 +2,12 @@
 
 `ImportResult` carries what `scene_build.import_reconstruction` did to the operators that report it;
 the rest names a repeated import ("take (2)"), chooses the mesh import by the frame count, counts a
-take's frames and writes the texts for failed frames, gaps, repaired meshes and scene changes.
+take's frames, tells a sequence from independent frames and writes the texts for failed frames, gaps, repaired meshes and scene changes.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,9 @@ class ImportResult:
     background: bool = False
     """The footage shows behind the camera in the viewport."""
     footage: Path | None = None
-    """The footage's first colour image (take's color/ or the single frame's file); None when not found."""
+    """The footage's first colour image (take's color/ or the recorded file); None when not found."""
+    footage_note: str = ""
+    """Why `footage` is None, for the report (else empty)."""
     failed: dict[int, str] = field(default_factory=dict)
     """frame -> why it has no result, for the frames the worker tried."""
     missing: list[int] = field(default_factory=list)
@@ -137,6 +140,34 @@ def count_take_frames(take_dir: str | Path, frame_range: tuple[int, int] | None 
         first, last = frame_range
         frames = {frame for frame in frames if first <= frame <= last}
     return len(frames)
+
+
+def take_has_timing(take_dir: str | Path) -> bool:
+    """Whether a take's frames follow each other in time: a frame rate in intrinsics.json, or timestamps.
+
+    The add-on's reading of `c2f_core.recon.runner.is_sequence` (that module needs torch): a
+    non-empty timestamps.csv, or an intrinsics.json with an "fps". False when neither can be read.
+    """
+    take_dir = Path(take_dir)
+    try:
+        if (take_dir / "timestamps.csv").stat().st_size > 0:
+            return True
+    except OSError:
+        pass
+    try:
+        intrinsics = json.loads((take_dir / "intrinsics.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(intrinsics, dict) and intrinsics.get("fps") is not None
+
+
+def is_sequence_take(take_dir: str | Path, frame_range: tuple[int, int] | None = None) -> bool:
+    """Whether a take folder is a sequence that `c2f reconstruct --animate` can animate.
+
+    At least two frames (within `frame_range`, both ends included) that follow each other in time.
+    """
+    frames = count_take_frames(take_dir, frame_range)
+    return frames is not None and frames >= 2 and take_has_timing(take_dir)
 
 
 def missing_frames(recon) -> list[int]:

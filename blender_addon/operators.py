@@ -11,10 +11,10 @@ import tempfile
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from .preferences import get_preferences, worker_python
-from .properties import MESH_IMPORT_ITEMS, USE_ANIMATION, USE_USD
+from .properties import KEY_EVERY_DESCRIPTION, MESH_IMPORT_ITEMS, USE_ANIMATION, USE_USD
 from .worker_client import ReconstructRequest, WorkerClient, WorkerError, describe_probe, probe_worker
 
 TIMER_INTERVAL_S = 0.1
@@ -29,7 +29,15 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (WorkerError, C2FError, ImportError)
 
 
-def _report_import(operator: bpy.types.Operator, result) -> None:
+def thin_keys(result, every: int) -> None:
+    """Keep every `every`-th frame's keys of an animated import (rig and object), Bezier between them."""
+    if result.used_animation and every > 1:
+        from .animation_import import keep_every_nth_key
+
+        keep_every_nth_key([result.armature, *result.objects["object"]], every)
+
+
+def _report_import(operator: bpy.types.Operator, result, key_every: int = 1) -> None:
     from .import_report import describe_failures, describe_mesh_choice, describe_repairs, frame_spans
 
     shown = sum(len(obs) for obs in result.objects.values())
@@ -40,11 +48,13 @@ def _report_import(operator: bpy.types.Operator, result) -> None:
         meshes = "automatic: " + describe_mesh_choice(result.used_usd, result.n_frames)
     if result.used_animation:
         meshes = "animated rig" + (" (automatic: the folder has one)" if result.automatic else "")
+        if key_every > 1:
+            meshes += f", keys every {key_every} frames"
     message = f"imported {result.take_name}{renamed}: {shown} objects, {meshes}"
     if result.footage_in_render:
         message += "; footage in render (compositor)"
-    if result.footage is None and "c2f_take" in result.collection:
-        message += " (take's colour frames not found: no footage)"
+    if result.footage_note:
+        message += f"; {result.footage_note}"
     operator.report({"INFO"}, message)
     if result.scene_changes:
         # An import takes over the scene's camera and frame range: say so, with what they were.
@@ -87,6 +97,7 @@ class C2F_OT_import_reconstruction(bpy.types.Operator):
         description="Lay the take's colour frames behind the meshes in renders (compositor)",
         default=True,
     )
+    key_every: IntProperty(name="Key Every", min=1, soft_max=30, default=1, description=KEY_EVERY_DESCRIPTION)
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         context.window_manager.fileselect_add(self)
@@ -110,7 +121,8 @@ class C2F_OT_import_reconstruction(bpy.types.Operator):
         except user_errors() as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        _report_import(self, result)
+        thin_keys(result, self.key_every)
+        _report_import(self, result, self.key_every)
         return {"FINISHED"}
 
 
@@ -131,6 +143,8 @@ def _out_dir(settings) -> str:
 
 def build_request(context: bpy.types.Context) -> ReconstructRequest:
     """The worker request described by the scene's C2F settings."""
+    from .import_report import is_sequence_take
+
     settings = context.scene.c2f
     abspath = bpy.path.abspath
     take = settings.input_mode == "TAKE"
@@ -148,7 +162,14 @@ def build_request(context: bpy.types.Context) -> ReconstructRequest:
         bbox=tuple(settings.bbox) if settings.use_bbox else None,
         device=settings.device,
         hand=settings.hand_mesh,
-        animate=take and settings.animate,
+        # Animate is on by default, but only a sequence can be animated: single frames, one-frame
+        # takes and takes of independent frames are reconstructed frame by frame, at no extra cost.
+        animate=take
+        and settings.animate
+        and is_sequence_take(
+            abspath(settings.take_dir),
+            (settings.frame_first, settings.frame_last) if settings.use_frame_range else None,
+        ),
     )
 
 
@@ -202,13 +223,14 @@ class C2F_OT_reconstruct(bpy.types.Operator):
             use_animation=USE_ANIMATION[settings.mesh_import],
             load_background=settings.load_background,
             footage_in_render=settings.footage_in_render,
-            # A single frame's result folder records no take: its footage is the colour file.
+            # Older result folders do not record a single frame's colour image: the panel's file is.
             color_file=bpy.path.abspath(settings.color_file) if single and settings.color_file else None,
         )
+        thin_keys(result, settings.key_every)
         settings.status = f"done: {result.collection.name}"
         if client.state.animation_error:
             self.report({"WARNING"}, f"no animation ({client.state.animation_error}): imported the frames")
-        _report_import(self, result)
+        _report_import(self, result, settings.key_every)
         return {"FINISHED"}
 
     def _fail(self, context: bpy.types.Context, message: str) -> set[str]:

@@ -7,7 +7,13 @@ from functools import lru_cache
 
 import bpy
 
-from .import_report import USD_CACHE_ABOVE_FRAMES, choose_usd_cache, count_take_frames, describe_mesh_choice
+from .import_report import (
+    USD_CACHE_ABOVE_FRAMES,
+    choose_usd_cache,
+    count_take_frames,
+    describe_mesh_choice,
+    take_has_timing,
+)
 
 
 @lru_cache(maxsize=8)
@@ -32,6 +38,12 @@ def input_frame_count(settings) -> int | None:
         return None
     frame_range = (settings.frame_first, settings.frame_last) if settings.use_frame_range else None
     return _cached_count(take_dir, frame_range, stamp)
+
+
+def input_is_sequence(settings) -> bool:
+    """Whether Reconstruct's input can be animated: a take of 2 or more frames with a frame rate or timestamps."""
+    n_frames = input_frame_count(settings)
+    return n_frames is not None and n_frames > 1 and take_has_timing(bpy.path.abspath(settings.take_dir))
 
 
 def automatic_choice_text(settings) -> str:
@@ -84,7 +96,10 @@ class C2F_PT_reconstruct(bpy.types.Panel):
         column.prop(settings, "device")
         column.prop(settings, "hand_mesh")
         if settings.input_mode == "TAKE":
-            column.prop(settings, "animate")
+            # Greyed out, not hidden, for a take that is no sequence: Reconstruct then ignores it.
+            row = column.row()
+            row.active = input_is_sequence(settings)
+            row.prop(settings, "animate")
         column.prop(settings, "use_bbox")
         row = column.row(align=True)
         row.enabled = settings.use_bbox
@@ -95,6 +110,8 @@ class C2F_PT_reconstruct(bpy.types.Panel):
         column.prop(settings, "mesh_import")
         if settings.mesh_import == "AUTO":
             column.label(text=automatic_choice_text(settings))
+        if settings.mesh_import in {"AUTO", "ANIMATION"}:
+            column.prop(settings, "key_every")
         column.prop(settings, "load_background")
         column.prop(settings, "footage_in_render")
 
@@ -114,4 +131,5 @@ class C2F_PT_reconstruct(bpy.types.Panel):
         button.mesh_import = settings.mesh_import
         button.load_background = settings.load_background
         button.footage_in_render = settings.footage_in_render
+        button.key_every = settings.key_every
         row.operator("c2f.add_depth_points", text="", icon="POINTCLOUD_DATA")

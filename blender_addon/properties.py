@@ -47,6 +47,10 @@ USE_USD = {"AUTO": None, "OBJECTS": False, "USD": True, "ANIMATION": False}
 """`mesh_import` value -> `scene_build.import_reconstruction(use_usd=...)` (None: chosen by the frame count)."""
 USE_ANIMATION = {"AUTO": None, "OBJECTS": False, "USD": False, "ANIMATION": True}
 """`mesh_import` value -> `import_reconstruction(use_animation=...)` (None: when the folder has one)."""
+KEY_EVERY_DESCRIPTION = (
+    "Animated rig: keep the keys of every Nth frame (and the last), Bezier curves between them; "
+    "1 keeps a key on every frame. The pose at a kept frame is the fitted one"
+)
 
 
 @dataclass
@@ -136,10 +140,12 @@ class C2FSettings(bpy.types.PropertyGroup):
     animate: BoolProperty(
         name="Animate",
         description=(
-            "For a take: also fit one hand rig and one rigid object over the whole take (c2f animate, "
-            "about 4 s per frame more on a CPU); the import then brings the keyed rig and object"
+            "For a sequence (a take of 2 or more frames with a frame rate or timestamps): also fit one "
+            "hand rig and one rigid object over the whole take (c2f animate, about 4 s per frame more "
+            "on a CPU); the import then brings the keyed rig and object. Single frames and takes of "
+            "independent frames are reconstructed frame by frame whatever it says"
         ),
-        default=False,
+        default=True,
     )
     use_bbox: BoolProperty(
         name="Crop Box", description="Give the hand's box instead of finding it", default=False
@@ -153,6 +159,7 @@ class C2FSettings(bpy.types.PropertyGroup):
         description="Where c2f reconstruct writes meshes; empty: beside the .blend file, else a temporary folder",
     )
     mesh_import: EnumProperty(name="Meshes", items=MESH_IMPORT_ITEMS, default="AUTO")
+    key_every: IntProperty(name="Key Every", min=1, soft_max=30, default=1, description=KEY_EVERY_DESCRIPTION)
     load_background: BoolProperty(
         name="Footage Behind Camera",
         description="Show the colour frames as the camera background in the viewport",

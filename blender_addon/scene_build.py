@@ -36,13 +36,6 @@ PART_PROP = "c2f_part"
 FRAME_PROP = "c2f_frame"
 
 
-def box_centre(vertices: np.ndarray) -> np.ndarray:
-    """(3,) centre of the axis-aligned bounding box of (V, 3) vertices; the origin for V = 0."""
-    if len(vertices) == 0:
-        return np.zeros(3)
-    return (vertices.min(axis=0) + vertices.max(axis=0)) / 2
-
-
 def core_modules():
     """Import the bundled c2f_core format code, or explain how to get it."""
     try:
@@ -173,8 +166,8 @@ def import_reconstruction(
             has no cache and always gets objects.
         load_background: show the footage behind the camera in the viewport.
         footage_in_render: lay the footage behind the meshes in renders (`add_footage_to_render`).
-        color_file: the colour image of a single frame reconstructed from files (its result folder
-            records no take); the footage when the take's color/ is not found.
+        color_file: the footage's first image when neither the take's color/ nor the colour image
+            recorded in reconstruction.json is found (`footage_file`).
         use_animation: True: import the animated take (OUT/animation/take.glb: a hand armature and
             the fused object, keyed); False: the per-frame meshes; None: the animated take when the
             folder has one, the sequence more than one frame and `use_usd` is None.
@@ -240,7 +233,8 @@ def import_reconstruction(
         used_animation=use_animation,
         automatic=automatic,
     )
-    footage = result.footage = footage_file(recon, first, color_file)
+    footage, result.footage_note = footage_file(recon, first, color_file)
+    result.footage = footage
     if footage is not None and load_background:
         add_background_sequence(camera_data, footage, first, last)
         result.background = True
@@ -285,8 +279,10 @@ def _shape_keyed_hand(
     Returns:
         The object, and whether `validate_mesh` had to fix its mesh.
     """
+    from c2f_core.io.usd_take import mesh_centre
+
     vertices = [axes.opencv_to_blender(frame_meshes.hand_vertices) for frame_meshes in meshes]
-    centre = box_centre(np.concatenate(vertices))
+    centre = mesh_centre(np.concatenate(vertices))
     mesh = build_mesh(name, vertices[0] - centre, meshes[0].hand_faces)
     repaired = validate_mesh(mesh)  # before the shape keys, which copy the mesh's vertices
     ob = bpy.data.objects.new(name, mesh)
@@ -315,6 +311,8 @@ def _import_frame_meshes(
     Returns:
         part -> objects, and the names of the meshes `validate_mesh` had to fix.
     """
+    from c2f_core.io.usd_take import mesh_centre
+
     objects: dict[str, list[bpy.types.Object]] = {part: [] for part in PARTS}
     repaired: list[str] = []
     part_collections = {}
@@ -343,7 +341,7 @@ def _import_frame_meshes(
                 continue
             object_name = f"{name} {part} {frame:06d}"
             vertices_world = axes.opencv_to_blender(vertices)
-            centre = box_centre(vertices_world)
+            centre = mesh_centre(vertices_world)
             mesh = build_mesh(object_name, vertices_world - centre, faces)
             if validate_mesh(mesh):
                 repaired.append(object_name)
@@ -361,8 +359,9 @@ def _import_frame_meshes(
 def _import_usd_cache(context, recon, collection, name) -> dict[str, list[bpy.types.Object]]:
     """Import take.usdc as Mesh Sequence Cache objects `name` hand/object cache into `collection`.
 
-    Their origins stay at the camera: the cache replaces the mesh every frame with the file's
-    world-space points, so an offset origin would move the geometry.
+    The file places each part at its frame's mesh centre (a time-sampled translate, which Blender
+    reads through a Transform Cache constraint) and holds the points relative to it, so each
+    object's origin follows the middle of its mesh, as per-frame objects' origins do.
     """
     from c2f_core.errors import C2FError
     from c2f_core.io.usd_take import MESH_PRIMS

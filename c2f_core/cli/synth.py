@@ -32,10 +32,11 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def synth_settings(args: argparse.Namespace, size: tuple[int, int]) -> dict[str, object]:
     """The options that shape a take's files (every option but where and how fast it is written)."""
+    # An option left unset is not recorded, so takes made before the option existed still resume.
     settings = {
         key: str(value) if isinstance(value, Path) else value
         for key, value in sorted(vars(args).items())
-        if key not in _NOT_SETTINGS
+        if key not in _NOT_SETTINGS and value is not None
     }
     settings["size"] = f"{size[0]}x{size[1]}"
     return settings
@@ -88,6 +89,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="one grasp moving smoothly at 30 fps, instead of independent frames",
     )
+    parser.add_argument(
+        "--turn",
+        type=float,
+        metavar="DEGREES",
+        help="with --sequence: also turn the grasp steadily through DEGREES over the take, about the "
+        "forearm as the camera sees it, so the object's far side comes into view (e.g. 180)",
+    )
     parser.add_argument("--size", default="640x480", help="image size WxH (default 640x480)")
     parser.add_argument(
         "--contact-sheet", type=Path, metavar="FILE", help="also write a PNG overview of up to 16 frames"
@@ -122,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     """Generate the take, print a summary, optionally write the contact sheet."""
     from c2f_core.synth.generate import SynthConfig, generate_take
     from c2f_core.synth.sensor import SensorConfig
+    from c2f_core.synth.sequence import MotionConfig
 
     size = parse_size(args.size)
     for flag, value in (
@@ -131,11 +140,14 @@ def run(args: argparse.Namespace) -> int:
     ):
         if value < 1:  # before OUT is made and its settings recorded
             raise C2FError(f"{flag} must be at least 1, got {value}")
+    if args.turn is not None and not args.sequence:
+        raise C2FError(f"--turn {args.turn:g} turns a sequence's grasp: add --sequence")
     config = dataclasses.replace(
         SynthConfig(),
         sdf_samples_per_mesh=args.sdf_samples,
         sensor=SensorConfig(enabled=not args.no_noise),
         look=args.look,
+        motion=MotionConfig(turn_deg=args.turn or 0.0),
     )
     with output_lock(args.out, "synth", clean=(".", *FRAME_FOLDERS)):
         prepare_take_folder(args.out, synth_settings(args, size), args.overwrite)

@@ -28,7 +28,7 @@ from c2f_core.geometry.camera import depth_to_points
 from c2f_core.geometry.mesh_sdf import point_mesh_distance
 from c2f_core.geometry.raster import visible_silhouettes
 from c2f_core.io.labels import SEG_HAND, has_labels, read_joint_labels, read_segmentation
-from c2f_core.io.recon_output import read_frame_meshes, read_reconstruction
+from c2f_core.io.recon_output import Reconstruction, read_frame_meshes, read_reconstruction
 from c2f_core.io.take import Take
 from c2f_core.progress import progress
 
@@ -128,6 +128,31 @@ def score_real_frame(
     return RealFrameScore(frame, hand_iou, hand_within, joint_error, object_iou, object_within, network_error)
 
 
+def score_recon_frame(
+    recon: Reconstruction,
+    frame: int,
+    depth_m: np.ndarray,
+    K: np.ndarray,
+    seg: np.ndarray | None,
+    joint_labels_m: np.ndarray | None,
+    object_id: int,
+) -> RealFrameScore:
+    """`score_real_frame` of the meshes and joints `c2f reconstruct` wrote for `frame`."""
+    meshes = read_frame_meshes(recon, frame)
+    return score_real_frame(
+        frame,
+        (meshes.hand_vertices, meshes.hand_faces),
+        (meshes.object_vertices, meshes.object_faces),
+        meshes.joints,
+        depth_m,
+        K,
+        seg,
+        joint_labels_m,
+        object_id,
+        meshes.network_joints,
+    )
+
+
 def _missing_score(frame: int, reason: str, has_seg: bool) -> RealFrameScore:
     zero = 0.0 if has_seg else float("nan")
     return RealFrameScore(frame, zero, zero, float("nan"), zero, zero, problem=reason)
@@ -172,22 +197,8 @@ def evaluate_real_take(
             reason = recon.failed.get(frame, "no reconstruction for this frame")
             scores.append(_missing_score(frame, reason, seg is not None))
             continue
-        meshes = read_frame_meshes(recon, frame)
         depth_m = take.read_frame(frame, with_gt=False, check=False).depth_m
-        scores.append(
-            score_real_frame(
-                frame,
-                (meshes.hand_vertices, meshes.hand_faces),
-                (meshes.object_vertices, meshes.object_faces),
-                meshes.joints,
-                depth_m,
-                take.intrinsics.K,
-                seg,
-                labels,
-                object_id,
-                meshes.network_joints,
-            )
-        )
+        scores.append(score_recon_frame(recon, frame, depth_m, take.intrinsics.K, seg, labels, object_id))
     return {
         "prediction": str(recon.root),
         "take": str(take.root),

@@ -4,7 +4,8 @@
 OUT/reconstruction.json   {"version": 1, "take": "<abs path of the input take or null>", "name": "<take name>",
                            "intrinsics": {fx, fy, cx, cy, width, height, depth_scale[, fps]},
                            "fps": 30.0, "frames": [0, 1, 2, ...], "failed": {"7": "message"},
-                           "checkpoint": "...", "format": "ply"}
+                           "checkpoint": "...", "format": "ply",
+                           "color_files": {"0": {"absolute": "<abs path>", "relative": "<path from OUT>"}}}
 OUT/NNNNNN_hand.ply       hand mesh, metres, OpenCV camera frame (x right, y down, z forward); or .obj/.glb
 OUT/NNNNNN_object.ply     object mesh, same frame
 OUT/NNNNNN.json           {"frame": N, "meshes": {"hand": {"vertices": V, "faces": F}, "object": {...}},
@@ -15,6 +16,10 @@ OUT/.c2f.lock             while a run writes the folder (`c2f_core.io.lock`)
 OUT/take.usdc             optional: the whole take as time-sampled meshes (`c2f_core.io.usd_take`)
 ```
 `frames` lists the frames that have results, `failed` maps the others to their error message.
+`color_files` (optional: older folders lack it) names each frame's colour image, the footage
+behind the meshes, both absolute and relative to OUT, so a folder moved together with its images
+still finds them (`Reconstruction.color_file`); a single frame reconstructed from files has no
+take folder, and this is the only record of its image.
 Every file is written atomically and a frame's JSON is written after its meshes, so a frame
 whose JSON exists is complete. A mesh may be empty (0 vertices) when nothing was found.
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +50,7 @@ DEFAULT_FPS = 30.0
 NUM_JOINTS = 21
 PARTS = ("hand", "object")
 _SUMMARY_REQUIRED = ("version", "name", "intrinsics", "fps", "frames", "failed", "format")
-_SUMMARY_OPTIONAL = ("take", "checkpoint")
+_SUMMARY_OPTIONAL = ("take", "checkpoint", "color_files")
 _INFO_KEYS = ("joints", "object_center", "queries", "timings", "bbox")
 HAND_MESH_SDF = "network SDF"
 """A frame JSON's "hand_mesh" when the hand is the network's SDF surface."""
@@ -120,6 +126,23 @@ class Reconstruction:
     checkpoint: str | None
     mesh_format: str
     usd: Path | None
+    color_files: dict[int, tuple[Path, str | None]] | None = None
+    """frame -> (absolute path, path relative to `root` or None) of its colour image, as recorded;
+    None for a folder written before c2f recorded them."""
+
+    def color_file(self, frame: int) -> Path | None:
+        """Where the colour image `frame` was reconstructed from is now; None when not found or not recorded.
+
+        The recorded absolute path first, else the recorded path relative to the folder (the folder
+        and its images moved together).
+        """
+        if not self.color_files or frame not in self.color_files:
+            return None
+        absolute, relative = self.color_files[frame]
+        for path in (absolute, None if relative is None else self.root / relative):
+            if path is not None and path.is_file():
+                return path
+        return None
 
     def files(self, frame: int) -> FrameFiles:
         """The result files of `frame` (which must be one of `frames`)."""
@@ -256,6 +279,7 @@ def write_reconstruction_summary(
     take: str | Path | None = None,
     checkpoint: str | Path | None = None,
     fmt: str = "ply",
+    color_files: Mapping[int, str | Path] | None = None,
 ) -> Path:
     """Write `reconstruction.json` (atomically) describing the folder's results.
 
@@ -269,6 +293,8 @@ def write_reconstruction_summary(
         take: the input take folder (stored as an absolute path) or None.
         checkpoint: the checkpoint used.
         fmt: the mesh format of the frame files.
+        color_files: frame number -> the colour image it was made from (recorded absolute and
+            relative to `out_dir`), for the footage behind the meshes.
 
     Returns:
         The path of `reconstruction.json`.
@@ -293,10 +319,40 @@ def write_reconstruction_summary(
         "failed": {str(f): failed_map[f] for f in sorted(failed_map)},
         "checkpoint": None if checkpoint is None else str(checkpoint),
         "format": fmt,
+        "color_files": {
+            str(frame): _color_entry(out_dir, Path(color))
+            for frame, color in sorted((color_files or {}).items())
+        },
     }
     path = out_dir / SUMMARY_NAME
     write_text_atomic(path, json.dumps(summary, indent=1) + "\n")
     return path
+
+
+def _color_entry(out_dir: Path, color: Path) -> dict[str, str | None]:
+    absolute = color.resolve()
+    try:
+        relative = Path(os.path.relpath(absolute, out_dir.resolve())).as_posix()
+    except ValueError:  # on another Windows drive: no relative path exists
+        relative = None
+    return {"absolute": str(absolute), "relative": relative}
+
+
+def _read_color_files(summary_path: Path, value: object) -> dict[int, tuple[Path, str | None]]:
+    if not isinstance(value, dict):
+        raise C2FError(f"{summary_path}: 'color_files' must map frame numbers to colour image paths")
+    files = {}
+    for key, entry in value.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("absolute"), str):
+            raise C2FError(
+                f"{summary_path}: color_files[{key!r}] must hold an 'absolute' path, found {entry!r}"
+            )
+        relative = entry.get("relative")
+        files[_as_int(key, f"{summary_path} color_files")] = (
+            Path(entry["absolute"]),
+            relative if isinstance(relative, str) else None,
+        )
+    return files
 
 
 def _load_json(path: Path) -> object:
@@ -369,6 +425,7 @@ def read_reconstruction(out_dir: str | Path) -> Reconstruction:
         raise C2FError(f"reconstruction {root} is incomplete: {absent[0].name} is missing{more}")
     take = data.get("take")
     checkpoint = data.get("checkpoint")
+    color_files = data.get("color_files")
     usd = root / USD_NAME
     return Reconstruction(
         root=root,
@@ -381,6 +438,7 @@ def read_reconstruction(out_dir: str | Path) -> Reconstruction:
         checkpoint=None if checkpoint is None else str(checkpoint),
         mesh_format=fmt,
         usd=usd if usd.is_file() else None,
+        color_files=None if color_files is None else _read_color_files(summary_path, color_files),
     )
 
 

@@ -3,12 +3,15 @@
 Layout of the stage (Blender imports it with `bpy.ops.wm.usd_import` as a Mesh Sequence Cache):
 ```
 /C2F            Xform, the default prim
-/C2F/hand       Mesh, time-sampled points, faceVertexCounts, faceVertexIndices, extent
+/C2F/hand       Mesh, time-sampled xformOp:translate, points, faceVertexCounts, faceVertexIndices, extent
 /C2F/object     Mesh, the same
 ```
 Convention: metres (metersPerUnit 1), Z up, in the world of `c2f_core.geometry.axes`
 (camera at the origin looking along +Y); time code = the take's frame number, and
-timeCodesPerSecond = framesPerSecond = the take's fps.
+timeCodesPerSecond = framesPerSecond = the take's fps. Each frame's points (and extent) are local
+to the centre of that frame's bounding box, which is the prim's translate at that time: world
+point = translate + point, so an imported object's origin sits in the middle of its mesh, as the
+per-frame import places it, and rotating it pivots there.
 
 Writing streams: each frame's samples go to the file and the layer is saved every few frames.
 A `.usdc` (crate) layer saves incrementally and then holds saved samples on disk rather than in
@@ -34,6 +37,10 @@ ROOT_PRIM = "/C2F"
 MESH_PRIMS = {"hand": "/C2F/hand", "object": "/C2F/object"}
 SAVE_EVERY_FRAMES = 16
 """Frames between intermediate saves: bounds the unsaved samples held in memory."""
+HOLD_FRAMES = 1e-3
+"""How long before a frame whose vertex count changes the translate still holds the last frame's
+centre (USD interpolates linearly; two samples this close make a step), in frames: well inside a
+motion-blur shutter's subframes."""
 
 
 def _import_pxr():
@@ -42,6 +49,18 @@ def _import_pxr():
     except ImportError:
         raise C2FError("writing USD needs the usd-core package: pip install usd-core") from None
     return Sdf, Usd, UsdGeom, Vt
+
+
+def mesh_centre(vertices: np.ndarray) -> np.ndarray:
+    """(3,) float64 centre of the axis-aligned bounding box of (V, 3) vertices; the origin for V = 0.
+
+    The origin of every imported object: the cache's translate here, and the add-on's per-frame
+    objects use the same function, so both imports place an object's origin alike.
+    """
+    vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    if len(vertices) == 0:
+        return np.zeros(3)
+    return (vertices.min(axis=0) + vertices.max(axis=0)) / 2
 
 
 def new_stage(path: Path, fps: float):
@@ -76,6 +95,45 @@ def _check_mesh(
     return vertices, faces.astype(np.int32)
 
 
+class _PartSamples:
+    """One part's Mesh prim and the time samples written to it: translate, points, faces and extent."""
+
+    def __init__(self, stage, prim_path: str):
+        _, _, UsdGeom, _ = _import_pxr()
+        mesh = UsdGeom.Mesh.Define(stage, prim_path)
+        mesh.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)
+        self.translate = mesh.AddTranslateOp(UsdGeom.XformOp.PrecisionDouble)
+        self.points = mesh.CreatePointsAttr()
+        self.counts = mesh.CreateFaceVertexCountsAttr()
+        self.indices = mesh.CreateFaceVertexIndicesAttr()
+        self.extent = mesh.CreateExtentAttr()
+        self.last_centre = np.zeros(3)
+        self.last_count: int | None = None
+
+    def add(self, frame: int, vertices: np.ndarray, faces: np.ndarray) -> None:
+        """Write frame `frame`: (V, 3) metres, OpenCV camera frame, and (F, 3) clean triangles."""
+        from pxr import Gf, Usd, Vt
+
+        world = opencv_to_blender(vertices).astype(np.float64)
+        # An empty mesh keeps the last centre, so the origin does not jump to the camera and back.
+        centre = mesh_centre(world) if len(world) else self.last_centre
+        local = (world - centre).astype(np.float32)
+        if self.last_count is not None and len(local) != self.last_count:
+            # USD interpolates the translate between samples but holds points whose count changes,
+            # so between the two frames the held mesh would drift towards the next centre; a
+            # sample just before this frame holds the translate with it.
+            self.translate.Set(Gf.Vec3d(*self.last_centre.tolist()), Usd.TimeCode(frame - HOLD_FRAMES))
+        time = Usd.TimeCode(frame)
+        self.translate.Set(Gf.Vec3d(*centre.tolist()), time)
+        self.points.Set(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(local)), time)
+        self.counts.Set(Vt.IntArray.FromNumpy(np.full(len(faces), 3, np.int32)), time)
+        self.indices.Set(Vt.IntArray.FromNumpy(np.ascontiguousarray(faces.ravel())), time)
+        # An empty mesh gets a zero-size extent so no earlier frame's box is held over it.
+        extent = np.stack([local.min(0), local.max(0)]) if len(local) else np.zeros((2, 3), np.float32)
+        self.extent.Set(Vt.Vec3fArray.FromNumpy(extent), time)
+        self.last_centre, self.last_count = centre, len(local)
+
+
 def write_usd_take(
     path: str | Path,
     frames: Iterable[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
@@ -105,19 +163,9 @@ def write_usd_take(
         raise C2FError(f"a USD take must be a .usdc file, got {path}")
     if not math.isfinite(fps) or fps <= 0:
         raise C2FError(f"fps must be positive, got {fps}")
-    _, Usd, UsdGeom, Vt = _import_pxr()
     with atomic_path(path) as tmp:
         layer, stage = new_stage(tmp, fps)
-        attrs = {}
-        for part, prim_path in MESH_PRIMS.items():
-            mesh = UsdGeom.Mesh.Define(stage, prim_path)
-            mesh.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)
-            attrs[part] = (
-                mesh.CreatePointsAttr(),
-                mesh.CreateFaceVertexCountsAttr(),
-                mesh.CreateFaceVertexIndicesAttr(),
-                mesh.CreateExtentAttr(),
-            )
+        parts = {part: _PartSamples(stage, prim_path) for part, prim_path in MESH_PRIMS.items()}
         first = last = None
         for count, (frame, hand_v, hand_f, obj_v, obj_f) in enumerate(frames, start=1):
             frame = int(frame)
@@ -125,19 +173,8 @@ def write_usd_take(
                 raise C2FError(f"USD take frames must increase: frame {frame} came after {last}")
             first = frame if first is None else first
             last = frame
-            time = Usd.TimeCode(frame)
             for part, (vertices, faces) in (("hand", (hand_v, hand_f)), ("object", (obj_v, obj_f))):
-                vertices, faces = clean_mesh(*_check_mesh(frame, part, vertices, faces))
-                world = opencv_to_blender(vertices)
-                points_attr, counts_attr, indices_attr, extent_attr = attrs[part]
-                points_attr.Set(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(world)), time)
-                counts_attr.Set(Vt.IntArray.FromNumpy(np.full(len(faces), 3, np.int32)), time)
-                indices_attr.Set(Vt.IntArray.FromNumpy(np.ascontiguousarray(faces.ravel())), time)
-                # An empty mesh gets a zero-size extent so no earlier frame's box is held over it.
-                extent = (
-                    np.stack([world.min(0), world.max(0)]) if len(world) else np.zeros((2, 3), np.float32)
-                )
-                extent_attr.Set(Vt.Vec3fArray.FromNumpy(extent), time)
+                parts[part].add(frame, *clean_mesh(*_check_mesh(frame, part, vertices, faces)))
             if count % save_every == 0:
                 layer.Save()
         if first is None:
@@ -146,5 +183,5 @@ def write_usd_take(
         stage.SetEndTimeCode(last)
         layer.Save()
         # Drop every handle on the layer before the rename, so USD's registry forgets the temporary name.
-        del stage, attrs, mesh, layer
+        del stage, parts, layer
     return path

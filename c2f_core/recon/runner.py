@@ -497,6 +497,9 @@ def reconstruct_take(
             f"take {take.name}: every frame failed ({len(failed)} of {len(ids)} frame(s)); "
             f"first, frame {first_id:06d}: {first_message}"
         )
+    # Recorded for the footage behind the meshes: a single frame from files has no take folder.
+    in_take = set(take.frame_ids)
+    color_files = {f: take.paths(f).color for f in [*all_done, *failed] if f in in_take}
     write_reconstruction_summary(
         out,
         name=take.name,
@@ -506,6 +509,7 @@ def reconstruct_take(
         take=take.root,
         checkpoint=checkpoint,
         fmt=fmt,
+        color_files=color_files,
     )
     usd_path = None
     if write_usd and len(all_done) > 1:

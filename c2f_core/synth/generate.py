@@ -46,7 +46,7 @@ from c2f_core.synth.scene import (
     wrist_loop,
 )
 from c2f_core.synth.sensor import SensorConfig, color_gain, color_sensor, depth_sensor
-from c2f_core.synth.sequence import Motion, MotionConfig, smooth_motion
+from c2f_core.synth.sequence import Motion, MotionConfig, smooth_motion, turn_axis
 
 LOOKS = ("classic", "real")
 SEQUENCE_FPS = 30.0
@@ -342,7 +342,10 @@ class TakeGenerator:
         )
         group_cam = np.concatenate([group_hand, actor.forearm[0]]) @ rotation0.T + translation0
         pivot = 0.5 * (group_cam.min(0) + group_cam.max(0))
-        motion = smooth_motion(frames, SEQUENCE_FPS, pivot, rng, self.config.motion)
+        grasp_cam = group_cam[: len(group_hand)]
+        centre = 0.5 * (grasp_cam.min(0) + grasp_cam.max(0))
+        turn = (centre, turn_axis(rotation0 @ forearm_dir, centre))
+        motion = smooth_motion(frames, SEQUENCE_FPS, pivot, rng, self.config.motion, turn)
         swept = np.concatenate([motion.apply(i, group_cam) for i in range(frames)])
         surroundings = build_surroundings(swept, viewpoint, self.K, self.size, rng, self.config.scene)
         angles = grasp.angles[None] + motion.finger_offsets

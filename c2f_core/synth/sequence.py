@@ -3,7 +3,8 @@ while its fingers relax and tighten slightly around the grasp.
 
 Everything is a sum of a few low-frequency sinusoids, so positions, rotations and joint angles are
 smooth (infinitely differentiable) in time, and consecutive frames differ by millimetres and
-degrees at 30 fps.
+degrees at 30 fps. Optionally the whole grasp also turns steadily (`MotionConfig.turn_deg`), so the
+camera sees the object's other side by the end of the take.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class MotionConfig:
     finger_opening_rad: float = 0.05
     """Largest extra extension of a finger joint (fingers only ever open from the grasp, so they
     never press into the object)."""
+    turn_deg: float = 0.0
+    """Steady turn of the grasp over the take (degrees, first to last frame) about `turn_axis`,
+    before the small motion; 0 leaves sequences as they were."""
 
 
 @dataclass
@@ -64,10 +68,41 @@ def _waves(
     return amplitude * 0.5 * signal
 
 
+def turn_axis(forearm_cam: np.ndarray, centre_cam: np.ndarray) -> np.ndarray:
+    """Unit axis (3,) to turn a grasp about so that the camera sees the object's other side.
+
+    It is the forearm as the camera sees it: the forearm's direction `forearm_cam` (3,) with its
+    component along the viewing ray to `centre_cam` (3,) removed. Perpendicular to the ray, half a
+    turn brings the far side of the object to the front; along the forearm's direction in the
+    image, the forearm keeps that direction and only its part along the ray flips (where any other
+    axis across the ray would also swing it across the image). A forearm within ~15 degrees of the
+    ray falls back to the camera's vertical axis.
+
+    Convention: OpenCV camera frame (x right, y down, z forward), metres; any length of `forearm_cam`.
+    """
+    ray = np.asarray(centre_cam, np.float64) / np.linalg.norm(centre_cam)
+    for direction in (np.asarray(forearm_cam, np.float64), np.array([0.0, 1.0, 0.0])):
+        direction = direction / np.linalg.norm(direction)
+        across = direction - (direction @ ray) * ray
+        if np.linalg.norm(across) > 0.25:
+            return across / np.linalg.norm(across)
+    raise ValueError(f"viewing ray {ray} is along the camera's vertical axis")
+
+
 def smooth_motion(
-    frames: int, fps: float, pivot: np.ndarray, rng: np.random.Generator, config: MotionConfig | None = None
+    frames: int,
+    fps: float,
+    pivot: np.ndarray,
+    rng: np.random.Generator,
+    config: MotionConfig | None = None,
+    turn_about: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Motion:
-    """Random smooth motion for `frames` frames at `fps`, turning about `pivot` (3,), camera frame."""
+    """Random smooth motion for `frames` frames at `fps`, turning about `pivot` (3,), camera frame.
+
+    With `config.turn_deg`, the grasp first turns steadily about the line `turn_about` (a point (3,)
+    and a unit axis (3,), camera frame: the grasp's centre and `turn_axis`), by `turn_deg` from the
+    first frame to the last; the small random motion follows. The turn draws nothing from `rng`.
+    """
     config = config or MotionConfig()
     times = np.arange(frames) / fps
     translations = _waves(times, 3, config.translation_m, config, rng)
@@ -77,4 +112,15 @@ def smooth_motion(
     opening = _waves(times, len(flexing), 1.0, config, rng)
     # Map each signal to [-opening, 0]: 0 is the grasp itself.
     offsets[:, flexing, 0] = -config.finger_opening_rad * np.abs(opening)
-    return Motion(rotations, translations, np.asarray(pivot, dtype=np.float64), offsets)
+    pivot = np.asarray(pivot, dtype=np.float64)
+    if config.turn_deg:
+        if turn_about is None:
+            raise ValueError(f"turn_deg {config.turn_deg} needs turn_about (centre, axis)")
+        centre, axis = (np.asarray(v, np.float64) for v in turn_about)
+        progress = np.arange(frames) / max(frames - 1, 1)
+        turns = Rotation.from_rotvec(np.radians(config.turn_deg) * progress[:, None] * axis).as_matrix()
+        # The turn about `centre`, then the small motion about `pivot`, as one rotation about `pivot`.
+        arm = pivot - centre
+        translations = translations + np.einsum("nij,nj->ni", rotations, turns @ arm - arm)
+        rotations = rotations @ turns
+    return Motion(rotations, translations, pivot, offsets)

@@ -1,8 +1,10 @@
 """The object over a take: one mesh in its own frame and its 6-DoF pose in every frame.
 
 1. Track: frame by frame, the depth points labelled object are aligned (point-to-plane ICP) to the
-   model built so far (the earlier frames' points in the object frame), starting from the previous
-   pose. The object frame is the first tracked frame's camera axes at its object's centroid.
+   model built so far (the frames aligned before, in the object frame), starting from the previous
+   pose, forwards and then backwards from an anchor frame; several anchors are tried (a real take's
+   first frames with object points are often no object) and the track keeping most frames wins.
+   The object frame is the anchor's camera axes at its object's centroid.
 2. Smooth: the pose track is smoothed offline over the whole take (`take_fit.smooth`); frames whose
    alignment failed or that had too few points are bridged and marked untracked.
 3. Fuse: a truncated-SDF volume in the object frame takes every frame's depth (surface and free
@@ -60,6 +62,10 @@ class ObjectTrackConfig:
     """An alignment whose residual is larger is rejected (the frame is bridged)."""
     min_inlier_fraction: float = 0.3
     """An alignment that pairs fewer of the frame's points is rejected."""
+    max_gap_frames: int = 2
+    """Usable frames with at most this many frames between them belong to one run (choosing the anchor)."""
+    settled_fraction: float = 0.9
+    """A track that keeps this share of the frames with object points ends the search for an anchor."""
     smooth_sigma_frames: float = 1.5
     """Width of the zero-phase Gaussian over the pose track, frames."""
     refine_passes: int = 1
@@ -136,37 +142,86 @@ def _usable(frame: FrameEvidence | None, config: ObjectTrackConfig) -> bool:
     return frame is not None and len(frame.object_points) >= config.min_points
 
 
-def _track_sequentially(
-    evidence: TakeEvidence, config: ObjectTrackConfig
+def anchor_candidates(evidence: TakeEvidence, usable: list[int], max_gap: int) -> list[int]:
+    """Frames to grow the track from, best guess first: the best-seen frame of the longest run of
+    usable frames, then the usable frames at the middle, first and third quarter of the take.
+
+    A real take's first frames with object points are often no object at all (a crop that fell on
+    a box before the hand was found, the network's guess during the reach), and a real take may
+    show object points in every frame; the held object is what the middle of a take shows frame
+    after frame.
+    """
+    runs: list[list[int]] = [[usable[0]]]
+    for t in usable[1:]:
+        if t - runs[-1][-1] > max_gap + 1:
+            runs.append([])
+        runs[-1].append(t)
+
+    def points(t: int) -> int:
+        return len(evidence.per_frame[t].object_points)  # type: ignore[union-attr]
+
+    longest = max(runs, key=lambda run: (len(run), sum(points(t) for t in run)))
+    candidates = [max(longest, key=points)]
+    for quantile in (0.5, 0.25, 0.75):
+        frame = usable[int(quantile * (len(usable) - 1))]
+        if frame not in candidates:
+            candidates.append(frame)
+    return candidates
+
+
+def _track_from(
+    evidence: TakeEvidence, usable: list[int], first: int, config: ObjectTrackConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pass 1: poses (T, 4, 4), tracked (T,), residuals (T,) by frame-to-model alignment."""
+    """Poses (T, 4, 4), tracked (T,), residuals (T,) grown from frame `first`: forwards to the end,
+    then backwards to the start, each frame starting from the last accepted pose on its side."""
     count = len(evidence.frames)
     poses = np.tile(np.eye(4), (count, 1, 1))
     tracked = np.zeros(count, bool)
     residual = np.full(count, np.inf)
-    usable = [t for t in range(count) if _usable(evidence.per_frame[t], config)]
+    first_points = evidence.per_frame[first].object_points.astype(np.float64)  # type: ignore[union-attr]
+    poses[first] = make_pose(np.eye(3), first_points.mean(0))
+    tracked[first], residual[first] = True, 0.0
+    model = voxel_downsample(transform_points(invert_pose(poses[first]), first_points), config.model_voxel_m)
+    later = [t for t in usable if t > first]
+    earlier = [t for t in reversed(usable) if t < first]
+    for side in (later, earlier):
+        current = poses[first]
+        for t in side:
+            points = evidence.per_frame[t].object_points.astype(np.float64)  # type: ignore[union-attr]
+            normals = estimate_normals(model)
+            pose, residual[t] = _align(points, model, normals, cKDTree(model), current, config)
+            if pose is None:
+                continue
+            poses[t], tracked[t], current = pose, True, pose
+            model = voxel_downsample(
+                np.concatenate([model, transform_points(invert_pose(pose), points)]), config.model_voxel_m
+            )
+    return poses, tracked, residual
+
+
+def _track_sequentially(
+    evidence: TakeEvidence, config: ObjectTrackConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pass 1: poses (T, 4, 4), tracked (T,), residuals (T,) by frame-to-model alignment.
+
+    Grown from each of `anchor_candidates` in turn until one track keeps `settled_fraction` of
+    the usable frames; the track that keeps the most frames wins (the object frame is its anchor's
+    camera axes at the anchor's object centroid).
+    """
+    usable = [t for t in range(len(evidence.frames)) if _usable(evidence.per_frame[t], config)]
     if not usable:
         raise C2FError(
             f"take {evidence.name}: no frame has {config.min_points} depth points on the object; "
             "nothing to track"
         )
-    first = usable[0]
-    first_points = evidence.per_frame[first].object_points.astype(np.float64)  # type: ignore[union-attr]
-    poses[first] = make_pose(np.eye(3), first_points.mean(0))
-    tracked[first], residual[first] = True, 0.0
-    model = voxel_downsample(transform_points(invert_pose(poses[first]), first_points), config.model_voxel_m)
-    current = poses[first]
-    for t in usable[1:]:
-        points = evidence.per_frame[t].object_points.astype(np.float64)  # type: ignore[union-attr]
-        normals = estimate_normals(model)
-        pose, residual[t] = _align(points, model, normals, cKDTree(model), current, config)
-        if pose is None:
-            continue
-        poses[t], tracked[t], current = pose, True, pose
-        model = voxel_downsample(
-            np.concatenate([model, transform_points(invert_pose(pose), points)]), config.model_voxel_m
-        )
-    return poses, tracked, residual
+    best = None
+    for first in anchor_candidates(evidence, usable, config.max_gap_frames):
+        poses, tracked, residual = _track_from(evidence, usable, first, config)
+        if best is None or tracked.sum() > best[1].sum():
+            best = poses, tracked, residual
+        if tracked.sum() >= config.settled_fraction * len(usable):
+            break
+    return best  # type: ignore[return-value]
 
 
 def _fuse(

@@ -60,11 +60,12 @@ def enable_addon():
 
 class ImportStandIn:
     # The import operator's own execute() runs on this stand-in instance, which keeps the reports.
-    def __init__(self, directory, mesh_import="AUTO", load_background=True, footage_in_render=True):
+    def __init__(self, directory, mesh_import="AUTO", load_background=True, footage_in_render=True, key_every=1):
         self.directory = directory
         self.mesh_import = mesh_import
         self.load_background = load_background
         self.footage_in_render = footage_in_render
+        self.key_every = key_every
         self.reports = []
     def report(self, kind, message):
         self.reports.append([sorted(kind)[0], message])

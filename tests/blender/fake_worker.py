@@ -81,7 +81,10 @@ for k, frame in enumerate(frames):
     emit(event="progress", done=k + 1, total=len(frames))
     if MODE == "die":
         os.kill(os.getpid(), signal.SIGKILL)
-write_reconstruction_summary(a.out, name=name, intrinsics=intrinsics, frames=done, failed=failed, take=a.input)
+# As c2f reconstruct does, a single frame records its colour image (the footage of an import from the folder).
+color_files = {{frames[0]: a.color}} if a.input is None else {{}}
+write_reconstruction_summary(a.out, name=name, intrinsics=intrinsics, frames=done, failed=failed, take=a.input,
+                             color_files=color_files)
 emit(event="done", out=a.out)
 if a.animate:  # the take-level fit's events (no animation/ is written: the import takes the frames)
     emit(event="animate", stage="object")

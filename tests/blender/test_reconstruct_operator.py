@@ -72,6 +72,7 @@ settings.take_dir = {take!r}
 settings.checkpoint = {checkpoint!r}
 settings.device = "cpu"
 settings.out_dir = {out!r}
+settings.animate = False  # the per-frame meshes are what this test measures
 outcome = sorted(bpy.ops.c2f.reconstruct())
 scene = bpy.context.scene
 per_frame = {{}}
@@ -222,6 +223,67 @@ def test_panel_hand_choice_reaches_the_worker_command(tmp_path, make_take):
     res = run_blender(REQUEST_SCRIPT.format(take=str(take)), tmp_path)
     assert "--hand" not in res["default"]
     assert res["fitted"][-2:] == ["--hand", "fit"]
+
+
+ANIMATE_SCRIPT = """
+import importlib
+prefs = enable_addon()
+prefs.worker_python = "/env/bin/python"
+settings = bpy.context.scene.c2f
+operators = importlib.import_module("bl_ext.user_default.c2f_handobject.operators")
+panel = importlib.import_module("bl_ext.user_default.c2f_handobject.panel")
+default = settings.animate
+animated = {{}}
+for name, take in {takes!r}.items():
+    settings.take_dir = take
+    animated[name] = ["--animate" in operators.build_request(bpy.context).command(), panel.input_is_sequence(settings)]
+settings.take_dir = {takes[sequence]!r}
+settings.use_frame_range = True
+settings.frame_first = settings.frame_last = 1
+animated["one frame of the sequence"] = ["--animate" in operators.build_request(bpy.context).command()]
+settings.use_frame_range = False
+settings.animate = False
+animated["sequence, animate off"] = ["--animate" in operators.build_request(bpy.context).command()]
+settings.input_mode = "SINGLE"
+settings.animate = True
+settings.color_file, settings.depth_file, settings.intrinsics_file = "c.png", "d.png", "i.json"
+animated["single frame"] = ["--animate" in operators.build_request(bpy.context).command()]
+result(default=default, animated=animated)
+"""
+
+
+def test_animate_is_on_by_default_and_reaches_the_worker_for_sequences_only(tmp_path, make_take):
+    from c2f_core.io.intrinsics import Intrinsics
+    from c2f_core.io.take import TakeWriter
+    from tests.conftest import TINY_INTRINSICS, tiny_frame
+
+    untimed = {
+        "independent": TINY_INTRINSICS,
+        "fps": Intrinsics(**{**TINY_INTRINSICS.to_dict(), "fps": 30.0}),
+    }
+    for name, intrinsics in untimed.items():
+        with TakeWriter(tmp_path / name, intrinsics) as writer:  # no timestamps
+            for frame in (0, 1, 2):
+                writer.write(frame, *tiny_frame(frame))
+    takes = {
+        "sequence": str(make_take("sequence", frame_ids=(0, 1, 2))),
+        "sequence with a frame rate": str(tmp_path / "fps"),
+        "one-frame take": str(make_take("one", frame_ids=(0,))),
+        "independent frames": str(tmp_path / "independent"),
+        "missing": str(tmp_path / "missing"),
+    }
+    res = run_blender(ANIMATE_SCRIPT.format(takes=takes), tmp_path)
+    assert res["default"] is True
+    assert res["animated"] == {
+        "sequence": [True, True],
+        "sequence with a frame rate": [True, True],
+        "one-frame take": [False, False],
+        "independent frames": [False, False],
+        "missing": [False, False],
+        "one frame of the sequence": [False],
+        "sequence, animate off": [False],
+        "single frame": [False],
+    }
 
 
 SAVED_DURING_RUN_SCRIPT = """

@@ -198,3 +198,58 @@ def test_a_compositor_of_the_artists_own_is_left_alone_with_a_warning(recon_dir,
     assert warnings == [
         "the scene's compositor already uses node group 'Grade', left as it is: the footage is not in the render"
     ]
+
+
+FOLDER_RENDER_SCRIPT = (
+    RENDER_HELPERS
+    + """
+enable_addon()
+scene = bpy.context.scene
+older_outcome, older_reports = run_import({older!r})  # File > Import's operator, as the panel's button runs it
+older_group = scene.compositing_node_group
+outcome, reports = run_import({out!r})
+pixels, _ = render(3, {png!r})
+result(older=[sorted(older_outcome), older_reports, older_group is not None], outcome=sorted(outcome),
+       reports=reports, pixels=pixels, frames=[scene.frame_start, scene.frame_end],
+       group=scene.compositing_node_group.name if scene.compositing_node_group else None)
+"""
+)
+
+
+def test_a_single_frame_imported_from_its_folder_renders_over_its_recorded_colour_image(tmp_path):
+    """No take and no panel: reconstruction.json's record of the colour image is the footage."""
+    import json
+
+    images = write_footage_take(tmp_path / "files", frames=(3,))
+    color = images / "color" / "000003.png"
+    out, older = tmp_path / "out", tmp_path / "older"
+    for folder in (out, older):
+        write_frame_result(folder, 3, cone(0.03, 0.5, rim=8, x=-0.02), cone(0.05, 0.7, rim=12, x=0.03))
+        write_reconstruction_summary(
+            folder, name="000003", intrinsics=TINY_INTRINSICS, frames=[3], color_files={3: color}
+        )
+    summary = older / "reconstruction.json"
+    older_data = json.loads(summary.read_text())
+    del older_data["color_files"]  # as c2f wrote it before it recorded colour images
+    summary.write_text(json.dumps(older_data))
+    script = FOLDER_RENDER_SCRIPT.format(out=str(out), older=str(older), png=str(tmp_path / "single.png"))
+    res = run_blender(script, tmp_path)
+    older_outcome, older_reports, older_composite = res["older"]
+    assert older_outcome == ["FINISHED"] and older_composite is False
+    assert older_reports[0] == [
+        "INFO",
+        "imported 000003: 2 objects, automatic: per-frame objects (1 frame, up to 150); no footage: "
+        + "reconstruction.json records no colour image (written by an older c2f)",
+    ]
+    assert res["outcome"] == ["FINISHED"] and res["frames"] == [3, 3] and res["group"] == "C2F Footage"
+    assert "footage in render (compositor)" in res["reports"][0][1]
+    pixels = np.array(res["pixels"])
+    free = footage_mask(out, 3)
+    assert free.sum() > 0.8 * free.size
+    np.testing.assert_allclose(
+        pixels[free][:, :3], np.broadcast_to(np.array(FOOTAGE_RGB[3]) / 255, (free.sum(), 3)), atol=TOLERANCE
+    )
+    row, column = mesh_centre_pixel(out, 3)
+    assert (
+        np.abs(pixels[row, column, :3] - np.array(FOOTAGE_RGB[3]) / 255).max() > 0.2
+    )  # the mesh is in front

@@ -59,6 +59,7 @@ CASES = [
     ("reconstruct", ["{corrupt_take}", "--out", "{new}"]),
     ("synth", ["{a_file}"]),
     ("synth", ["{new}", "--frames", "0"]),
+    ("synth", ["{new}", "--turn", "180"]),
     ("train", ["--config", "{missing}", "--out", "{new}"]),
     ("train", ["--config", "{corrupt_yaml}", "--out", "{new}"]),
     ("train", ["--config", "{tiny_yaml}", "--data", "{missing}", "--out", "{new}"]),

@@ -133,3 +133,42 @@ def test_writer_rejects_bad_meshes_and_info(tmp_path):
             tmp_path, name="t", intrinsics=TINY_INTRINSICS, frames=[1], failed={1: "x"}
         )
     assert not list(tmp_path.iterdir())
+
+
+def test_colour_files_are_found_where_they_were_or_moved_with_the_folder(tmp_path):
+    images, out = tmp_path / "shots", tmp_path / "results" / "shot"
+    images.mkdir()
+    (images / "frame.png").write_bytes(b"png")
+    write_frame_result(out, 7, box_mesh(0.05, 0.4), box_mesh(0.1, 0.5))
+    write_reconstruction_summary(
+        out, name="t", intrinsics=TINY_INTRINSICS, frames=[7], color_files={7: images / "frame.png"}
+    )
+    summary = json.loads((out / SUMMARY_NAME).read_text())
+    assert summary["color_files"] == {
+        "7": {"absolute": str((images / "frame.png").resolve()), "relative": "../../shots/frame.png"}
+    }
+    assert read_reconstruction(out).color_file(7) == (images / "frame.png").resolve()
+    assert read_reconstruction(out).color_file(8) is None
+    # Both folders moved together: the absolute path is gone, the relative one still leads there.
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    (tmp_path / "results").rename(moved / "results")
+    images.rename(moved / "shots")
+    found = read_reconstruction(moved / "results" / "shot").color_file(7)
+    assert found is not None and found.resolve() == (moved / "shots" / "frame.png").resolve()
+    (moved / "shots" / "frame.png").unlink()
+    assert read_reconstruction(moved / "results" / "shot").color_file(7) is None
+
+
+def test_a_summary_without_colour_files_still_reads(tmp_path):
+    write_frame_result(tmp_path, 0, box_mesh(0.05, 0.4), box_mesh(0.1, 0.5))
+    write_reconstruction_summary(tmp_path, name="t", intrinsics=TINY_INTRINSICS, frames=[0])
+    path = tmp_path / SUMMARY_NAME
+    older = json.loads(path.read_text())
+    del older["color_files"]
+    path.write_text(json.dumps(older))
+    recon = read_reconstruction(tmp_path)
+    assert recon.color_files is None and recon.color_file(0) is None
+    path.write_text(json.dumps({**older, "color_files": {"0": "frame.png"}}))
+    with pytest.raises(C2FError, match=r"color_files\['0'\] must hold an 'absolute' path"):
+        read_reconstruction(tmp_path)

@@ -1,6 +1,8 @@
 """`c2f reconstruct` end to end on a fabricated take, with the network's SDF replaced by an exact sphere."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,6 +115,7 @@ def test_dense_reconstruction_lands_in_camera_metres(tiny_setup, sphere_network,
     assert info["queries"] == 64**3 and info["timings"]["encoder"] > 0
     recon = read_reconstruction(out)
     assert recon.frames == (0, 1) and recon.usd is not None and recon.fps == 15.0
+    assert recon.color_file(1) == (tiny_setup / "take" / "color" / "000001.png").resolve()
 
 
 def test_ser_matches_dense_with_fewer_queries(tiny_setup, sphere_network, capsys, tmp_path, monkeypatch):
@@ -300,3 +303,20 @@ def test_a_batch_goes_on_past_a_take_that_fails_whole(tiny_setup, sphere_network
     assert code == 2 and "take blind: every frame failed" in err
     assert not (tmp_path / "out" / "blind" / "reconstruction.json").exists()
     assert (tmp_path / "out" / "take" / "reconstruction.json").is_file()  # the next take was still done
+
+
+def test_single_frame_records_its_colour_image_for_the_footage(tiny_setup, sphere_network, capsys, tmp_path):
+    take = tiny_setup / "take"
+    color = take / "color" / "000001.png"
+    out = tmp_path / "out"
+    code, _, err = run(
+        capsys, "reconstruct", "--color", color, "--depth", take / "depth" / "000001.png",
+        "--intrinsics", take / "intrinsics.json", "--checkpoint", tiny_setup / "tiny.pt", "--out", out,
+        "--method", "dense", "--resolution", "32", "--bbox", "90,60,230,200", "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    summary = json.loads((out / "reconstruction.json").read_text())
+    assert summary["take"] is None  # nothing else in the folder says where the frame came from
+    relative = Path(os.path.relpath(color.resolve(), out.resolve())).as_posix()
+    assert summary["color_files"] == {"1": {"absolute": str(color.resolve()), "relative": relative}}
+    assert read_reconstruction(out).color_file(1) == color.resolve()

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from c2f_core.eval.metrics import NUM_SURFACE_SAMPLES, mesh_problem
-from c2f_core.geometry.knn import PointIndex
 from c2f_core.geometry.mesh_sdf import sample_surface
+from c2f_core.geometry.point_index import PointIndex, spatial_order
 from c2f_core.geometry.tolerances import ICP_STOP_ERROR_M, ICP_STOP_IMPROVEMENT_M
 
 ICP_MAX_ITERATIONS = 100
@@ -123,14 +123,17 @@ def refine_scale_translation(
     target = np.asarray(target, dtype=np.float64)
     translation = np.asarray(translation, dtype=np.float64)
     target_index, source_index = PointIndex(target), PointIndex(source)
+    # The queries of every iteration are the same samples under a scale and a translation, which
+    # keep their Morton order: it is computed once, not per query.
+    source_order, target_order = spatial_order(source), spatial_order(target)
     previous_error = np.inf
     best = (scale, translation, np.inf)
     iterations = 0
     for iterations in range(1, max_iterations + 1):
         moved = scale * source + translation
-        _, to_target = target_index.query(moved)
+        _, to_target = target_index.query(moved, order=source_order)
         # Nearest source sample of each target sample, searched in source coordinates.
-        _, to_source = source_index.query((target - translation) / scale)
+        _, to_source = source_index.query((target - translation) / scale, order=target_order)
         pairs_from = np.concatenate([source, source[to_source]])
         pairs_to = np.concatenate([target[to_target], target])
         error = float(np.sqrt(((scale * pairs_from + translation - pairs_to) ** 2).sum(1).mean()))

@@ -21,8 +21,8 @@ from functools import cached_property
 
 import numpy as np
 
-from c2f_core.geometry.knn import PointIndex
 from c2f_core.geometry.mesh_sdf import sample_surface
+from c2f_core.geometry.point_index import PointIndex, spatial_order
 from c2f_core.geometry.tolerances import F_SCORE_EPS, MIN_MESH_AREA_M2
 
 NUM_SURFACE_SAMPLES = 30_000
@@ -79,6 +79,11 @@ class TruthSamples:
     def index(self) -> PointIndex:
         """The k-d tree over the samples, built on first use."""
         return PointIndex(self.points_cm)
+
+    @cached_property
+    def order(self) -> np.ndarray:
+        """(S,) the samples' ``spatial_order``, for querying each protocol's prediction with them."""
+        return spatial_order(self.points_cm)
 
 
 def mesh_problem(vertices: np.ndarray | None, faces: np.ndarray | None) -> str | None:
@@ -150,7 +155,7 @@ def reconstruction_metrics(
         raise ValueError(f"truth holds {len(truth.points_cm)} samples, not num_samples = {num_samples}")
     rng = copy.deepcopy(truth.generator_after)
     pred_points = sample_surface(pred_vertices, pred_faces, num_samples, rng)[0] * METRES_TO_CM
-    gt_to_pred, _ = PointIndex(pred_points).query(truth.points_cm)
+    gt_to_pred, _ = PointIndex(pred_points).query(truth.points_cm, order=truth.order)
     pred_to_gt, _ = truth.index.query(pred_points)
     chamfer = float(np.mean(gt_to_pred**2) + np.mean(pred_to_gt**2))
     fscores = {}

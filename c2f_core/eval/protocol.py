@@ -11,8 +11,12 @@ metrics (penetration depth, intersection volume, contact ratio) of the predicted
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -29,7 +33,7 @@ from c2f_core.eval.metrics import (
     reconstruction_metrics,
     summarize,
 )
-from c2f_core.io.recon_output import read_frame_meshes, read_reconstruction
+from c2f_core.io.recon_output import Reconstruction, read_frame_meshes, read_reconstruction
 from c2f_core.io.take import Take, read_gt
 from c2f_core.progress import progress
 
@@ -122,6 +126,39 @@ def _truth_samples(gt: dict[str, np.ndarray], num_samples: int, seed: int) -> di
     return truth
 
 
+def _evaluate_frame_of(
+    recon: Reconstruction, take: Take, frame: int, protocols: list[Protocol], seed: int, num_samples: int
+) -> dict[str, FrameEvaluation]:
+    """Every protocol's metrics of one reconstructed frame; its meshes and GT are read once for all."""
+    gt = _read_gt_meshes(take, frame)
+    meshes = read_frame_meshes(recon, frame)
+    pred = (meshes.hand_vertices, meshes.hand_faces, meshes.object_vertices, meshes.object_faces)
+    truth = _truth_samples(gt, num_samples, seed)
+    return {p: evaluate_frame(pred, gt, p, frame, seed, num_samples, truth) for p in protocols}
+
+
+def _evaluate_stored_frame(
+    pred_dir: str, gt_take: str, frame: int, protocols: list[Protocol], seed: int, num_samples: int
+) -> dict[str, FrameEvaluation]:
+    """``_evaluate_frame_of`` from the folders' paths, for a worker process (which opens each once)."""
+    return _evaluate_frame_of(*_open_folders(pred_dir, gt_take), frame, protocols, seed, num_samples)
+
+
+def _read_gt_meshes(take: Take, frame: int) -> dict[str, np.ndarray]:
+    """A frame's GT (its meshes: the images are not read), checked for the four mesh arrays."""
+    gt = read_gt(take.paths(frame).gt)
+    for key in ("hand_verts", "hand_faces", "object_verts", "object_faces"):
+        if key not in gt:
+            raise C2FError(f"ground truth of frame {frame} in {take.root} lacks '{key}'")
+    return gt
+
+
+@functools.lru_cache(maxsize=2)
+def _open_folders(pred_dir: str, gt_take: str) -> tuple[Reconstruction, Take]:
+    """The reconstruction and the take, opened once per worker process."""
+    return read_reconstruction(pred_dir), Take.open(gt_take)
+
+
 def _summary(evaluations: list[FrameEvaluation]) -> dict[str, dict[str, float]]:
     return {
         "hand": summarize([e.hand for e in evaluations]),
@@ -138,8 +175,16 @@ def evaluate_folder(
     num_samples: int = 30_000,
     quiet: bool = False,
     frames: Iterable[int] | None = None,
+    workers: int = 1,
 ) -> dict:
-    """Evaluate the GT frames of a take (all, or `frames`) against a reconstruction folder; missing results count as failures."""
+    """Evaluate the GT frames of a take (all, or `frames`) against a reconstruction folder; missing results count as failures.
+
+    `workers` > 1 evaluates that many frames at once in spawned processes: the same numbers (each
+    frame's evaluation depends on nothing else), less waiting on a machine with free cores. As with
+    any spawned pool, a script calling this needs the ``if __name__ == "__main__":`` guard.
+    """
+    if workers < 1:
+        raise C2FError(f"workers must be >= 1, got {workers}")
     recon = read_reconstruction(pred_dir)
     take = Take.open(gt_take)
     gt_frames = [i for i in take.frame_ids if take.paths(i).gt is not None]
@@ -151,24 +196,33 @@ def evaluate_folder(
     protocols = list(protocols)
     per_protocol: dict[str, list[FrameEvaluation]] = {p: [] for p in protocols}
     missing: dict[int, str] = {}
-    for frame in progress(gt_frames, total=len(gt_frames), desc="evaluating", quiet=quiet, unit="frame"):
-        gt = read_gt(take.paths(frame).gt)  # the images are not needed
-        for key in ("hand_verts", "hand_faces", "object_verts", "object_faces"):
-            if key not in gt:
-                raise C2FError(f"ground truth of frame {frame} in {gt_take} lacks '{key}'")
-        if frame in recon.frames:
-            meshes = read_frame_meshes(recon, frame)
-            pred = (meshes.hand_vertices, meshes.hand_faces, meshes.object_vertices, meshes.object_faces)
-            truth = _truth_samples(gt, num_samples, seed)
-            for protocol in protocols:
-                per_protocol[protocol].append(
-                    evaluate_frame(pred, gt, protocol, frame, seed, num_samples, truth)
-                )
-        else:
-            reason = recon.failed.get(frame, "no reconstruction for this frame")
-            missing[frame] = reason
-            for protocol in protocols:
-                per_protocol[protocol].append(FrameEvaluation(frame, *_missing(f"prediction: {reason}")))
+    meshed = [i for i in gt_frames if i in recon.frames]
+    if workers > 1 and len(meshed) > 1:
+        # Spawned, not forked: a forked child would inherit the parent's OpenMP and torch state.
+        pool = ProcessPoolExecutor(min(workers, len(meshed)), mp_context=multiprocessing.get_context("spawn"))
+        task = partial(
+            _evaluate_stored_frame, pred_dir, gt_take, protocols=protocols, seed=seed, num_samples=num_samples
+        )
+        results = pool.map(task, meshed)
+    else:
+        pool = None
+        results = (_evaluate_frame_of(recon, take, i, protocols, seed, num_samples) for i in meshed)
+    results = iter(results)  # in the order of `meshed`, lazily: the progress bar follows the work
+    try:
+        for frame in progress(gt_frames, total=len(gt_frames), desc="evaluating", quiet=quiet, unit="frame"):
+            if frame in recon.frames:
+                evaluations = next(results)
+                for protocol in protocols:
+                    per_protocol[protocol].append(evaluations[protocol])
+            else:
+                _read_gt_meshes(take, frame)  # a broken GT file is an error, reconstructed or not
+                reason = recon.failed.get(frame, "no reconstruction for this frame")
+                missing[frame] = reason
+                for protocol in protocols:
+                    per_protocol[protocol].append(FrameEvaluation(frame, *_missing(f"prediction: {reason}")))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return {
         "prediction": str(recon.root),
         "ground_truth": str(take.root),

@@ -103,7 +103,7 @@ def test_may_be_inside_never_misses_a_point_with_winding_number_above_half():
 
 
 @pytest.mark.parametrize("shift", [(0.02, 0.01, 0.0), (0.035, -0.01, 0.02), (0.09, 0.0, 0.0)])
-def test_same_numbers_as_sending_every_point_and_fewer_points_sent(shift, monkeypatch):
+def test_same_numbers_as_sending_every_point_to_libigl_which_sees_few(shift, monkeypatch):
     from c2f_core.eval import contact
 
     hand = _open_bowl(np.zeros(3), radius=0.035)
@@ -122,4 +122,5 @@ def test_same_numbers_as_sending_every_point_and_fewer_points_sent(shift, monkey
     # libigl's last bits depend on the batch a point comes in: equal to rounding, not bit for bit
     assert got.penetration_depth_cm == pytest.approx(expected.penetration_depth_cm, rel=1e-12)
     assert got.intersection_volume_cm3 == expected.intersection_volume_cm3
-    assert sent and sent[0] < len(hand[0])  # hand vertices outside the object's box are not sent
+    # the ray crossings decide every point off the surface: libigl sees only points on it, if any
+    assert sum(sent) < 0.05 * len(hand[0])

@@ -79,8 +79,10 @@ def test_frame_numbers_unchanged(offset, protocol):
     assert evaluation.alignment == close(expected["alignment"])
 
 
-def test_folder_numbers_unchanged(tmp_path):
-    """Through the folder path too, where the GT samples are drawn once and shared by both protocols."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_folder_numbers_unchanged(tmp_path, workers):
+    """Through the folder path too, where the GT samples are drawn once and shared by both protocols,
+    and with frames evaluated in worker processes."""
     take_dir, out = tmp_path / "take", tmp_path / "recon"
     with TakeWriter(take_dir, TINY_INTRINSICS) as writer:
         for i in range(2):
@@ -89,7 +91,9 @@ def test_folder_numbers_unchanged(tmp_path):
         hand_v, hand_f, obj_v, obj_f = prediction(offset)
         write_frame_result(out, i, (hand_v, hand_f), (obj_v, obj_f))
     write_reconstruction_summary(out, name="take", intrinsics=TINY_INTRINSICS, frames=[0, 1], failed={})
-    report = evaluate_folder(str(out), str(take_dir), seed=SEED, num_samples=SAMPLES, quiet=True)
+    report = evaluate_folder(
+        str(out), str(take_dir), seed=SEED, num_samples=SAMPLES, quiet=True, workers=workers
+    )
     for protocol in ("raw", "aligned"):
         for row, offset in zip(report["per_frame"][protocol], (0.0, 0.02), strict=True):
             expected = BEFORE[offset][protocol]

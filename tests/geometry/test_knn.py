@@ -1,6 +1,5 @@
 """Tests for c2f_core.geometry.knn: brute-force agreement, xy mode, k > P, gradients, batches."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -97,35 +96,3 @@ def test_rejects_bad_shapes():
 def test_empty_queries():
     dist_sq, idx = knn(torch.zeros(1, 0, 3), torch.rand(1, 5, 3), 2)
     assert dist_sq.shape == (1, 0, 2) and idx.shape == (1, 0, 2)
-
-
-def test_point_index_answers_as_a_plain_kdtree():
-    from scipy.spatial import cKDTree
-
-    from c2f_core.geometry.knn import PointIndex
-
-    rng = np.random.default_rng(0)
-    points = rng.normal(size=(500, 3))
-    queries = rng.normal(size=(300, 3)) * 2.0
-    index = PointIndex(points)
-    for k in (1, 4):
-        dist, idx = index.query(queries, k=k)
-        ref_dist, ref_idx = cKDTree(points).query(queries, k=k)
-        np.testing.assert_array_equal(idx, ref_idx)
-        np.testing.assert_array_equal(dist, ref_dist)
-    with pytest.raises(ValueError, match="queries must be"):
-        index.query(queries[:, :2])
-
-
-def test_spatial_order_is_a_permutation_that_groups_neighbours():
-    from c2f_core.geometry.knn import spatial_order
-
-    rng = np.random.default_rng(1)
-    points = rng.random((2000, 3))
-    order = spatial_order(points)
-    assert sorted(order.tolist()) == list(range(2000))
-    # consecutive points along the curve are much closer than consecutive points in random order
-    step = np.linalg.norm(np.diff(points[order], axis=0), axis=1).mean()
-    assert step < 0.3 * np.linalg.norm(np.diff(points, axis=0), axis=1).mean()
-    assert spatial_order(np.zeros((0, 3))).shape == (0,)
-    assert sorted(spatial_order(np.ones((5, 3))).tolist()) == list(range(5))

@@ -23,6 +23,7 @@ import numpy as np
 from c2f_core.eval.figures import draw_meshes, label_panel, side_by_side
 from c2f_core.eval.real_capture import score_real_frame, score_recon_frame, summarize_real
 from c2f_core.eval.take_animation import vertex_jitter
+from c2f_core.geometry.camera import project
 from c2f_core.io.animation_output import animation_files, read_poses
 from c2f_core.io.labels import read_joint_labels, read_segmentation
 from c2f_core.io.mesh_io import read_mesh
@@ -61,6 +62,11 @@ def main() -> None:
         "--strip", type=Path, help="write a strip of frames (per-frame above, animated below)"
     )
     parser.add_argument("--strip-frames", type=int, default=6, help="frames in the strip, evenly spread")
+    parser.add_argument(
+        "--no-footage",
+        action="store_true",
+        help="draw on grey (a take whose licence keeps its images private)",
+    )
     args = parser.parse_args()
 
     take = Take.open(args.take)
@@ -110,12 +116,22 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     if args.strip:
         picks = np.linspace(0, len(frames) - 1, args.strip_frames).round().astype(int)
+        # One window for every panel: the box of the animated meshes over the picked frames, grown.
+        corners = np.concatenate([project(m[0], K)[0] for i in picks for m in (hands[i], objects[i])])
+        (x0, y0), (x1, y1) = corners.min(0), corners.max(0)
+        side = max(x1 - x0, y1 - y0) * 1.3
+        width, height = take.intrinsics.width, take.intrinsics.height
+        cx = int(np.clip((x0 + x1 - side) / 2, 0, max(width - side, 0)))
+        cy = int(np.clip((y0 + y1 - side) / 2, 0, max(height - side, 0)))
+        window = (slice(cy, cy + int(side)), slice(cx, cx + int(side)))
         rows = []
         for label, source in (("per-frame", "per-frame"), ("animated", "animated")):
             panels = []
             for index in picks:
                 frame = frames[index]
                 color = take.read_frame(frame, with_gt=False, check=False).color
+                if args.no_footage:
+                    color = np.full_like(color, 200)
                 if source == "animated":
                     meshes = [(*hands[index], HAND_RGB), (*objects[index], OBJECT_RGB)]
                 elif frame in per_frame_meshes:
@@ -126,7 +142,7 @@ def main() -> None:
                     ]
                 else:
                     meshes = []
-                panels.append(label_panel(draw_meshes(color, meshes, K), f"{label} {frame}"))
+                panels.append(label_panel(draw_meshes(color, meshes, K)[window], f"{label} {frame}"))
             rows.append(side_by_side(panels))
         strip = np.concatenate(rows, axis=0)
         scale = 1600 / strip.shape[1]

@@ -41,8 +41,11 @@ class DataConfig:
     to the GT hand or object as target: teaches both fields where a hand ends (0: off)."""
     ref_rule: str = "crop"
     """Where a training crop's reference point lies: "crop" (the crop's nearest surface, the rule
-    inference falls back to without landmarks) or "palm" (the observed depth under the GT palm
-    joints, as inference places it from detected landmarks; "crop" where none is observed)."""
+    inference falls back to without landmarks), "palm" (the observed depth under the GT palm
+    joints, as inference places it from detected landmarks; "crop" where none is observed) or
+    "mixed" (palm for a share ``ref_palm_share`` of the samples, else crop: inference uses both)."""
+    ref_palm_share: float = 0.7
+    """With ``ref_rule: mixed``, the share of samples whose reference point is at the palm."""
     n_hand_points: int = 512
     """GT hand vertices kept per frame as the target of the hand-surface-point head (Chamfer)."""
     heatmap_sigma_vox: float = 0.6

@@ -11,7 +11,8 @@ One frame becomes (all 3D values in net units around the frame's reference point
   ``heatmap`` (2, R, R, R) axes [x, y, z].
 
 In training the crop is the GT hand+object box, jittered; its reference point follows ``data.ref_rule``
-(the crop's nearest surface, or the depth under the GT palm joints as detected landmarks give it).
+(the crop's nearest surface, the depth under the GT palm joints as detected landmarks give it, or
+either at random).
 Every random choice of a sample comes from a generator
 seeded by (seed, key), where key = epoch * len + index, so a run is repeatable and resumes exactly.
 """
@@ -248,9 +249,12 @@ class FrameDataset(torch.utils.data.Dataset):
         augment = config.augment if self.train else None
         if augment is not None:
             box = jitter_box(box, rng, augment.box_shift, augment.box_scale)
-        ref_z = (
-            palm_depth(frame.depth_m, frame.K, gt["hand_joints"]) if config.data.ref_rule == "palm" else None
-        )
+        rule = config.data.ref_rule
+        if rule == "mixed":
+            # Drawn from its own generator so the rest of the sample is as with either rule.
+            share = config.data.ref_palm_share
+            rule = "palm" if np.random.default_rng([self.seed, int(key), 1]).random() < share else "crop"
+        ref_z = palm_depth(frame.depth_m, frame.K, gt["hand_joints"]) if rule == "palm" else None
         sample: dict[str, Any] = prepare_inputs(frame, box, config, rng, augment, ref_z_m=ref_z)
         sample.update(make_targets(gt, sample["ref_m"].astype(np.float64), config, rng, frame))
         sample["key"] = np.int64(key)

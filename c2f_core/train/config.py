@@ -118,8 +118,14 @@ class C2FConfig:
             raise C2FError(
                 f"config: 'data.n_queries' must be >= 2 (hand and object halves), found {self.data.n_queries}"
             )
-        if self.data.ref_rule not in ("crop", "palm"):
-            raise C2FError(f"config: 'data.ref_rule' must be 'crop' or 'palm', found {self.data.ref_rule!r}")
+        if self.data.ref_rule not in ("crop", "palm", "mixed"):
+            raise C2FError(
+                f"config: 'data.ref_rule' must be 'crop', 'palm' or 'mixed', found {self.data.ref_rule!r}"
+            )
+        if not 0.0 <= self.data.ref_palm_share <= 1.0:
+            raise C2FError(
+                f"config: 'data.ref_palm_share' must be in [0, 1], found {self.data.ref_palm_share}"
+            )
         if not 0.0 <= self.data.val_fraction < 1.0:
             raise C2FError(f"config: 'data.val_fraction' must be in [0, 1), found {self.data.val_fraction}")
         if not 0.0 < self.train.lr_decay_at <= 1.0:

@@ -1,5 +1,6 @@
 """Tests for the training data pipeline: crop boxes, augmentation, samples, heatmaps, the dataset, make_input."""
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -344,6 +345,25 @@ def test_palm_reference_rule_places_the_cube_at_the_palm_as_inference_does(toy_t
     crop_rule = FrameDataset([[blind]], config, train=False)[0]
     config.data.ref_rule = "crop"
     np.testing.assert_allclose(crop_rule["ref_m"], FrameDataset([[blind]], config, train=False)[0]["ref_m"])
+    # Mixed: each sample one rule or the other, the rest of the sample unchanged.
+    datasets = {}
+    for rule in ("mixed", "palm", "crop"):
+        rule_config = copy.deepcopy(config)
+        rule_config.data.ref_rule, rule_config.data.ref_palm_share = rule, 0.5
+        datasets[rule] = FrameDataset([[frame] * 16], rule_config, train=True, seed=2)
+    mixed, palm_only, crop_only = datasets["mixed"], datasets["palm"], datasets["crop"]
+    picked = []
+    for key in range(16):
+        got = mixed[key]
+        same_palm = np.array_equal(got["ref_m"], palm_only[key]["ref_m"])
+        assert same_palm or np.array_equal(got["ref_m"], crop_only[key]["ref_m"])
+        np.testing.assert_array_equal(got["rgb"], crop_only[key]["rgb"])
+        picked.append(same_palm)
+    assert 0 < sum(picked) < 16
+    config.data.ref_palm_share = 1.5
+    with pytest.raises(C2FError, match="ref_palm_share"):
+        config.validate()
+    config.data.ref_palm_share = 0.7
     config.data.ref_rule = "elbow"
     with pytest.raises(C2FError, match="ref_rule"):
         config.validate()

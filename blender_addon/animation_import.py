@@ -1,12 +1,13 @@
 """Importing an animated take (`OUT/animation/take.glb`, written by `c2f animate`) into the take's collection.
 
-Blender's own glTF importer builds it: an armature with one bone per joint of the open hand
-(named after the joints, keyed rotations, the wrist also keyed in location), the hand mesh
-skinned to it, and the object mesh (origin at its centre) with keyed location and rotation. Keys
-land on the take's frame numbers (the file's key times are frame / fps, and the scene's frame rate
-is the take's before the import). The file's camera is dropped: the collection has the take's own
-camera, with the principal point that glTF cannot hold. The file's axes are glTF's (Y up), which
-the importer turns into Blender's Z up: the result sits in `c2f_core.geometry.axes`'s world.
+Blender's own glTF importer builds it: an armature with one bone per joint of the open hand (named
+after the joints, each running from its joint to its child's, a fingertip's on past the tip by its
+parent's length; keyed rotations, the wrist also keyed in location), the hand mesh skinned to it,
+and the object mesh (origin at its centre) with keyed location and rotation. Keys land on the take's
+frame numbers (the file's key times are frame / fps, and the scene's frame rate is the take's before
+the import). The file's camera is dropped: the collection has the take's own camera, with the
+principal point that glTF cannot hold. The file's axes are glTF's (Y up), which the importer turns
+into Blender's Z up: the result sits in `c2f_core.geometry.axes`'s world.
 
 The importer keys every frame; `keep_every_nth_key` then thins the keys to every Nth frame for
 animators who edit the curves (Bezier through the kept keys).
@@ -55,7 +56,11 @@ def import_animation(
     before = set(bpy.data.objects)
     try:
         with importing_into(context, collection):
-            outcome = bpy.ops.import_scene.gltf(filepath=str(glb), import_shading="SMOOTH")
+            # FORTUNE puts each bone's tail on its child's head, so the bones run along the fingers
+            # (the default points every bone along its joint's +Y, out of the hand at all angles).
+            outcome = bpy.ops.import_scene.gltf(
+                filepath=str(glb), import_shading="SMOOTH", bone_heuristic="FORTUNE"
+            )
     except RuntimeError as exc:
         raise C2FError(f"Blender could not import {glb}: {str(exc).strip()}") from None
     if outcome != {"FINISHED"}:

@@ -145,7 +145,7 @@ def count_take_frames(take_dir: str | Path, frame_range: tuple[int, int] | None 
 def take_has_timing(take_dir: str | Path) -> bool:
     """Whether a take's frames follow each other in time: a frame rate in intrinsics.json, or timestamps.
 
-    The add-on's reading of `c2f_core.recon.runner.is_sequence` (that module needs torch): a
+    The add-on's reading of `c2f_core.recon.take_run.is_sequence` (that module needs torch): a
     non-empty timestamps.csv, or an intrinsics.json with an "fps". False when neither can be read.
     """
     take_dir = Path(take_dir)

@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         from c2f_core.eval.protocol import evaluate_folder, format_table
-        from c2f_core.recon.runner import ReconstructionSettings, reconstruct_take
+        from c2f_core.recon.runner import ReconstructionSettings
+        from c2f_core.recon.take_run import reconstruct_take
         from c2f_core.train.checkpoint import load_model
 
         device = resolve_device(args.device)

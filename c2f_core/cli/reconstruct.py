@@ -17,7 +17,8 @@ from c2f_core.io.mesh_io import MESH_FORMATS
 from c2f_core.io.take import Take
 from c2f_core.progress import progress
 from c2f_core.recon.crop import parse_bbox
-from c2f_core.recon.runner import ReconstructionSettings, reconstruct_take
+from c2f_core.recon.runner import ReconstructionSettings
+from c2f_core.recon.take_run import reconstruct_take
 
 BUNDLED_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "c2f_synthetic.pt"
 
@@ -97,7 +98,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--track",
         choices=("auto", "on", "off"),
         default="auto",
-        help="crop around the previous frame's meshes: auto = in sequences (takes with fps or timestamps)",
+        help="where the detector finds no hand, crop around a neighbouring frame's meshes "
+        "(frames before the first detection: the next frame's): auto = in sequences (takes with fps or timestamps)",
     )
     parser.add_argument("--frames", help="frame range A:B (inclusive) or list A,B,C")
     parser.add_argument(
@@ -258,6 +260,11 @@ def _run(args: argparse.Namespace, emit) -> int:
                 f"{take.name}: {summary['reconstructed']} reconstructed, {summary['skipped_existing']} already done, "
                 f"{len(summary['failed'])} failed" + (f", {mean:.2f} s/frame" if mean else "") + f" -> {out}"
             )
+            if summary["lead_in"]:
+                print(
+                    f"  {len(summary['lead_in'])} lead-in frame(s) before the first detected hand done again, "
+                    "tracked back from it"
+                )
     if failed_takes:
         return 2
     return 1 if failures else 0

@@ -1,7 +1,7 @@
 """Where the hand is in a frame: the crop, its reference depth, the hand's side and its forearm.
 
 Sources, in order: the box a user gives (`--bbox`); the hand detector's landmarks (every frame,
-`c2f_core.detect`); in a sequence, the previous frame's meshes when the detector finds nothing;
+`c2f_core.detect`); in a sequence, a neighbouring frame's meshes when the detector finds nothing;
 the depth-and-skin detector as the last resort (it cannot tell a hand from a forearm, so the
 frame's JSON says when it was used).
 
@@ -128,8 +128,9 @@ def locate_hand(
         settings: crop and side settings.
         detector: the landmark detector, or None to use the depth-and-skin detector only.
         user_box: a box the user gave (pixels of the captured frame), or None.
-        previous_points: (N, 3) vertices of the previous frame's meshes (camera frame of the captured
-            frame) when tracking a sequence, else None.
+        previous_points: (N, 3) vertices of a neighbouring frame's meshes (the previous frame, or
+            the next one for a lead-in frame; camera frame of the captured frame) when tracking a
+            sequence, else None.
         previous_side: the previous frame's hand side in a sequence (kept when nothing is detected).
 
     Raises:
@@ -185,7 +186,7 @@ def locate_hand(
         if detector is not None:
             warnings.append(
                 f"{detector.name} found no hand; the crop comes from "
-                + ("the previous frame's meshes" if source == "tracked" else "the depth-and-skin detector")
+                + ("a neighbouring frame's meshes" if source == "tracked" else "the depth-and-skin detector")
             )
     _check_crop_depth(seen, box)
     return seen, FrameCrop(box, source, side, region, hand_box, warnings)

@@ -1,28 +1,26 @@
-"""Reconstruction of frames and takes: crop, encode once, extract meshes, write results.
+"""Reconstruction of one frame: crop, encode once, extract meshes (a take's frames: `recon.take_run`).
 
 Per frame, with no ground truth anywhere on this path:
 1. where the hand is (`recon.locate`): the user's `--bbox`, else the hand detector's landmarks
    (crop, reference depth, forearm left out, left hands mirrored), else (in a sequence) the box of
-   the previous frame's meshes, else the depth-and-skin detector;
+   a neighbouring frame's meshes, else the depth-and-skin detector;
 2. the network input (`data.inputs.make_input`) and one `encode`;
 3. surface-aware extraction (default) or dense extraction at `resolution`^3 over the network's
    reconstruction cube, the field being the fine hand and object SDFs in metres (the hand ended at
    the wrist plane when landmarks were found);
 4. meshes in metric camera space, joints and object centre, query count and per-stage timings,
-   written by `io.recon_output` (the frame JSON last, marking the frame complete).
-A rerun skips complete frames, so a killed batch resumes where it stopped. Each frame JSON records
-what made it ("made_with": the checkpoint's SHA-256 and the settings), and a rerun whose checkpoint
-or settings differ from those of the frames already in the folder is refused, so one folder never
-mixes the results of two models or two settings.
+   which `recon.take_run` writes (`io.recon_output`, the frame JSON last, marking the frame
+   complete). Each frame JSON records what made it ("made_with": the checkpoint's SHA-256 and the
+   settings), and a rerun whose checkpoint or settings differ from those of the frames already in
+   the folder is refused, so one folder never mixes the results of two models or two settings.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -30,32 +28,20 @@ import torch
 from torch.nn.utils import parametrize
 
 from c2f_core.data.inputs import make_input
-from c2f_core.detect.base import HandDetector, HandSide
-from c2f_core.errors import C2FError, NoSpaceError
+from c2f_core.detect.base import HandDetector
+from c2f_core.errors import C2FError
 from c2f_core.geometry.camera import backproject_pixels
 from c2f_core.geometry.frames import sdf_m_to_nu
 from c2f_core.geometry.grid import GridCube
 from c2f_core.geometry.mirror import mirror_box, mirror_faces, mirror_points
 from c2f_core.io.frames import RGBDFrame
-from c2f_core.io.recon_output import (
-    HAND_MESH_FIT,
-    HAND_MESH_SDF,
-    FrameFiles,
-    frame_files,
-    iter_frame_meshes,
-    read_reconstruction,
-    write_frame_result,
-    write_reconstruction_summary,
-)
-from c2f_core.io.take import Take
 from c2f_core.model.network import C2FNetwork, EncodedFrames
 from c2f_core.recon.constraints import ForearmExclusion, ImageHull, WristPlane, hand_hull_mask
 from c2f_core.recon.crop import Box
 from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
 from c2f_core.recon.extract import ExtractionResult, Mesh, separate_fields
 from c2f_core.recon.hand_fit import Landmarks, fit_open_hand
-from c2f_core.recon.locate import FrameCrop, LocateSettings, box_jump, locate_hand
-from c2f_core.recon.resume import check_resume, crop_from_files, made_with
+from c2f_core.recon.locate import FrameCrop, LocateSettings
 from c2f_core.recon.ser import SurfaceAwareExtractor, SurfaceAwareExtractorConfig
 from c2f_core.recon.ser_blocks import select_coarse_blocks
 from c2f_core.train.config import C2FConfig
@@ -316,218 +302,3 @@ def make_detector(choice: DetectorChoice) -> tuple[HandDetector | None, str | No
             f"bare forearm for the hand ({INSTALL_HINT})"
         )
     return MediaPipeHands(), None
-
-
-def _previous_from_files(out: Path, frame_id: int, fmt: str) -> FrameResult | None:
-    """The result of an earlier run for `frame_id` (meshes only), to keep tracking across a resume."""
-    files = frame_files(out, frame_id, fmt)
-    if not files.info.is_file():
-        return None
-    from c2f_core.io.mesh_io import read_mesh
-
-    meshes = []
-    for path in (files.hand, files.object):
-        try:
-            mesh = read_mesh(path)
-            meshes.append(Mesh(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int64)))
-        except C2FError:
-            meshes.append(Mesh.empty())
-    return FrameResult(meshes[0], meshes[1], np.zeros((21, 3)), np.zeros(3), (0, 0, 0, 0), 0)
-
-
-def _crop_info(crop: FrameCrop, width: int) -> dict[str, object]:
-    """The frame JSON's record of how the frame was cropped (pixels of the captured image)."""
-    info: dict[str, object] = {
-        "crop_source": crop.source,
-        "hand_side": crop.side,
-        "hand_box": None if crop.hand_box is None else [float(v) for v in crop.hand_box],
-    }
-    if crop.region is not None:
-        detection = crop.region.detection
-        if crop.mirrored:
-            detection = detection.mirrored(width)
-        info["detector"] = detection.detector
-        info["landmarks_2d"] = detection.landmarks_px.tolist()
-        info["landmark_confidence"] = detection.confidence.tolist()
-    return info
-
-
-def _frame_event(frame_id: int, files: FrameFiles, **extra: object) -> Event:
-    """The "frame" event of a finished frame: where its meshes and JSON are."""
-    return {
-        "event": "frame",
-        "frame": frame_id,
-        "hand": str(files.hand),
-        "object": str(files.object),
-        "json": str(files.info),
-        **extra,
-    }
-
-
-def is_sequence(take: Take) -> bool:
-    """Whether a take's frames follow each other in time (it has a frame rate or timestamps)."""
-    return take.intrinsics.fps is not None or bool(take.timestamps)
-
-
-def reconstruct_take(
-    take: Take,
-    network: C2FNetwork,
-    config: C2FConfig,
-    out: str | Path,
-    settings: ReconstructionSettings,
-    frame_ids: Iterable[int] | None = None,
-    user_box: Box | None = None,
-    fmt: str = "ply",
-    overwrite: bool = False,
-    device: str = "cpu",
-    checkpoint: str | None = None,
-    write_usd: bool = True,
-    on_event: Callable[[Event], None] | None = None,
-    progress_wrap: Callable[[Iterable[int], int], Iterable[int]] | None = None,
-    detector: HandDetector | None = None,
-) -> dict:
-    """Reconstruct frames of a take into `out`, streaming; returns a summary with failures and timings.
-
-    `detector` finds the hand's landmarks; None makes the one `settings.detector` names.
-    """
-    out = Path(out)
-    emit = on_event or (lambda event: None)
-    ids = list(take.frame_ids if frame_ids is None else frame_ids)
-    record = made_with(settings, fmt, checkpoint)
-    check_resume(out, record, set(ids) if overwrite else set())
-    tracking = settings.track == "on" or (settings.track == "auto" and is_sequence(take))
-    emit({"event": "start", "total": len(ids), "take": take.name})
-    failed: dict[int, str] = {}
-    done: list[int] = []
-    skipped = 0
-    previous: FrameResult | None = None
-    side: HandSide | None = None
-    hand_box: Box | None = None
-    if detector is None and settings.detector != "depth-skin":
-        detector, warning = make_detector(settings.detector)
-        if warning:
-            emit({"event": "warning", "message": warning})
-    totals: list[float] = []
-    queries: list[int] = []
-    iterator: Iterable[int] = progress_wrap(ids, len(ids)) if progress_wrap else ids
-    for position, frame_id in enumerate(iterator):
-        files = frame_files(out, frame_id, fmt)
-        if files.info.is_file() and not overwrite:
-            skipped += 1
-            done.append(frame_id)
-            previous = _previous_from_files(out, frame_id, fmt) if tracking else None
-            side, hand_box = crop_from_files(files) if tracking else (None, None)
-            emit(_frame_event(frame_id, files, skipped=True))
-            emit({"event": "progress", "done": position + 1, "total": len(ids)})
-            continue
-        try:
-            frame = take.read_frame(frame_id, with_gt=False)
-            previous_points = None
-            if previous is not None:
-                previous_points = np.concatenate([previous.hand.vertices, previous.object.vertices], 0)
-            started = time.perf_counter()
-            seen, crop = locate_hand(frame, settings.locate, detector, user_box, previous_points, side)
-            locate_seconds = time.perf_counter() - started
-            jump = box_jump(hand_box, crop.hand_box) if tracking else None
-            if jump is not None and jump > 1.0:
-                # Reported, not refused: a hand can move that fast, but often it is another hand.
-                crop.warnings.append(f"the hand box jumped {jump:.1f} hand sizes from the previous frame's")
-                emit({"event": "warning", "frame": frame_id, "message": crop.warnings[-1]})
-            result = reconstruct_frame(network, config, seen, crop, settings, device)
-            if crop.mirrored:
-                result = result.mirrored(frame.width)
-            result.timings["locate"] = locate_seconds
-            result.timings["total"] += locate_seconds
-            if result.hand.is_empty and result.object.is_empty:
-                raise C2FError("no surface found (empty reconstruction): is the hand inside the crop box?")
-            warnings = list(crop.warnings) + [
-                f"no {name} surface found"
-                for name, mesh in (("hand", result.hand), ("object", result.object))
-                if mesh.is_empty
-            ]
-            info = {
-                "joints": result.joints,
-                "network_joints": None if result.network_joints is None else result.network_joints.tolist(),
-                "object_center": result.object_center,
-                "queries": result.queries,
-                "timings": result.timings,
-                "bbox": result.box,
-                "hand_mesh": HAND_MESH_FIT if settings.hand == "fit" else HAND_MESH_SDF,
-                "warnings": warnings,
-                **_crop_info(crop, frame.width),
-                "made_with": record,
-            }
-            write_frame_result(
-                out,
-                frame_id,
-                (result.hand.vertices, result.hand.faces),
-                (result.object.vertices, result.object.faces),
-                info,
-                fmt,
-            )
-        except NoSpaceError:
-            raise  # a full disk is no frame's fault: stop; the frames written so far are complete
-        except C2FError as exc:
-            failed[frame_id] = str(exc)
-            previous, hand_box = None, None
-            emit({"event": "error", "frame": frame_id, "message": str(exc)})
-        else:
-            done.append(frame_id)
-            previous = result if tracking else None
-            side, hand_box = (crop.side, crop.hand_box) if tracking else (None, None)
-            totals.append(result.timings["total"])
-            queries.append(result.queries)
-            emit(_frame_event(frame_id, files))
-        emit({"event": "progress", "done": position + 1, "total": len(ids)})
-    # Earlier runs may have finished frames outside this range: keep them listed.
-    existing = []
-    if (out / "reconstruction.json").is_file():
-        try:
-            existing = list(read_reconstruction(out).frames)
-        except C2FError:
-            existing = []
-    all_done = sorted(set(done) | {f for f in existing if f not in failed})
-    if not all_done and not failed:
-        raise C2FError(f"take {take.name} has no frames to reconstruct")
-    if failed and not done:
-        # Nothing new to record: an earlier run's reconstruction.json stays as it was, and no
-        # summary listing zero frames is written.
-        first_id, first_message = next(iter(failed.items()))
-        raise C2FError(
-            f"take {take.name}: every frame failed ({len(failed)} of {len(ids)} frame(s)); "
-            f"first, frame {first_id:06d}: {first_message}"
-        )
-    # Recorded for the footage behind the meshes: a single frame from files has no take folder.
-    in_take = set(take.frame_ids)
-    color_files = {f: take.paths(f).color for f in [*all_done, *failed] if f in in_take}
-    write_reconstruction_summary(
-        out,
-        name=take.name,
-        intrinsics=take.intrinsics,
-        frames=all_done,
-        failed=failed,
-        take=take.root,
-        checkpoint=checkpoint,
-        fmt=fmt,
-        color_files=color_files,
-    )
-    usd_path = None
-    if write_usd and len(all_done) > 1:
-        from c2f_core.io.usd_take import write_usd_take
-
-        recon = read_reconstruction(out)
-        usd_path = out / "take.usdc"
-        write_usd_take(usd_path, iter_frame_meshes(recon), fps=recon.fps)
-    summary = {
-        "take": take.name,
-        "out": str(out),
-        "frames": len(ids),
-        "reconstructed": len(done) - skipped,
-        "skipped_existing": skipped,
-        "failed": {str(k): v for k, v in failed.items()},
-        "mean_seconds_per_frame": float(np.mean(totals)) if totals else None,
-        "mean_queries": float(np.mean(queries)) if queries else None,
-        "usd": str(usd_path) if usd_path else None,
-    }
-    emit({"event": "done", "out": str(out)})
-    return summary

@@ -20,7 +20,8 @@ from c2f_core.io.intrinsics import Intrinsics
 from c2f_core.io.recon_output import read_frame_info, read_frame_meshes, read_reconstruction
 from c2f_core.io.take import Take, TakeWriter, read_gt
 from c2f_core.recon.locate import box_jump
-from c2f_core.recon.runner import ReconstructionSettings, reconstruct_take
+from c2f_core.recon.runner import ReconstructionSettings
+from c2f_core.recon.take_run import reconstruct_take
 from c2f_core.synth.generate import SynthConfig, generate_take
 from c2f_core.synth.sensor import SensorConfig
 from c2f_core.train.checkpoint import load_model
@@ -34,12 +35,19 @@ class ScriptedDetector:
 
     name = "scripted"
 
-    def __init__(self, take: Take, side: str, shifts: dict[int, float | None] | None = None):
+    def __init__(
+        self,
+        take: Take,
+        side: str,
+        shifts: dict[int, float | None] | None = None,
+        order: list[int] | None = None,
+    ):
         self.take, self.side, self.shifts = take, side, shifts or {}
+        self.order = order or list(take.frame_ids)  # the frames in the order the pipeline asks about them
         self.calls = 0
 
     def detect(self, color: np.ndarray) -> list[HandDetection]:
-        frame_id = self.take.frame_ids[self.calls]
+        frame_id = self.order[self.calls]
         self.calls += 1
         if frame_id in self.shifts and self.shifts[frame_id] is None:
             return []
@@ -158,6 +166,36 @@ def test_sequence_tracks_where_the_detector_misses_and_reports_jumps(model, tmp_
     assert '"crop_source": "tracked"' in second and "scripted found no hand" in second
     jumps = [e for e in events if e["event"] == "warning" and "jumped" in e["message"]]
     assert [e["frame"] for e in jumps] == [3]
+
+
+def test_frames_before_the_first_detection_are_redone_backwards_from_it(model, tmp_path):
+    network, config = model
+    root = tmp_path / "sequence"
+    generate_take(root, 4, seed=9, sequence=True, size=(320, 240), quiet=True, config=CLEAN)
+    take = Take.open(root)
+    settings = ReconstructionSettings(resolution=32)
+    # The hand enters the picture: the detector finds it from frame 2 on.
+    events: list[dict] = []
+    detector = ScriptedDetector(take, "right", shifts={0: None, 1: None}, order=[0, 1, 2, 3, 1, 0])
+    out = tmp_path / "out"
+    summary = reconstruct_take(
+        take, network, config, out, settings, detector=detector, write_usd=False, on_event=events.append
+    )
+    assert detector.calls == 6 and summary["lead_in"] == [1, 0]
+    assert [e["frames"] for e in events if e["event"] == "lead_in"] == [[1, 0]]
+    for frame_id in (0, 1):
+        assert '"crop_source": "tracked"' in (out / f"00000{frame_id}.json").read_text()
+    assert list(read_reconstruction(out).frames) == [0, 1, 2, 3]
+    # A rerun skips every complete frame: nothing is redone.
+    again = ScriptedDetector(take, "right")
+    reconstruct_take(take, network, config, out, settings, detector=again, write_usd=False)
+    assert again.calls == 0
+    # Independent frames are never tracked: the lead-in keeps the depth-and-skin crops.
+    settings.track = "off"
+    independent = ScriptedDetector(take, "right", shifts={0: None, 1: None})
+    reconstruct_take(take, network, config, tmp_path / "off", settings, detector=independent, write_usd=False)
+    assert independent.calls == 4
+    assert '"crop_source": "depth-skin"' in (tmp_path / "off" / "000000.json").read_text()
 
 
 def test_box_jump_is_in_hand_sizes():

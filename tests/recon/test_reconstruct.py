@@ -240,7 +240,7 @@ def test_empty_crop_and_empty_surface(tiny_setup, sphere_network, capsys, tmp_pa
 def test_tracking_only_in_sequences_unless_asked(
     tiny_setup, sphere_network, capsys, tmp_path, monkeypatch, fps, track, tracked
 ):
-    from c2f_core.recon import runner
+    from c2f_core.recon import take_run
 
     color, depth = scene()
     intr = Intrinsics(fx=300, fy=300, cx=160, cy=120, width=320, height=240, depth_scale=0.001, fps=fps)
@@ -248,13 +248,13 @@ def test_tracking_only_in_sequences_unless_asked(
         for i in range(2):
             writer.write(i, color, depth)  # no timestamps: only fps can mark a sequence here
     seen = []
-    real_locate = runner.locate_hand
+    real_locate = take_run.locate_hand
 
     def locate_hand(frame, settings, detector, user_box, previous_points, previous_side):
         seen.append(previous_points is not None)
         return real_locate(frame, settings, detector, user_box, previous_points, previous_side)
 
-    monkeypatch.setattr(runner, "locate_hand", locate_hand)
+    monkeypatch.setattr(take_run, "locate_hand", locate_hand)
     code, _, _ = run(
         capsys,
         "reconstruct",

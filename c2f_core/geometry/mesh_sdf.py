@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from c2f_core.errors import C2FError
+from c2f_core.geometry.mesh_arrays import mesh_arrays
 from c2f_core.geometry.tolerances import MIN_MESH_AREA_M2
 
 SignMethod = Literal["winding", "exact_winding", "pseudonormal"]
@@ -34,15 +35,7 @@ def _igl():
 
 
 def _check_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    vertices = np.ascontiguousarray(vertices, dtype=np.float64)
-    faces = np.ascontiguousarray(faces, dtype=np.int64)
-    if vertices.ndim != 2 or vertices.shape[1] != 3:
-        raise ValueError(f"vertices must be (V, 3), got {vertices.shape}")
-    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
-        raise ValueError(f"faces must be (F, 3) with F > 0, got {faces.shape}")
-    if faces.min() < 0 or faces.max() >= len(vertices):
-        raise ValueError(f"faces index vertices outside 0..{len(vertices) - 1}")
-    return vertices, faces
+    return mesh_arrays(vertices, faces, allow_empty=False, finite=False, vertex_dtype=np.float64)
 
 
 def _check_points(points: np.ndarray) -> np.ndarray:

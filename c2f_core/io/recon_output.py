@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from c2f_core.errors import C2FError
+from c2f_core.geometry.mesh_arrays import mesh_arrays
 from c2f_core.geometry.mesh_clean import clean_mesh
 from c2f_core.io.atomic import ensure_writable_dir, write_text_atomic
 from c2f_core.io.intrinsics import Intrinsics, intrinsics_from_dict
@@ -178,19 +179,7 @@ def _check_format(fmt: str) -> str:
 
 
 def _check_mesh(mesh: tuple[np.ndarray, np.ndarray], what: str) -> tuple[np.ndarray, np.ndarray]:
-    vertices, faces = (np.asarray(a) for a in mesh)
-    # An empty mesh may come as a bare empty array; give it its (0, 3) shape.
-    vertices = vertices.reshape(-1, 3) if vertices.size == 0 else vertices
-    faces = faces.reshape(-1, 3) if faces.size == 0 else faces
-    if vertices.ndim != 2 or vertices.shape[1] != 3:
-        raise ValueError(f"{what} vertices must be (V, 3), got {vertices.shape}")
-    if faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"{what} faces must be (F, 3), got {faces.shape}")
-    if not np.isfinite(vertices).all():
-        raise ValueError(f"{what} vertices contain NaN or infinity")
-    if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
-        raise ValueError(f"{what} faces index outside 0..{len(vertices) - 1}")
-    return vertices, faces.astype(np.int64)
+    return mesh_arrays(*mesh, what)
 
 
 def _check_info(info: Mapping[str, object]) -> dict[str, object]:

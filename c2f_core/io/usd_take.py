@@ -30,6 +30,7 @@ import numpy as np
 
 from c2f_core.errors import C2FError
 from c2f_core.geometry.axes import opencv_to_blender
+from c2f_core.geometry.mesh_arrays import mesh_arrays
 from c2f_core.geometry.mesh_clean import clean_mesh
 from c2f_core.io.atomic import atomic_path
 
@@ -82,17 +83,9 @@ def new_stage(path: Path, fps: float):
 def _check_mesh(
     frame: int, what: str, vertices: np.ndarray, faces: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    vertices = np.asarray(vertices, dtype=np.float32)
-    faces = np.asarray(faces)
-    vertices = vertices.reshape(-1, 3) if vertices.size == 0 else vertices
-    faces = faces.reshape(-1, 3) if faces.size == 0 else faces
-    if vertices.ndim != 2 or vertices.shape[1] != 3:
-        raise ValueError(f"frame {frame}: {what} vertices must be (V, 3), got {vertices.shape}")
-    if faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"frame {frame}: {what} faces must be (F, 3), got {faces.shape}")
-    if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
-        raise ValueError(f"frame {frame}: {what} faces index outside 0..{len(vertices) - 1}")
-    return vertices, faces.astype(np.int32)
+    return mesh_arrays(
+        vertices, faces, f"frame {frame}: {what}", finite=False, vertex_dtype=np.float32, face_dtype=np.int32
+    )
 
 
 class _PartSamples:

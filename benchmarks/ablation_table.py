@@ -95,16 +95,38 @@ def main() -> None:
     for name, checkpoint, method in rows:
         recon = args.out / slug(name)
         report_path = args.out / f"{slug(name)}.eval.json"
-        c2f("reconstruct", str(args.bench), "--checkpoint", str(checkpoint), "--method", method,
-            "--resolution", str(args.resolution), *frame_args, "--out", str(recon), "--no-usd", "-q",
-            *(["--overlap"] if args.overlap else []))
+        c2f(
+            "reconstruct",
+            str(args.bench),
+            "--checkpoint",
+            str(checkpoint),
+            "--method",
+            method,
+            "--resolution",
+            str(args.resolution),
+            *frame_args,
+            "--out",
+            str(recon),
+            "--no-usd",
+            "-q",
+            *(["--overlap"] if args.overlap else []),
+        )
         if not report_path.is_file():
             c2f("evaluate", str(recon), str(args.bench), *frame_args, "--json", str(report_path), "-q")
         report = json.loads(report_path.read_text())
         queries, seconds = frame_costs(recon)
-        results.append({"row": name, "checkpoint": str(checkpoint), "method": method, "queries": queries,
-                        "seconds": seconds, "frames": report["frames"], "missing": len(report["missing"]),
-                        "protocols": report["protocols"]})
+        results.append(
+            {
+                "row": name,
+                "checkpoint": str(checkpoint),
+                "method": method,
+                "queries": queries,
+                "seconds": seconds,
+                "frames": report["frames"],
+                "missing": len(report["missing"]),
+                "protocols": report["protocols"],
+            }
+        )
     lines = []
     for protocol in results[0]["protocols"]:
         lines += [f"**{protocol} protocol** ({results[0]['frames']} frames, {args.resolution}^3 grid)", ""]
@@ -113,8 +135,11 @@ def main() -> None:
         for result in results:
             summary = result["protocols"][protocol]
             cells = [f"{summary[part].get(key, float('nan')):.{digits}f}" for _, part, key, digits in COLUMNS]
-            lines.append(f"| {result['row']} | " + " | ".join(cells)
-                         + f" | {result['queries']:,.0f} | {result['seconds']:.1f} |")
+            lines.append(
+                f"| {result['row']} | "
+                + " | ".join(cells)
+                + f" | {result['queries']:,.0f} | {result['seconds']:.1f} |"
+            )
         lines.append("")
     (args.out / "table.md").write_text("\n".join(lines))
     (args.out / "table.json").write_text(json.dumps(results, indent=1, default=float) + "\n")

@@ -51,7 +51,9 @@ def _per_frame(out: Path, frames: list[int]) -> dict:
 
 def main() -> None:
     """Measure and print."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("take", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--fit", type=Path, help="a reconstruction of the take with --hand fit")
@@ -79,7 +81,9 @@ def main() -> None:
 
     results = {
         "hand": {
-            "per-frame network": hand_summary(network["hands"], network["network_joints"], gt_hands, gt_joints),
+            "per-frame network": hand_summary(
+                network["hands"], network["network_joints"], gt_hands, gt_joints
+            ),
             "animated": hand_summary(animated_hands, list(hand_joints), gt_hands, gt_joints),
         },
         "object": {

@@ -18,7 +18,7 @@ Split s0 (the toolkit's `dex_ycb.py`): every subject and camera; a sequence's po
 subject's sorted folder list decides it (train: position % 5 != 4; val: subjects 1-2 and
 position % 5 == 4; test: subjects 3-10 and position % 5 == 4). C2F-SDF keeps right hands and every
 5th frame, and keeps a test frame only when the closest object vertex lies within 5 mm of a MANO
-hand vertex; that filter needs the MANO model (see `hands.mano`) and is skipped without it.
+hand vertex; that filter needs the MANO model (see `hands.mano_file`) and is skipped without it.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ import yaml
 from scipy.spatial import cKDTree
 
 from c2f_core.errors import C2FError
-from c2f_core.hands.mano import ManoLayer, resolve_mano_path
+from c2f_core.hands.mano import ManoLayer
+from c2f_core.hands.mano_file import resolve_mano_path
 from c2f_core.io.frames import RGBDFrame
 from c2f_core.io.images import read_color, read_depth_raw
 from c2f_core.io.mesh_io import read_mesh

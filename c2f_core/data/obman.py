@@ -37,10 +37,11 @@ from typing import Any, Literal
 import numpy as np
 
 from c2f_core.errors import C2FError
-from c2f_core.hands.mano import ManoModel, load_mano_model, load_restricted_pickle, resolve_mano_path
+from c2f_core.hands.mano_file import ManoModel, load_mano_model, resolve_mano_path
 from c2f_core.io.frames import RGBDFrame
 from c2f_core.io.images import read_color
 from c2f_core.io.mesh_io import read_mesh
+from c2f_core.io.safe_pickle import load_restricted_pickle
 
 IMAGE_SIZE = 256
 FOCAL_PX = 480.0

@@ -35,7 +35,8 @@ from c2f_core.data.obman import ObManReader
 from c2f_core.errors import C2FError, NoSpaceError
 from c2f_core.geometry.camera import metres_to_depth_units
 from c2f_core.geometry.sdf_samples import make_sdf_samples
-from c2f_core.hands.mano import ManoLayer, ManoModel, resolve_mano_path
+from c2f_core.hands.mano import ManoLayer
+from c2f_core.hands.mano_file import ManoModel, resolve_mano_path
 from c2f_core.io.atomic import ensure_writable_dir, write_bytes_atomic
 from c2f_core.io.frames import RGBDFrame
 from c2f_core.io.images import write_depth_raw

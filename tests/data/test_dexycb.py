@@ -14,7 +14,8 @@ import yaml
 
 from c2f_core.data.dexycb import SERIALS, SUBJECTS, YCB_CLASSES, DexYCBReader
 from c2f_core.errors import C2FError
-from c2f_core.hands.mano import MANO_DIR_ENV, ManoLayer
+from c2f_core.hands.mano import ManoLayer
+from c2f_core.hands.mano_file import MANO_DIR_ENV
 
 
 def _load_mano_fixture():

@@ -15,7 +15,8 @@ import torch
 
 from c2f_core.data.obman import ObManReader, decode_obman_depth, obman_K
 from c2f_core.errors import C2FError
-from c2f_core.hands.mano import MANO_DIR_ENV, ManoLayer, load_mano_model
+from c2f_core.hands.mano import ManoLayer
+from c2f_core.hands.mano_file import MANO_DIR_ENV, load_mano_model
 
 
 def _load_mano_fixture():

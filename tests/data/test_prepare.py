@@ -18,7 +18,8 @@ from c2f_core.data.obman import ObManReader
 from c2f_core.data.prepare import OBMAN_TAKE_FRAMES, close_boundary_loops, frame_rng
 from c2f_core.data.take_dataset import REQUIRED_GT
 from c2f_core.data.toy_scene import box_sdf
-from c2f_core.hands.mano import MANO_DIR_ENV, ManoLayer
+from c2f_core.hands.mano import ManoLayer
+from c2f_core.hands.mano_file import MANO_DIR_ENV
 from c2f_core.io.frames import GT_KEYS
 from c2f_core.io.take import Take
 from c2f_core.train.config import load_c2f_config

@@ -14,14 +14,10 @@ from scipy.spatial.transform import Rotation
 from c2f_core.errors import C2FError
 from c2f_core.hands.base import JOINT_NAMES
 from c2f_core.hands.base import PARENTS as COMMON_PARENTS
-from c2f_core.hands.mano import (
-    MANO_DIR_ENV,
-    MANO_TO_COMMON,
-    ManoLayer,
-    load_mano_model,
-    load_restricted_pickle,
-)
+from c2f_core.hands.mano import MANO_TO_COMMON, ManoLayer
+from c2f_core.hands.mano_file import MANO_DIR_ENV, load_mano_model
 from c2f_core.hands.rotations import axis_angle_to_matrix
+from c2f_core.io.safe_pickle import load_restricted_pickle
 
 
 def _load_mano_fixture():

@@ -2,7 +2,8 @@
 
 Reads the per-frame results of `c2f reconstruct` and the take's depth (`take_fit.evidence`), fits
 the object (`take_fit.object_track`), then the hand with the object's volume as an obstacle
-(`take_fit.hand_track`), and writes `OUT/animation/` (`io.animation_output`): `take.glb`, `take.usdc`, the fused
+(`take_fit.hand_track`), moves what is left of the hand inside the object out (`take_fit.contact`),
+and writes `OUT/animation/` (`io.animation_output`): `take.glb`, `take.usdc`, the fused
 object mesh, the rest hand mesh and `poses.json` (written last, marking the folder complete).
 A take whose object cannot be tracked (never seen in depth) is animated without it, with a warning.
 """
@@ -20,6 +21,7 @@ from c2f_core.io.atomic import ensure_writable_dir
 from c2f_core.io.gltf_take import write_take_glb
 from c2f_core.io.mesh_io import write_mesh
 from c2f_core.io.usd_skel_take import write_take_usd
+from c2f_core.take_fit.contact import ContactConfig, push_out
 from c2f_core.take_fit.evidence import EvidenceConfig, TakeEvidence, load_take_evidence
 from c2f_core.take_fit.export import gltf_take, hand_record, object_record, rest_mesh
 from c2f_core.take_fit.hand_track import HandTrack, HandTrackConfig, track_hand
@@ -38,6 +40,8 @@ class AnimateConfig:
     """The object's tracking and fusion."""
     hand: HandTrackConfig = field(default_factory=HandTrackConfig)
     """The hand's fit over the take."""
+    contact: ContactConfig = field(default_factory=ContactConfig)
+    """How the fitted hand is finally moved out of the object."""
 
 
 @dataclass
@@ -91,11 +95,13 @@ def animate_take(
     seconds["hand"] = hand.seconds if hand is not None else 0.0
     if hand is not None and obj is not None:
         # The fitted hand carves the object's swelling around the fingers; the hand is then refined
-        # against the carved object, so the two meet without entering each other.
+        # against the carved object and what is left inside it is pushed out, so the two meet
+        # without entering each other.
         emit({"event": "animate", "stage": "contact"})
         contact_start = time.perf_counter()
         obj = carve_with_hand(obj, hand.vertices, hand.faces, config.object)
         hand = track_hand(evidence, obj, config.hand, start=hand)
+        hand = push_out(hand, obj, config.contact)
         seconds["contact"] = time.perf_counter() - contact_start
     if hand is not None and hand.bridged.any():
         warnings.append(f"hand: {int(hand.bridged.sum())} frame(s) without evidence, bridged by the smoother")

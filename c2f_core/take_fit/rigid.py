@@ -7,7 +7,7 @@ OpenCV camera frame (x right, y down, z forward).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -96,6 +96,12 @@ class IcpResult:
     """Fraction of source points with a correspondence at the final distance."""
     converged: bool
     """False when too few correspondences were found."""
+    information: np.ndarray = field(default_factory=lambda: np.zeros((6, 6)))
+    """(6, 6) how firmly the pairs fix the pose: the mean over the final pairs of J^T J, with
+    J = [p x n, n] the derivative of a pair's point-to-plane residual by a small turn of the
+    aligned points about the target frame's origin (radians) and a shift (metres). d^T I d is
+    the mean squared residual a perturbation d = (turn, shift) causes; directions with a near-zero
+    value are the ones the surface cannot fix (a turn about a bowl's axis). Zero when not converged."""
 
 
 def point_to_plane_icp(
@@ -119,6 +125,7 @@ def point_to_plane_icp(
     tree = target_tree if target_tree is not None else cKDTree(target)
     pose = np.array(init, np.float64)
     rms, fraction = float("inf"), 0.0
+    information = np.zeros((6, 6))
     far, near = config.max_distance_m
     for step in range(config.iterations):
         limit = far + (near - far) * step / max(1, config.iterations - 1)
@@ -134,6 +141,7 @@ def point_to_plane_icp(
         lhs = (jacobian * weight[:, None]).T @ jacobian + 1e-9 * np.eye(6)
         rhs = -(jacobian * weight[:, None]).T @ residual
         update = np.linalg.solve(lhs, rhs)
+        information = (jacobian * weight[:, None]).T @ jacobian / weight.sum()
         delta = make_pose(Rotation.from_rotvec(update[:3]).as_matrix(), update[3:])
         pose = delta @ pose
         rms = float(np.sqrt(np.average(residual**2, weights=weight)))
@@ -141,4 +149,39 @@ def point_to_plane_icp(
         radius = np.linalg.norm(p - p.mean(0), axis=1).max()
         if np.linalg.norm(update[:3]) * radius + np.linalg.norm(update[3:]) < config.converged_m:
             break
-    return IcpResult(pose, rms, fraction, True)
+    return IcpResult(pose, rms, fraction, True, information)
+
+
+def fit_plane(
+    points: np.ndarray, inlier_m: float, trials: int = 200, seed: int = 0
+) -> tuple[np.ndarray, float, float]:
+    """The plane through most of `points` (N, 3), N >= 3: RANSAC over point triples, refined by
+    least squares on its inliers.
+
+    Returns:
+        The unit normal n (3,), the offset d (n . p + d = 0 on the plane, metres) and the share of
+        the points within `inlier_m` of it.
+
+    Raises:
+        ValueError: with fewer than 3 points.
+    """
+    points = np.asarray(points, np.float64).reshape(-1, 3)
+    if len(points) < 3:
+        raise ValueError(f"a plane needs at least 3 points, got {len(points)}")
+    rng = np.random.default_rng(seed)
+    triples = points[rng.integers(0, len(points), (trials, 3))]
+    normals = np.cross(triples[:, 1] - triples[:, 0], triples[:, 2] - triples[:, 0])
+    length = np.linalg.norm(normals, axis=1)
+    keep = length > 1e-12
+    if not keep.any():
+        return np.array([0.0, 0.0, 1.0]), float(-points[:, 2].mean()), 0.0
+    normals = normals[keep] / length[keep, None]
+    offsets = -(normals * triples[keep, 0]).sum(1)
+    counts = [(np.abs(points @ n + d) < inlier_m).sum() for n, d in zip(normals, offsets)]
+    best = int(np.argmax(counts))
+    inliers = points[np.abs(points @ normals[best] + offsets[best]) < inlier_m]
+    centre = inliers.mean(0)
+    normal = np.linalg.svd(inliers - centre, full_matrices=False)[2][2]
+    offset = float(-normal @ centre)
+    share = float((np.abs(points @ normal + offset) < inlier_m).mean())
+    return normal, offset, share

@@ -13,7 +13,15 @@ from c2f_core.hands.base import JOINT_NAMES
 from c2f_core.io.gltf_take import OPENCV_TO_GLTF, write_take_glb
 from c2f_core.take_fit.evidence import FrameEvidence, TakeEvidence
 from c2f_core.take_fit.export import SKELETON_NAMES, gltf_take, hand_from_record, hand_record
-from c2f_core.take_fit.hand_track import HandTrack, HandTrackConfig, open_hand_layer, track_hand
+from c2f_core.take_fit.hand_track import (
+    HandTrack,
+    HandTrackConfig,
+    _frame_weights,
+    _held,
+    _smooth_root,
+    open_hand_layer,
+    track_hand,
+)
 from tests.io.gltf_skinning import load, skinned_vertices
 
 FRAMES = 8
@@ -129,3 +137,55 @@ def test_poses_json_record_poses_the_hand_again(fitted) -> None:
     np.testing.assert_allclose(vertices, track.vertices, atol=1e-5)
     np.testing.assert_allclose(joints, track.joints, atol=1e-5)
     np.testing.assert_array_equal(faces, track.faces)
+
+
+def test_the_root_is_smoothed_as_the_held_object_sees_it() -> None:
+    # The object swings quickly through 90 degrees; the hand holds it 8 cm from its centre, its
+    # grip shaking slightly. Smoothed in the camera frame the hand would cut the corner of its arc.
+    count = 40
+    frames = np.arange(count)
+    swing = Rotation.from_rotvec(
+        np.outer(np.pi / 2 * np.clip((frames - 10) / 20, 0, 1), [0, 1, 0])
+    ).as_matrix()
+    object_poses = np.tile(np.eye(4), (count, 1, 1))
+    object_poses[:, :3, :3] = swing
+    object_poses[:, :3, 3] = [0.0, 0.0, 0.5]
+    rng = np.random.default_rng(3)
+    grip = np.array([0.08, 0.0, 0.0]) + rng.normal(scale=0.001, size=(count, 3))
+    wrist = np.einsum("tij,tj->ti", swing, grip) + object_poses[:, :3, 3]
+    orient = swing @ Rotation.from_rotvec(rng.normal(scale=0.01, size=(count, 3))).as_matrix()
+    weights = np.ones(count)
+    held_orient, held_wrist = _smooth_root(orient, wrist, object_poses, weights, 2000.0)
+    _, plain_wrist = _smooth_root(orient, wrist, None, weights, 2000.0)
+    truth = swing @ [0.08, 0.0, 0.0] + object_poses[:, :3, 3]
+    held_error = np.linalg.norm(held_wrist - truth, axis=1)
+    assert held_error.mean() < 0.0006 and held_error.max() < 0.002  # the shake averaged out, the arc kept
+    assert np.linalg.norm(plain_wrist - truth, axis=1).max() > 0.005
+    turn = Rotation.from_matrix(np.swapaxes(swing, 1, 2) @ held_orient).magnitude()
+    assert turn.max() < 0.01
+    np.testing.assert_allclose(np.linalg.det(held_orient), 1.0, atol=1e-9)
+
+
+def test_frames_where_the_detector_lost_the_hand_weigh_little() -> None:
+    confidence = np.full((12, 21), 0.9)
+    confidence[4:9] = 0.0  # the hand behind the object
+    confidence[6] = 1.0  # one detection its neighbours do not confirm
+    weights = _frame_weights(confidence, 0.02)
+    np.testing.assert_allclose(weights[:3], 0.81)
+    np.testing.assert_allclose(weights[5:8], 0.02)
+    np.testing.assert_allclose(_frame_weights(np.zeros((12, 21)), 0.02), 1.0)  # no detector: all alike
+
+
+def test_a_hand_that_does_not_move_with_the_object_is_smoothed_in_the_camera_frame() -> None:
+    count = 30
+    rng = np.random.default_rng(4)
+    object_poses = np.tile(np.eye(4), (count, 1, 1))
+    object_poses[:, :3, 3] = [0.0, 0.0, 0.5]
+    wrist = np.linspace(0, 1, count)[:, None] * [0.1, 0.0, 0.0] + [0.0, 0.0, 0.45]
+    assert _held(wrist, object_poses, 1.5)  # a still object: the hand moves alike in both frames
+    # A shaking object track the hand does not follow: its grip as seen from the object shakes.
+    object_poses[:, :3, 3] += rng.normal(scale=0.003, size=(count, 3))
+    assert not _held(wrist, object_poses, 1.5)
+    # The hand carried along with the shaking object: held.
+    carried = wrist + object_poses[:, :3, 3] - [0.0, 0.0, 0.5]
+    assert _held(carried, object_poses, 1.5)

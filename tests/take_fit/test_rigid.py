@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.spatial.transform import Rotation
 
 from c2f_core.take_fit.rigid import (
     estimate_normals,
+    fit_plane,
     invert_pose,
     make_pose,
     point_to_plane_icp,
@@ -69,3 +71,36 @@ def test_icp_fails_without_correspondences() -> None:
     far = _box_surface(200) + [1.0, 0.0, 0.0]
     result = point_to_plane_icp(far, target, estimate_normals(target), np.eye(4))
     assert not result.converged
+
+
+def test_icp_information_has_no_weight_where_the_surface_cannot_fix_the_pose() -> None:
+    # A sphere: every turn about its centre leaves the residuals as they were; shifts are fixed.
+    rng = np.random.default_rng(5)
+    directions = rng.normal(size=(3000, 3))
+    target = 0.04 * directions / np.linalg.norm(directions, axis=1, keepdims=True)
+    source = target[::3] + [0.001, 0.0, 0.0]
+    result = point_to_plane_icp(source, target, estimate_normals(target), np.eye(4))
+    turns, shifts = (
+        np.linalg.eigvalsh(result.information[:3, :3]),
+        np.linalg.eigvalsh(result.information[3:, 3:]),
+    )
+    assert turns.max() < 1e-3 * 0.04**2  # metres^2 per radian^2: nothing beside a radius squared
+    np.testing.assert_allclose(shifts, 1 / 3, atol=0.05)  # the normals spread evenly over the sphere
+    failed = point_to_plane_icp(source + [1.0, 0.0, 0.0], target, estimate_normals(target), np.eye(4))
+    assert not failed.information.any()
+
+
+def test_plane_fit_finds_the_plane_most_points_lie_on() -> None:
+    rng = np.random.default_rng(9)
+    normal = np.array([0.0, -0.8, -0.6])
+    # A tilted table 0.9 m away (2 mm noise) under a box floating 1.5 cm above it: the box's points
+    # (a third of all) lie off the plane, up to its top.
+    basis = np.linalg.svd(normal[None])[2][1:]
+    table = rng.uniform(-0.2, 0.2, (2000, 2)) @ basis + [0, 0, 0.9] + rng.normal(0, 0.002, (2000, 1)) * normal
+    box = _box_surface(1000, seed=10) @ np.diag([1.0, 1.0, 2.0]) + [0, 0, 0.9] - 0.045 * normal
+    fitted, offset, share = fit_plane(np.concatenate([table, box]), 0.005)
+    assert abs(abs(fitted @ normal) - 1) < 1e-4
+    assert abs(fitted @ [0, 0, 0.9] + offset) < 1e-3  # through the table's centre
+    assert 0.6 < share < 0.75
+    with pytest.raises(ValueError, match="3 points"):
+        fit_plane(np.zeros((2, 3)), 0.005)

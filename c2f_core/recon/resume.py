@@ -22,15 +22,21 @@ from c2f_core.io.recon_output import FrameFiles
 from c2f_core.recon.crop import Box
 
 
-def crop_from_files(files: FrameFiles) -> tuple[HandSide | None, Box | None]:
-    """The hand side and hand box an earlier run recorded for a frame (to keep tracking across a resume)."""
+def crop_from_files(files: FrameFiles) -> tuple[HandSide | None, Box | None, str | None]:
+    """The hand side, hand box and crop source ("landmarks", "depth-skin", ...) an earlier run
+    recorded for a frame (to keep tracking across a resume)."""
     try:
         data = json.loads(files.info.read_text())
         side = data.get("hand_side")
         box = data.get("hand_box")
-        return (side if side in ("left", "right") else None), (tuple(box) if box and len(box) == 4 else None)
+        source = data.get("crop_source")
+        return (
+            (side if side in ("left", "right") else None),
+            (tuple(box) if box and len(box) == 4 else None),
+            (source if isinstance(source, str) else None),
+        )
     except (OSError, ValueError, AttributeError, TypeError):
-        return None, None
+        return None, None, None
 
 
 FRAME_JSON = re.compile(r"^([0-9]{6,})\.json$")

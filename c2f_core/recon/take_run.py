@@ -12,7 +12,6 @@ A rerun skips complete frames, so a killed batch resumes where it stopped (`reco
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -59,15 +58,6 @@ def _previous_from_files(out: Path, frame_id: int, fmt: str) -> FrameResult | No
         except C2FError:
             meshes.append(Mesh.empty())
     return FrameResult(meshes[0], meshes[1], np.zeros((21, 3)), np.zeros(3), (0, 0, 0, 0), 0)
-
-
-def _source_from_files(files: FrameFiles) -> str | None:
-    """The crop source an earlier run recorded for a frame ("landmarks", "depth-skin", ...), if any."""
-    try:
-        source = json.loads(files.info.read_text()).get("crop_source")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return source if isinstance(source, str) else None
 
 
 def _crop_info(crop: FrameCrop, width: int) -> dict[str, object]:
@@ -244,9 +234,10 @@ def reconstruct_take(
         if files.info.is_file() and not overwrite:
             skipped += 1
             done.append(frame_id)
-            sources[frame_id] = _source_from_files(files) or ""
+            side, hand_box, source = crop_from_files(files)
+            sources[frame_id] = source or ""
             previous = _previous_from_files(out, frame_id, fmt) if tracking else None
-            side, hand_box = crop_from_files(files) if tracking else (None, None)
+            side, hand_box = (side, hand_box) if tracking else (None, None)
             emit(_frame_event(frame_id, files, skipped=True))
             emit({"event": "progress", "done": position + 1, "total": len(ids)})
             continue
@@ -289,7 +280,7 @@ def _redo_lead_in(
     for frame_id in redo:
         after = ids[position[frame_id] + 1]
         neighbour = _previous_from_files(run.out, after, run.fmt)
-        side, hand_box = crop_from_files(frame_files(run.out, after, run.fmt))
+        side, hand_box, _ = crop_from_files(frame_files(run.out, after, run.fmt))
         try:
             result, crop = run.frame(frame_id, neighbour, side, hand_box)
         except NoSpaceError:

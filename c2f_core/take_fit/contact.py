@@ -51,7 +51,7 @@ class _Field:
     def __init__(self, track: ObjectTrack):
         volume = track.volume
         self.truncation = volume.truncation_m
-        self.sdf = np.where(volume.weight > 0, volume.sdf, volume.truncation_m).astype(np.float64)
+        self.sdf = volume.observed_sdf().astype(np.float64)
         self.gradient = np.gradient(self.sdf, volume.cube.voxel_size)
         self.origin = np.asarray(volume.cube.origin, np.float64)
         self.voxel = volume.cube.voxel_size

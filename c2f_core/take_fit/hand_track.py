@@ -271,28 +271,33 @@ def _free_space(vertices: torch.Tensor, batch: _Batch, margin: float, cap: float
     return (gap**2).mean(-1)
 
 
-def _penetration(
-    vertices: torch.Tensor, track: ObjectTrack | None, poses: torch.Tensor | None, margin: float
-) -> torch.Tensor:
-    """Per-frame mean squared depth (T,) of vertices (T, V, 3) inside the fused object."""
-    if track is None or poses is None:
-        return vertices.new_zeros(vertices.shape[0])
-    rotation, translation = poses[:, :3, :3], poses[:, :3, 3]
-    local = (vertices - translation[:, None]) @ rotation  # R^T (p - t), per frame
-    cube = track.volume.cube
-    # grid_sample's normalised coordinates: -1 and +1 are the first and last samples (align_corners).
-    normalised = (local - torch.tensor(np.array(cube.origin), dtype=local.dtype)) / cube.side * 2 - 1
-    volume = np.where(track.volume.weight > 0, track.volume.sdf, track.volume.truncation_m)
-    # The volume is indexed [x, y, z]; grid_sample reads (D, H, W) = (z, y, x) order from the last coordinate.
-    grid = torch.as_tensor(np.ascontiguousarray(volume.transpose(2, 1, 0)), dtype=local.dtype)[None, None]
-    sdf = F.grid_sample(
-        grid.expand(len(local), -1, -1, -1, -1),
-        normalised[:, :, None, None, :],
-        mode="bilinear",
-        padding_mode="border",
-        align_corners=True,
-    )[:, 0, :, 0, 0]
-    return (torch.relu(margin - sdf) ** 2).mean(-1)
+class _ObjectField:
+    """The fused object's SDF as a torch grid and its poses, made once per fit (not per step)."""
+
+    def __init__(self, track: ObjectTrack):
+        cube = track.volume.cube
+        # The volume is indexed [x, y, z]; grid_sample reads (D, H, W) = (z, y, x) order from the
+        # last coordinate.
+        volume = track.volume.observed_sdf().transpose(2, 1, 0)
+        self.grid = torch.as_tensor(np.ascontiguousarray(volume), dtype=torch.float32)[None, None]
+        self.origin = torch.tensor(np.array(cube.origin), dtype=torch.float32)
+        self.side = cube.side
+        self.poses = torch.as_tensor(track.poses, dtype=torch.float32)
+
+    def penetration(self, vertices: torch.Tensor, margin: float) -> torch.Tensor:
+        """Per-frame mean squared depth (T,) of vertices (T, V, 3) inside the object."""
+        rotation, translation = self.poses[:, :3, :3], self.poses[:, :3, 3]
+        local = (vertices - translation[:, None]) @ rotation  # R^T (p - t), per frame
+        # grid_sample's normalised coordinates: -1 and +1 are the first and last samples (align_corners).
+        normalised = (local - self.origin) / self.side * 2 - 1
+        sdf = F.grid_sample(
+            self.grid.expand(len(local), -1, -1, -1, -1),
+            normalised[:, :, None, None, :],
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=True,
+        )[:, 0, :, 0, 0]
+        return (torch.relu(margin - sdf) ** 2).mean(-1)
 
 
 def _second_difference(values: torch.Tensor) -> torch.Tensor:
@@ -420,7 +425,7 @@ def _track(
                     for value in (previous.global_orient, previous.finger_rotations, previous.transl)
                 )
             )
-    poses = None if object_track is None else torch.as_tensor(object_track.poses, dtype=torch.float32)
+    object_field = None if object_track is None else _ObjectField(object_track)
     full_betas = torch.zeros(layer.num_betas)
     frame_weight = torch.as_tensor(~batch.bridged, dtype=torch.float32)
     cap = cfg.robust_m**2
@@ -495,8 +500,10 @@ def _track(
             terms["landmarks"] = per_frame(
                 (batch.confidence * error_sq.clamp(max=4 * cap)).mean(-1), frame_weight
             )
-            terms["penetration"] = _penetration(
-                vertices, object_track, poses, cfg.penetration_margin_m
+            terms["penetration"] = (
+                vertices.new_zeros(count)
+                if object_field is None
+                else object_field.penetration(vertices, cfg.penetration_margin_m)
             ).mean()
             all_rotations = torch.cat([orient[:, None], fingers], 1)
             terms["accel_joints"] = (

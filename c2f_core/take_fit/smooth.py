@@ -102,8 +102,9 @@ def smooth_poses_informed(
         sum_t e_t^T W_t e_t  +  stiffness * sum_t a_t^T M a_t
 
     e_t: the offset of Z_t from P_t (turn, shift); W_t its `information` (zero: no measurement,
-    bridged; frames before the first measurement and after the last are held at its pose); a_t: the change between consecutive frame-to-frame motions (the acceleration); M the
-    mean squared vertex acceleration of the points per unit of it, so that `stiffness` weighs the
+    bridged; frames before the first measurement and after the last are held at its pose); a_t:
+    the change between consecutive frame-to-frame motions (the acceleration); M the mean squared
+    vertex acceleration of the points per unit of it, so that `stiffness` weighs the
     points' mean squared acceleration against their mean squared offset from the measurements
     along what the measurements fix. At `stiffness` s a direction whose information equals M's (the
     points' displacement seen in full) is filtered about like a Gaussian of sigma 1.2 s^(1/4)

@@ -129,10 +129,13 @@ class TsdfVolume:
         trunc = self.truncation_m
         self._accumulate(np.arange(samples.size), np.clip(samples.reshape(-1), -trunc, trunc), weight)
 
+    def observed_sdf(self) -> np.ndarray:
+        """The SDF samples (R, R, R), indexed [x, y, z], with the unobserved ones at +truncation (outside)."""
+        return np.where(self.weight > 0, self.sdf, self.truncation_m)
+
     def mesh(self, keep_largest: bool = True) -> Mesh:
         """The fused surface (zero level), object frame; unobserved samples count as outside."""
-        volume = np.where(self.weight > 0, self.sdf, self.truncation_m).astype(np.float32)
-        mesh = marching_cubes_masked(volume, self.cube)
+        mesh = marching_cubes_masked(self.observed_sdf().astype(np.float32), self.cube)
         return keep_largest_component(mesh) if keep_largest else mesh
 
     def integrate_free(self, vertices_obj: np.ndarray, faces: np.ndarray, weight: float) -> None:
@@ -144,6 +147,7 @@ class TsdfVolume:
 
     def sample(self, points_obj: np.ndarray) -> np.ndarray:
         """Trilinear SDF (N,) at object-frame points (N, 3); +truncation outside the grid and where unobserved."""
-        volume = np.where(self.weight > 0, self.sdf, self.truncation_m)
         coords = (np.asarray(points_obj, np.float64).reshape(-1, 3) - self.cube.origin) / self.cube.voxel_size
-        return map_coordinates(volume, coords.T, order=1, mode="constant", cval=self.truncation_m)
+        return map_coordinates(
+            self.observed_sdf(), coords.T, order=1, mode="constant", cval=self.truncation_m
+        )

@@ -122,6 +122,15 @@ class HandTrackConfig:
     smooth_hold: float = 0.0
     """Weight of the tracks' squared velocity in that smoothing: a run of frames of low weight is
     held at the grip seen around it rather than carried on along its slope."""
+    weigh_data_by_landmarks: bool = True
+    """The per-frame evidence terms are weighted by the frames' landmark confidence (`_frame_weights`),
+    as the final smoothing is: where the detector loses the hand (behind the object it holds) the
+    network's hand, joints and hand-labelled depth are poor too, and pulled the fit into the object.
+    On the synthetic turned take (the hand hidden in its last 50 frames) the animated hand's CD_h
+    went from 2.96 to 2.65 cm^2, F@5 mm from 0.463 to 0.512, joints from 33.6 to 27.7 mm, the fused
+    object's CD_o from 1.26 to 1.13 cm^2; the 30-frame and the real take (hand seen throughout)
+    scored the same. Weighting only the network's terms and keeping free space at full weight made
+    the hidden frames follow free space alone (2.7x the ground truth's jitter, CD_h 4.2 cm^2)."""
     held_max_ratio: float = 1.1
     """The root is smoothed as seen from the object unless its fitted wrist accelerates more than
     this many times as much there as in the camera frame: then the hand does not move with the
@@ -271,7 +280,7 @@ def _free_space(vertices: torch.Tensor, batch: _Batch, margin: float, cap: float
     return (gap**2).mean(-1)
 
 
-class _ObjectField:
+class ObjectField:
     """The fused object's SDF as a torch grid and its poses, made once per fit (not per step)."""
 
     def __init__(self, track: ObjectTrack):
@@ -286,18 +295,21 @@ class _ObjectField:
 
     def penetration(self, vertices: torch.Tensor, margin: float) -> torch.Tensor:
         """Per-frame mean squared depth (T,) of vertices (T, V, 3) inside the object."""
+        return (torch.relu(margin - self.sdf(vertices)) ** 2).mean(-1)
+
+    def sdf(self, vertices: torch.Tensor) -> torch.Tensor:
+        """The object's signed distance (T, V) at camera-frame vertices (T, V, 3), trilinear."""
         rotation, translation = self.poses[:, :3, :3], self.poses[:, :3, 3]
         local = (vertices - translation[:, None]) @ rotation  # R^T (p - t), per frame
         # grid_sample's normalised coordinates: -1 and +1 are the first and last samples (align_corners).
         normalised = (local - self.origin) / self.side * 2 - 1
-        sdf = F.grid_sample(
+        return F.grid_sample(
             self.grid.expand(len(local), -1, -1, -1, -1),
             normalised[:, :, None, None, :],
             mode="bilinear",
             padding_mode="border",
             align_corners=True,
         )[:, 0, :, 0, 0]
-        return (torch.relu(margin - sdf) ** 2).mean(-1)
 
 
 def _second_difference(values: torch.Tensor) -> torch.Tensor:
@@ -425,9 +437,13 @@ def _track(
                     for value in (previous.global_orient, previous.finger_rotations, previous.transl)
                 )
             )
-    object_field = None if object_track is None else _ObjectField(object_track)
+    object_field = None if object_track is None else ObjectField(object_track)
     full_betas = torch.zeros(layer.num_betas)
     frame_weight = torch.as_tensor(~batch.bridged, dtype=torch.float32)
+    if cfg.weigh_data_by_landmarks:
+        frame_weight = frame_weight * torch.as_tensor(
+            _frame_weights(batch.confidence.numpy(), cfg.smooth_min_weight), dtype=torch.float32
+        )
     cap = cfg.robust_m**2
 
     class Hypothesis:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -186,6 +186,26 @@ class _TakeRun:
         return result, crop
 
 
+@dataclass
+class _Tally:
+    """What a take's run has done so far, frame by frame."""
+
+    ids: list[int]
+    """The frames asked for, in order."""
+    done: list[int] = field(default_factory=list)
+    """Frames with a result (this run's and earlier runs' kept ones)."""
+    failed: dict[int, str] = field(default_factory=dict)
+    """Frames that failed, with the reason."""
+    skipped: int = 0
+    """Frames an earlier run had completed."""
+    sources: dict[int, str] = field(default_factory=dict)
+    """How each frame's crop was found (`FrameCrop.source`)."""
+    totals: dict[int, float] = field(default_factory=dict)
+    """Seconds of each frame reconstructed in this run."""
+    queries: dict[int, int] = field(default_factory=dict)
+    """SDF queries of each frame reconstructed in this run."""
+
+
 def reconstruct_take(
     take: Take,
     network: C2FNetwork,
@@ -219,23 +239,18 @@ def reconstruct_take(
         if warning:
             emit({"event": "warning", "message": warning})
     run = _TakeRun(take, network, config, settings, out, fmt, device, detector, user_box, record, emit)
-    failed: dict[int, str] = {}
-    done: list[int] = []
-    sources: dict[int, str] = {}
-    skipped = 0
+    tally = _Tally(ids)
     previous: FrameResult | None = None
     side: HandSide | None = None
     hand_box: Box | None = None
-    totals: dict[int, float] = {}
-    queries: dict[int, int] = {}
     iterator: Iterable[int] = progress_wrap(ids, len(ids)) if progress_wrap else ids
     for position, frame_id in enumerate(iterator):
         files = frame_files(out, frame_id, fmt)
         if files.info.is_file() and not overwrite:
-            skipped += 1
-            done.append(frame_id)
+            tally.skipped += 1
+            tally.done.append(frame_id)
             side, hand_box, source = crop_from_files(files)
-            sources[frame_id] = source or ""
+            tally.sources[frame_id] = source or ""
             previous = _previous_from_files(out, frame_id, fmt) if tracking else None
             side, hand_box = (side, hand_box) if tracking else (None, None)
             emit(_frame_event(frame_id, files, skipped=True))
@@ -246,32 +261,34 @@ def reconstruct_take(
         except NoSpaceError:
             raise  # a full disk is no frame's fault: stop; the frames written so far are complete
         except C2FError as exc:
-            failed[frame_id] = str(exc)
+            tally.failed[frame_id] = str(exc)
             previous, hand_box = None, None
             emit({"event": "error", "frame": frame_id, "message": str(exc)})
         else:
-            done.append(frame_id)
-            sources[frame_id] = crop.source
+            tally.done.append(frame_id)
             previous = result if tracking else None
             side, hand_box = (crop.side, crop.hand_box) if tracking else (None, None)
-            totals[frame_id] = result.timings["total"]
-            queries[frame_id] = result.queries
+            _count(tally, frame_id, result, crop)
             emit(_frame_event(frame_id, files))
         emit({"event": "progress", "done": position + 1, "total": len(ids)})
-    redone = _redo_lead_in(run, ids, sources, totals, queries) if tracking and user_box is None else []
-    summary = _finish(
-        take, out, ids, done, failed, skipped, totals, queries, checkpoint, fmt, write_usd, emit
-    )
+    redone = _redo_lead_in(run, tally) if tracking and user_box is None else []
+    summary = _finish(run, tally, checkpoint, write_usd)
     summary["lead_in"] = redone
     return summary
 
 
-def _redo_lead_in(
-    run: _TakeRun, ids: list[int], sources: dict[int, str], totals: dict[int, float], queries: dict[int, int]
-) -> list[int]:
+def _count(tally: _Tally, frame_id: int, result: FrameResult, crop: FrameCrop) -> None:
+    """Record a frame reconstructed in this run."""
+    tally.sources[frame_id] = crop.source
+    tally.totals[frame_id] = result.timings["total"]
+    tally.queries[frame_id] = result.queries
+
+
+def _redo_lead_in(run: _TakeRun, tally: _Tally) -> list[int]:
     """The lead-in frames (`lead_in_frames`) reconstructed again, backwards, each tracked from the
     frame after it; a frame whose redo fails keeps its first result. Returns the frames redone."""
-    redo = lead_in_frames(ids, sources, set(totals))
+    ids = tally.ids
+    redo = lead_in_frames(ids, tally.sources, set(tally.totals))
     redone: list[int] = []
     if not redo:
         return redone
@@ -290,29 +307,15 @@ def _redo_lead_in(
                 {"event": "warning", "frame": frame_id, "message": f"lead-in frame kept as it was: {exc}"}
             )
             continue
-        sources[frame_id] = crop.source
-        totals[frame_id] = result.timings["total"]
-        queries[frame_id] = result.queries
+        _count(tally, frame_id, result, crop)
         redone.append(frame_id)
         run.emit(_frame_event(frame_id, frame_files(run.out, frame_id, run.fmt), lead_in=True))
     return redone
 
 
-def _finish(
-    take: Take,
-    out: Path,
-    ids: list[int],
-    done: list[int],
-    failed: dict[int, str],
-    skipped: int,
-    totals: dict[int, float],
-    queries: dict[int, int],
-    checkpoint: str | None,
-    fmt: str,
-    write_usd: bool,
-    emit: Callable[[Event], None],
-) -> dict:
+def _finish(run: _TakeRun, tally: _Tally, checkpoint: str | None, write_usd: bool) -> dict:
     """The take's summary file, its USD and the returned summary, once every frame is done."""
+    take, out, failed, done = run.take, run.out, tally.failed, tally.done
     # Earlier runs may have finished frames outside this range: keep them listed.
     existing = []
     if (out / "reconstruction.json").is_file():
@@ -328,7 +331,7 @@ def _finish(
         # summary listing zero frames is written.
         first_id, first_message = next(iter(failed.items()))
         raise C2FError(
-            f"take {take.name}: every frame failed ({len(failed)} of {len(ids)} frame(s)); "
+            f"take {take.name}: every frame failed ({len(failed)} of {len(tally.ids)} frame(s)); "
             f"first, frame {first_id:06d}: {first_message}"
         )
     # Recorded for the footage behind the meshes: a single frame from files has no take folder.
@@ -342,7 +345,7 @@ def _finish(
         failed=failed,
         take=take.root,
         checkpoint=checkpoint,
-        fmt=fmt,
+        fmt=run.fmt,
         color_files=color_files,
     )
     usd_path = None
@@ -355,13 +358,13 @@ def _finish(
     summary = {
         "take": take.name,
         "out": str(out),
-        "frames": len(ids),
-        "reconstructed": len(done) - skipped,
-        "skipped_existing": skipped,
+        "frames": len(tally.ids),
+        "reconstructed": len(done) - tally.skipped,
+        "skipped_existing": tally.skipped,
         "failed": {str(k): v for k, v in failed.items()},
-        "mean_seconds_per_frame": float(np.mean(list(totals.values()))) if totals else None,
-        "mean_queries": float(np.mean(list(queries.values()))) if queries else None,
+        "mean_seconds_per_frame": float(np.mean(list(tally.totals.values()))) if tally.totals else None,
+        "mean_queries": float(np.mean(list(tally.queries.values()))) if tally.queries else None,
         "usd": str(usd_path) if usd_path else None,
     }
-    emit({"event": "done", "out": str(out)})
+    run.emit({"event": "done", "out": str(out)})
     return summary

@@ -105,6 +105,11 @@ def animate_take(
         seconds["contact"] = time.perf_counter() - contact_start
     if hand is not None and hand.bridged.any():
         warnings.append(f"hand: {int(hand.bridged.sum())} frame(s) without evidence, bridged by the smoother")
+    if hand is not None and hand.unseen is not None and hand.unseen.any():
+        warnings.append(
+            f"hand: the detector lost the hand in {int(hand.unseen.sum())} frame(s) (hidden?): "
+            "their pose follows the frames around them (`unseen` in poses.json)"
+        )
     if hand is None and obj is None:
         raise C2FError(
             f"take {evidence.name}: neither the hand nor the object could be animated ({'; '.join(warnings)})"

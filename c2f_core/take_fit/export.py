@@ -106,6 +106,7 @@ def hand_record(frames: list[int], track: HandTrack) -> dict:
             {
                 "frame": int(frame),
                 "bridged": bool(track.bridged[t]),
+                "unseen": bool(track.unseen[t]) if track.unseen is not None else False,
                 "root_rotation": track.global_orient[t].tolist(),
                 "root_translation": skin.root_translations[t].tolist(),
                 "bone_rotations": quats[t].tolist(),

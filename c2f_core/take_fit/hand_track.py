@@ -160,6 +160,9 @@ class HandTrack:
     """(F, 3) int64 the open hand's fixed topology."""
     bridged: np.ndarray
     """(T,) bool: the frame had no hand evidence; its pose comes from the temporal term."""
+    unseen: np.ndarray | None = None
+    """(T,) bool: the detector lost the hand there (in a take where it found it elsewhere), so the
+    frame weighs least and its pose follows the frames around it; None: not known."""
     losses: dict[str, float] = field(default_factory=dict)
     """The final value of each loss term."""
     seconds: float = 0.0
@@ -439,11 +442,10 @@ def _track(
             )
     object_field = None if object_track is None else ObjectField(object_track)
     full_betas = torch.zeros(layer.num_betas)
+    weights = _frame_weights(batch.confidence.numpy(), cfg.smooth_min_weight)
     frame_weight = torch.as_tensor(~batch.bridged, dtype=torch.float32)
     if cfg.weigh_data_by_landmarks:
-        frame_weight = frame_weight * torch.as_tensor(
-            _frame_weights(batch.confidence.numpy(), cfg.smooth_min_weight), dtype=torch.float32
-        )
+        frame_weight = frame_weight * torch.as_tensor(weights, dtype=torch.float32)
     cap = cfg.robust_m**2
 
     class Hypothesis:
@@ -558,7 +560,7 @@ def _track(
             fingers.numpy(),
             transl,
             wrist,
-            _frame_weights(batch.confidence.numpy(), cfg.smooth_min_weight),
+            weights,
             None if object_track is None else object_track.poses,
             cfg,
         )
@@ -577,6 +579,7 @@ def _track(
         joints=out.joints.numpy().astype(np.float64),
         faces=layer.faces.numpy().astype(np.int64),
         bridged=batch.bridged,
+        unseen=(weights <= cfg.smooth_min_weight) & ~batch.bridged,
         losses={name: float(value.detach()) for name, value in best.terms.items()},
         seconds=time.perf_counter() - start,
     )

@@ -102,6 +102,7 @@ def test_the_fit_is_closer_than_its_evidence_and_bridges_the_gap(fitted) -> None
     assert error.mean() < 0.006  # the per-frame joints were 6 mm off on each axis (~10 mm)
     assert error[4] < 0.01  # the failed frame, bridged
     assert track.bridged.tolist() == [t == 4 for t in range(FRAMES)]
+    assert track.unseen is not None and not track.unseen.any()  # no detector in this take
     assert np.abs(track.vertices - vertices).max() < 0.03
     assert track.vertices.shape == vertices.shape and track.faces.shape[1] == 3
 
@@ -128,6 +129,7 @@ def test_the_rig_in_take_glb_reproduces_the_fitted_hand(fitted, tmp_path: Path) 
         assert np.abs(skinned - track.vertices[key]).max() < 1e-4  # 0.1 mm
     record = hand_record(frames, track)
     assert len(record["per_frame"]) == FRAMES and record["per_frame"][4]["bridged"]
+    assert not any(frame["unseen"] for frame in record["per_frame"])
     assert np.shape(record["per_frame"][0]["bone_rotations"]) == (20, 4)
 
 
@@ -189,3 +191,22 @@ def test_a_hand_that_does_not_move_with_the_object_is_smoothed_in_the_camera_fra
     # The hand carried along with the shaking object: held.
     carried = wrist + object_poses[:, :3, 3] - [0.0, 0.0, 0.5]
     assert _held(carried, object_poses, 1.5)
+
+
+def test_frames_where_the_detector_lost_the_hand_are_marked_unseen() -> None:
+    orient, fingers, transl, betas = _truth()
+    vertices, joints = _pose(orient, fingers, transl, betas)
+    evidence = _evidence(vertices, joints, missing=-1)
+    lost = (3, 4, 5)  # the hand behind the object; a run of 3 survives the weights' 5-frame median
+    for t, frame in enumerate(evidence.per_frame):
+        uvw = joints[t] @ K.T
+        frame.landmarks_px = uvw[:, :2] / uvw[:, 2:]
+        frame.landmark_confidence = np.full(21, 0.0 if t in lost else 0.9)
+    track = track_hand(
+        evidence, None, HandTrackConfig(iterations=10, trial_iterations=5, points_per_frame=100)
+    )
+    assert track.unseen is not None
+    assert track.unseen.tolist() == [t in lost for t in range(FRAMES)]
+    assert not track.bridged.any()
+    record = hand_record(list(range(FRAMES)), track)
+    assert [frame["unseen"] for frame in record["per_frame"]] == track.unseen.tolist()

@@ -131,6 +131,15 @@ class HandTrackConfig:
     object's CD_o from 1.26 to 1.13 cm^2; the 30-frame and the real take (hand seen throughout)
     scored the same. Weighting only the network's terms and keeping free space at full weight made
     the hidden frames follow free space alone (2.7x the ground truth's jitter, CD_h 4.2 cm^2)."""
+    unseen_held_weight: float = 0.5
+    """A held hand, in the frames where the detector lost it, takes the grip of the nearest frame
+    where it saw it, carried by the object's track, with this weight in the final smoothing
+    (`_hold_unseen_grip`); 0 leaves those frames to the smoother alone, which carried the grip on
+    along its slope at the end of a take. On the synthetic turned take (the hand hidden behind the
+    bowl in its last 52 frames; fitted on cached per-frame outputs) 0, 0.1 and 0.5 gave hand CD_h
+    2.65, 1.94, 1.91 cm^2, F@5 mm 0.512, 0.557, 0.580, joints 27.7, 24.5, 24.5 mm, jitter 1.19x,
+    1.13x, 1.19x the ground truth's, deepest penetration 4.6, 1.2, 1.4 mm, and the object (carved
+    by the fitted hand) CD_o 1.13, 0.96, 0.88 cm^2."""
     held_max_ratio: float = 1.1
     """The root is smoothed as seen from the object unless its fitted wrist accelerates more than
     this many times as much there as in the camera frame: then the hand does not move with the
@@ -374,6 +383,34 @@ def _held(wrist: np.ndarray, object_poses: np.ndarray, max_ratio: float) -> bool
     return bool(np.linalg.norm(np.diff(held, 2, axis=0), axis=1).mean() <= max_ratio * camera)
 
 
+def _hold_unseen_grip(
+    orient: np.ndarray,
+    wrist: np.ndarray,
+    fingers: np.ndarray,
+    weights: np.ndarray,
+    object_poses: np.ndarray,
+    cfg: HandTrackConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where the detector lost a held hand, the grip of the nearest frame where it saw it, carried
+    by the object's track: the root as seen from the object and the finger rotations are copied
+    from there, and those frames weigh `unseen_held_weight` in the smoothing that follows."""
+    unseen = weights <= cfg.smooth_min_weight
+    seen = np.nonzero(~unseen)[0]
+    if len(seen) == 0 or not unseen.any():
+        return orient, wrist, fingers, weights
+    rotation, translation = object_poses[:, :3, :3], object_poses[:, :3, 3]
+    held_orient = np.swapaxes(rotation, 1, 2) @ orient
+    held_wrist = np.einsum("tji,tj->ti", rotation, wrist - translation)
+    orient, wrist, fingers, weights = orient.copy(), wrist.copy(), fingers.copy(), weights.copy()
+    for t in np.nonzero(unseen)[0]:
+        source = seen[np.abs(seen - t).argmin()]
+        orient[t] = rotation[t] @ held_orient[source]
+        wrist[t] = rotation[t] @ held_wrist[source] + translation[t]
+        fingers[t] = fingers[source]
+        weights[t] = cfg.unseen_held_weight
+    return orient, wrist, fingers, weights
+
+
 def _smooth_fit(
     orient: np.ndarray,
     fingers: np.ndarray,
@@ -388,7 +425,14 @@ def _smooth_fit(
     if object_poses is not None and not _held(wrist, object_poses, cfg.held_max_ratio):
         object_poses = None
     stiffness = cfg.smooth_root_stiffness_free if object_poses is None else cfg.smooth_root_stiffness_held
-    orient, smoothed_wrist = _smooth_root(orient, wrist, object_poses, weights, stiffness, cfg.smooth_hold)
+    target_wrist = wrist
+    if object_poses is not None and cfg.unseen_held_weight > 0:
+        orient, target_wrist, fingers, weights = _hold_unseen_grip(
+            orient, wrist, fingers, weights, object_poses, cfg
+        )
+    orient, smoothed_wrist = _smooth_root(
+        orient, target_wrist, object_poses, weights, stiffness, cfg.smooth_hold
+    )
     if object_poses is not None:
         orient, smoothed_wrist = _smooth_root(
             orient, smoothed_wrist, None, weights, cfg.smooth_root_stiffness_held_camera, cfg.smooth_hold

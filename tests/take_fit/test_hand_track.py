@@ -18,6 +18,7 @@ from c2f_core.take_fit.hand_track import (
     HandTrackConfig,
     _frame_weights,
     _held,
+    _hold_unseen_grip,
     _smooth_root,
     open_hand_layer,
     track_hand,
@@ -210,3 +211,33 @@ def test_frames_where_the_detector_lost_the_hand_are_marked_unseen() -> None:
     assert not track.bridged.any()
     record = hand_record(list(range(FRAMES)), track)
     assert [frame["unseen"] for frame in record["per_frame"]] == track.unseen.tolist()
+
+
+def test_a_held_hand_keeps_its_last_seen_grip_where_the_detector_lost_it() -> None:
+    count = 10
+    poses = np.tile(np.eye(4), (count, 1, 1))
+    poses[:, :3, :3] = Rotation.from_rotvec(np.outer(np.linspace(0, 1.2, count), [0.0, 0.0, 1.0])).as_matrix()
+    poses[:, :3, 3] = np.linspace([0.0, 0.0, 0.5], [0.1, 0.0, 0.6], count)
+    rng = np.random.default_rng(0)
+    orient = Rotation.from_rotvec(rng.normal(scale=0.5, size=(count, 3))).as_matrix()
+    wrist = poses[:, :3, 3] + rng.normal(scale=0.05, size=(count, 3))
+    fingers = (
+        Rotation.from_rotvec(rng.normal(scale=0.3, size=(count * 19, 3))).as_matrix().reshape(count, 19, 3, 3)
+    )
+    cfg = HandTrackConfig(unseen_held_weight=0.5)
+    weights = np.full(count, 0.8)
+    weights[7:] = cfg.smooth_min_weight  # the detector lost the hand for the last three frames
+    new_orient, new_wrist, new_fingers, new_weights = _hold_unseen_grip(
+        orient, wrist, fingers, weights, poses, cfg
+    )
+    rotation, translation = poses[:, :3, :3], poses[:, :3, 3]
+    held_orient = np.swapaxes(rotation, 1, 2) @ new_orient
+    held_wrist = np.einsum("tji,tj->ti", rotation, new_wrist - translation)
+    for t in (7, 8, 9):  # as seen from the object, the grip of frame 6
+        np.testing.assert_allclose(held_orient[t], held_orient[6], atol=1e-12)
+        np.testing.assert_allclose(held_wrist[t], held_wrist[6], atol=1e-12)
+        np.testing.assert_array_equal(new_fingers[t], fingers[6])
+    np.testing.assert_array_equal(new_orient[:7], orient[:7])
+    np.testing.assert_array_equal(new_wrist[:7], wrist[:7])
+    np.testing.assert_allclose(new_weights, [0.8] * 7 + [0.5] * 3)
+    assert weights[9] == cfg.smooth_min_weight  # the caller's arrays are left as they were

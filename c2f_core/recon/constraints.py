@@ -85,6 +85,18 @@ def hand_hull_mask(
     return hull.astype(bool)
 
 
+def _pixels(
+    points_m: torch.Tensor, K: torch.Tensor, shape: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The nearest pixel (u, v) of camera points (M, 3), their depth z, and which lie in front of
+    the camera inside an image of `shape` (H, W)."""
+    height, width = shape
+    uv, z = project(points_m, K)
+    u, v = torch.round(uv[:, 0]).long(), torch.round(uv[:, 1]).long()
+    inside = (z > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    return u, v, z, inside
+
+
 class ImageHull:
     """A visual hull from one view: one field kept inside the cone of an image mask.
 
@@ -107,10 +119,7 @@ class ImageHull:
     def clip(self, sdf: torch.Tensor, points_m: torch.Tensor) -> torch.Tensor:
         """The (M, 2) SDFs at points (M, 3) with this hull's channel intersected with the cone."""
         points = points_m.to(self.distance_px.device, torch.float32)
-        height, width = self.distance_px.shape
-        uv, z = project(points, self.K)
-        u, v = torch.round(uv[:, 0]).long(), torch.round(uv[:, 1]).long()
-        inside = (z > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+        u, v, z, inside = _pixels(points, self.K, self.distance_px.shape)
         outside_m = torch.zeros_like(z)
         outside_m[inside] = self.distance_px[v[inside], u[inside]] * z[inside] / self.K[0, 0]
         clipped = torch.maximum(sdf[..., self.channel], outside_m.to(sdf.device, sdf.dtype))
@@ -153,10 +162,7 @@ class FreeSpace:
     def clip(self, sdf: torch.Tensor, points_m: torch.Tensor) -> torch.Tensor:
         """The (M, 2) SDFs at points (M, 3) with both fields empty in the seen-through space."""
         points = points_m.to(self.depth.device, torch.float32)
-        height, width = self.depth.shape
-        uv, z = project(points, self.K)
-        u, v = torch.round(uv[:, 0]).long(), torch.round(uv[:, 1]).long()
-        inside = (z > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+        u, v, z, inside = _pixels(points, self.K, self.depth.shape)
         free = torch.full_like(z, -torch.inf)
         free[inside] = self.depth[v[inside], u[inside]] - z[inside] - self.margin_m
         free = free.to(sdf.device, sdf.dtype)[:, None]

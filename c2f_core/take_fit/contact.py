@@ -25,6 +25,7 @@ from scipy.sparse.linalg import spsolve
 
 from c2f_core.take_fit.hand_track import HandTrack
 from c2f_core.take_fit.object_track import ObjectTrack
+from c2f_core.take_fit.smooth import second_difference
 
 
 @dataclass
@@ -95,7 +96,7 @@ def push_out(hand: HandTrack, track: ObjectTrack, config: ContactConfig | None =
     vertices = hand.vertices.astype(np.float64)
     smooth = config.ridge * sparse.identity(3 * count, format="csr")
     if count > 2:
-        second = sparse.diags([1.0, -2.0, 1.0], [0, 1, 2], shape=(count - 2, count))
+        second = second_difference(count)
         smooth = smooth + config.stiffness * sparse.kron(second.T @ second, sparse.identity(3), format="csr")
 
     def objective(shifts: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

@@ -344,6 +344,28 @@ def _frame_weights(confidence: np.ndarray, min_weight: float) -> np.ndarray:
     return np.maximum(median_filter(per_frame, size=5, mode="nearest") ** 2, min_weight)
 
 
+def _seen_from_object(
+    object_poses: np.ndarray, orient: np.ndarray, wrist: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Root rotations (T, 3, 3) and wrist positions (T, 3), camera frame, as seen from the object
+    (`T_obj_to_cam` poses (T, 4, 4))."""
+    rotation, translation = object_poses[:, :3, :3], object_poses[:, :3, 3]
+    return np.swapaxes(rotation, 1, 2) @ orient, np.einsum("tji,tj->ti", rotation, wrist - translation)
+
+
+def _seen_from_camera(
+    object_poses: np.ndarray, orient: np.ndarray, wrist: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of `_seen_from_object`."""
+    rotation, translation = object_poses[:, :3, :3], object_poses[:, :3, 3]
+    return rotation @ orient, np.einsum("tij,tj->ti", rotation, wrist) + translation
+
+
+def _detector_lost(weights: np.ndarray, cfg: HandTrackConfig) -> np.ndarray:
+    """(T,) bool: the frames whose weight (`_frame_weights`) is the least, where the detector lost the hand."""
+    return weights <= cfg.smooth_min_weight
+
+
 def _smooth_root(
     orient: np.ndarray,
     wrist: np.ndarray,
@@ -364,12 +386,12 @@ def _smooth_root(
             smooth_rotations_weighted(orient, weights, stiffness, hold),
             smooth_positions_weighted(wrist, weights, stiffness, hold),
         )
-    rotation, translation = object_poses[:, :3, :3], object_poses[:, :3, 3]
-    held_orient = smooth_rotations_weighted(np.swapaxes(rotation, 1, 2) @ orient, weights, stiffness, hold)
-    held_wrist = smooth_positions_weighted(
-        np.einsum("tji,tj->ti", rotation, wrist - translation), weights, stiffness, hold
+    held_orient, held_wrist = _seen_from_object(object_poses, orient, wrist)
+    return _seen_from_camera(
+        object_poses,
+        smooth_rotations_weighted(held_orient, weights, stiffness, hold),
+        smooth_positions_weighted(held_wrist, weights, stiffness, hold),
     )
-    return rotation @ held_orient, np.einsum("tij,tj->ti", rotation, held_wrist) + translation
 
 
 def _held(wrist: np.ndarray, object_poses: np.ndarray, max_ratio: float) -> bool:
@@ -394,20 +416,17 @@ def _hold_unseen_grip(
     """Where the detector lost a held hand, the grip of the nearest frame where it saw it, carried
     by the object's track: the root as seen from the object and the finger rotations are copied
     from there, and those frames weigh `unseen_held_weight` in the smoothing that follows."""
-    unseen = weights <= cfg.smooth_min_weight
-    seen = np.nonzero(~unseen)[0]
-    if len(seen) == 0 or not unseen.any():
+    lost = _detector_lost(weights, cfg)
+    seen = np.nonzero(~lost)[0]
+    if len(seen) == 0 or not lost.any():
         return orient, wrist, fingers, weights
-    rotation, translation = object_poses[:, :3, :3], object_poses[:, :3, 3]
-    held_orient = np.swapaxes(rotation, 1, 2) @ orient
-    held_wrist = np.einsum("tji,tj->ti", rotation, wrist - translation)
+    lost = np.nonzero(lost)[0]
+    source = seen[np.abs(seen[None, :] - lost[:, None]).argmin(1)]  # the nearest seen frame
+    held_orient, held_wrist = _seen_from_object(object_poses, orient, wrist)
     orient, wrist, fingers, weights = orient.copy(), wrist.copy(), fingers.copy(), weights.copy()
-    for t in np.nonzero(unseen)[0]:
-        source = seen[np.abs(seen - t).argmin()]
-        orient[t] = rotation[t] @ held_orient[source]
-        wrist[t] = rotation[t] @ held_wrist[source] + translation[t]
-        fingers[t] = fingers[source]
-        weights[t] = cfg.unseen_held_weight
+    orient[lost], wrist[lost] = _seen_from_camera(object_poses[lost], held_orient[source], held_wrist[source])
+    fingers[lost] = fingers[source]
+    weights[lost] = cfg.unseen_held_weight
     return orient, wrist, fingers, weights
 
 
@@ -623,7 +642,7 @@ def _track(
         joints=out.joints.numpy().astype(np.float64),
         faces=layer.faces.numpy().astype(np.int64),
         bridged=batch.bridged,
-        unseen=(weights <= cfg.smooth_min_weight) & ~batch.bridged,
+        unseen=_detector_lost(weights, cfg) & ~batch.bridged,
         losses={name: float(value.detach()) for name, value in best.terms.items()},
         seconds=time.perf_counter() - start,
     )

@@ -187,6 +187,18 @@ def without_support(frame: FrameEvidence, config: ObjectTrackConfig) -> FrameEvi
     return replace(frame, labels=labels, object_points=points[kept])
 
 
+def _observed_depth(frame: FrameEvidence, camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The depth z (N,) of camera points (N, 3) and the frame's observed depth at their pixels (N,):
+    0 for points off the crop, behind the camera or on pixels without depth."""
+    uv, z = project(camera, frame.K_crop)
+    height, width = frame.depth_m.shape
+    u, v = np.round(uv[:, 0]).astype(np.int64), np.round(uv[:, 1]).astype(np.int64)
+    inside = (z > 1e-3) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    observed = np.zeros(len(z))
+    observed[inside] = frame.depth_m[v[inside], u[inside]]
+    return z, observed
+
+
 def seen_through(
     frame: FrameEvidence, points_obj: np.ndarray, T_obj_to_cam: np.ndarray, margin_m: float
 ) -> float:
@@ -196,16 +208,11 @@ def seen_through(
     there: the camera sees past it. Points off the crop or on pixels without depth are left out;
     0 when none is left.
     """
-    camera = transform_points(T_obj_to_cam, points_obj)
-    uv, z = project(camera, frame.K_crop)
-    height, width = frame.depth_m.shape
-    u, v = np.round(uv[:, 0]).astype(np.int64), np.round(uv[:, 1]).astype(np.int64)
-    inside = (z > 1e-3) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-    observed = frame.depth_m[v[inside], u[inside]]
+    z, observed = _observed_depth(frame, transform_points(T_obj_to_cam, points_obj))
     measured = observed > 0
     if not measured.any():
         return 0.0
-    return float((observed[measured] > z[inside][measured] + margin_m).mean())
+    return float((observed[measured] > z[measured] + margin_m).mean())
 
 
 def _align(
@@ -415,13 +422,8 @@ def hidden_side_bias(
             continue
         others = np.concatenate([seen[s] for s in range(len(seen)) if s != t])
         camera = transform_points(poses[t], others)
-        uv, z = project(camera, frame.K_crop)
-        u, v = np.round(uv[:, 0]).astype(np.int64), np.round(uv[:, 1]).astype(np.int64)
-        height, width = frame.depth_m.shape
-        inside = (z > 1e-3) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-        observed = np.zeros(len(z))
-        observed[inside] = frame.depth_m[v[inside], u[inside]]
-        hidden = inside & (observed > 0) & (observed < z - config.hidden_margin_m)
+        z, observed = _observed_depth(frame, camera)
+        hidden = (observed > 0) & (observed < z - config.hidden_margin_m)
         if hidden.any():
             points = camera[hidden][:: max(1, int(hidden.sum()) // 2000)]
             distances.append(MeshSDF(frame.object_vertices, frame.object_faces)(points))

@@ -204,6 +204,11 @@ def smooth_poses_informed(
     return out
 
 
+def second_difference(count: int) -> sparse.csr_matrix:
+    """The (T - 2, T) operator taking a track of T values to its accelerations x_t+1 - 2 x_t + x_t-1."""
+    return sparse.diags([1.0, -2.0, 1.0], [0, 1, 2], shape=(count - 2, count), format="csr")
+
+
 def smooth_positions_weighted(
     values: np.ndarray, weights: np.ndarray, stiffness: float, hold: float = 0.0
 ) -> np.ndarray:
@@ -229,7 +234,7 @@ def smooth_positions_weighted(
     if count < 3 or (stiffness <= 0 and hold <= 0):
         return values.copy()
     first = sparse.diags([-1.0, 1.0], [0, 1], shape=(count - 1, count))
-    second = sparse.diags([1.0, -2.0, 1.0], [0, 1, 2], shape=(count - 2, count))
+    second = second_difference(count)
     system = (sparse.diags(weights) + hold * (first.T @ first) + stiffness * (second.T @ second)).tocsc()
     flat = values.reshape(count, -1)
     smoothed = spsolve(system, weights[:, None] * flat)

@@ -68,10 +68,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="evaluate N frames at once in separate processes: the same numbers, sooner on free cores "
-        "(default 1; GT-mesh evaluation only)",
+        help="evaluate N frames at once in separate processes, the cores shared out among them: the "
+        "same numbers, sooner (default: one per core, at least 4 frames each; GT-mesh evaluation only)",
     )
     parser.set_defaults(run=run)
 

@@ -11,9 +11,11 @@ metrics (penetration depth, intersection volume, contact ratio) of the predicted
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -144,6 +146,42 @@ def _evaluate_stored_frame(
     return _evaluate_frame_of(*_open_folders(pred_dir, gt_take), frame, protocols, seed, num_samples)
 
 
+MIN_FRAMES_PER_WORKER = 4
+"""A worker pays its start (about a second of imports) only with this many frames to evaluate."""
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def default_workers(frames: int) -> int:
+    """Worker processes for evaluating `frames` frames: one per core, each with at least
+    ``MIN_FRAMES_PER_WORKER`` frames (1: all in this process).
+
+    The nearest-neighbour queries run on every core of one process already, but the rest of a
+    frame (sampling, winding numbers) on one: two single-threaded workers on two cores evaluate a
+    frame in 0.49 s against 0.66 s for one process."""
+    return max(1, min(usable_cores(), frames // MIN_FRAMES_PER_WORKER))
+
+
+@contextlib.contextmanager
+def _threads_of_spawned_workers(threads: int) -> Iterator[None]:
+    """Processes spawned inside the block run `threads` OpenMP threads (the k-d tree's), so that
+    workers do not fight over the cores; this process's own setting is left as it was."""
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
+
+
 def _read_gt_meshes(take: Take, frame: int) -> dict[str, np.ndarray]:
     """A frame's GT (its meshes: the images are not read), checked for the four mesh arrays."""
     gt = read_gt(take.paths(frame).gt)
@@ -175,15 +213,16 @@ def evaluate_folder(
     num_samples: int = 30_000,
     quiet: bool = False,
     frames: Iterable[int] | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
 ) -> dict:
     """Evaluate the GT frames of a take (all, or `frames`) against a reconstruction folder; missing results count as failures.
 
-    `workers` > 1 evaluates that many frames at once in spawned processes: the same numbers (each
-    frame's evaluation depends on nothing else), less waiting on a machine with free cores. As with
-    any spawned pool, a script calling this needs the ``if __name__ == "__main__":`` guard.
+    `workers` > 1 evaluates that many frames at once in spawned processes, each with its share of
+    the cores: the same numbers (each frame's evaluation depends on nothing else), sooner. None
+    chooses (``default_workers``). As with any spawned pool, a script calling this needs the
+    ``if __name__ == "__main__":`` guard.
     """
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise C2FError(f"workers must be >= 1, got {workers}")
     recon = read_reconstruction(pred_dir)
     take = Take.open(gt_take)
@@ -197,13 +236,15 @@ def evaluate_folder(
     per_protocol: dict[str, list[FrameEvaluation]] = {p: [] for p in protocols}
     missing: dict[int, str] = {}
     meshed = [i for i in gt_frames if i in recon.frames]
-    if workers > 1 and len(meshed) > 1:
+    workers = default_workers(len(meshed)) if workers is None else min(workers, len(meshed))
+    if workers > 1:
         # Spawned, not forked: a forked child would inherit the parent's OpenMP and torch state.
-        pool = ProcessPoolExecutor(min(workers, len(meshed)), mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         task = partial(
             _evaluate_stored_frame, pred_dir, gt_take, protocols=protocols, seed=seed, num_samples=num_samples
         )
-        results = pool.map(task, meshed)
+        with _threads_of_spawned_workers(max(1, usable_cores() // workers)):
+            results = pool.map(task, meshed)  # submits every frame, which starts the workers
     else:
         pool = None
         results = (_evaluate_frame_of(recon, take, i, protocols, seed, num_samples) for i in meshed)

@@ -79,7 +79,7 @@ def test_frame_numbers_unchanged(offset, protocol):
     assert evaluation.alignment == close(expected["alignment"])
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [1, 2, None])
 def test_folder_numbers_unchanged(tmp_path, workers):
     """Through the folder path too, where the GT samples are drawn once and shared by both protocols,
     and with frames evaluated in worker processes."""

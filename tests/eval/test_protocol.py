@@ -133,3 +133,27 @@ def test_folder_evaluation_samples_each_gt_mesh_once_per_frame(tmp_path, monkeyp
         monkeypatch.setattr(module, "sample_surface", counting)
     evaluate_folder(str(out), str(take_dir), num_samples=500, quiet=True)
     assert len(calls) == 8
+
+
+def test_workers_are_one_per_core_with_enough_frames_each(monkeypatch):
+    from c2f_core.eval import protocol
+
+    monkeypatch.setattr(protocol, "usable_cores", lambda: 2)
+    assert [protocol.default_workers(n) for n in (0, 1, 7, 8, 100)] == [1, 1, 1, 2, 2]
+    monkeypatch.setattr(protocol, "usable_cores", lambda: 16)
+    assert protocol.default_workers(20) == 5
+
+
+def test_spawned_workers_get_their_share_of_threads_and_the_setting_comes_back(monkeypatch):
+    import os
+
+    from c2f_core.eval.protocol import _threads_of_spawned_workers
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with _threads_of_spawned_workers(1):
+        assert os.environ["OMP_NUM_THREADS"] == "1"
+    assert "OMP_NUM_THREADS" not in os.environ
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    with _threads_of_spawned_workers(2):
+        assert os.environ["OMP_NUM_THREADS"] == "2"
+    assert os.environ["OMP_NUM_THREADS"] == "3"

@@ -168,7 +168,8 @@ def test_rerun_skips_done_frames_and_overwrite_redoes(tiny_setup, sphere_network
     sphere_network["queries"] = 0
     code, out_text, _ = run(capsys, *args, "--jsonl")
     events = [json.loads(line) for line in out_text.splitlines()]
-    assert code == 0 and sphere_network["queries"] == 2 * 32**3  # frame 0 skipped, 1 and 2 done
+    # frame 0 skipped, 1 and 2 done: each the dense grid and its depth points (the object's seen surface)
+    assert code == 0 and sphere_network["queries"] == 2 * (32**3 + TINY["data"]["n_pcl"])
     assert events[0]["event"] == "start" and events[-1]["event"] == "done"
     assert [e.get("skipped", False) for e in events if e["event"] == "frame"] == [True, False, False]
     assert (out / "000000_hand.ply").stat().st_mtime_ns == first

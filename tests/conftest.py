@@ -44,3 +44,13 @@ def write_json(path: Path, data: object) -> Path:
     """Write JSON to `path` and return it."""
     path.write_text(json.dumps(data))
     return path
+
+
+def load_script(path: Path):
+    """Import a script of the repository (benchmarks/*.py are not a package) as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,22 +1,20 @@
 """benchmarks/gpu_check.py runs without CUDA: it skips the CUDA parts with a message, and its
 comparisons pass when the CPU is compared with itself and fail on a mismatch."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.conftest import load_script
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
 
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def test_without_cuda_the_cuda_parts_are_skipped(gpu_check, monkeypatch, capsys, tmp_path):

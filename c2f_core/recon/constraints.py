@@ -169,43 +169,68 @@ class FreeSpace:
         return torch.where(sdf < 0, torch.maximum(sdf, free), sdf)
 
 
-class SeenObjectReach:
-    """The object lies near what the camera saw of it: object' = max(object, d - reach), d the
-    distance to the nearest depth point on the object's surface (``object_surface_points``).
+class SeenSurfaceReach:
+    """A part lies near what the camera saw of it, or behind it: one field raised to
+    sdf' = max(sdf, min(d - reach, l - lateral)), d the distance to the nearest depth point on that
+    part's surface (``seen_surface_points``), l the distance across the view to the nearest
+    such point's ray (pixels times depth over fx): a point is kept within `reach_m` of the seen
+    surface, or within `lateral_m` of its silhouette at any depth (the part's own far side).
 
-    The network's object field spreads into the space the hand hides from the camera (a held
-    object is always there in its training data), far beyond the object: on the synthetic
-    benchmark a third of the predicted object surface lies more than 2 cm from the true one. A
-    held object's hidden part continues what is seen of it, so it stays within about an object's
-    size of its seen surface. Without seen object points (an object hidden entirely) nothing is
-    changed.
+    The network's fields spread into the space the camera cannot see, behind the hand (a held
+    object is always there in its training data): on the synthetic benchmark a third of the
+    predicted object surface lies more than 2 cm from the true one. What continues the seen
+    surface is kept: the part's far side lies behind its own silhouette, its hidden edges near
+    its seen points. Without seen points (a part hidden entirely) nothing is changed.
     """
 
     MIN_POINTS = 3
-    """Fewer seen object points than this say nothing about where the object is."""
+    """Fewer seen points than this say nothing about where the part is."""
 
-    def __init__(self, seen_points_m: np.ndarray, reach_m: float, device: str = "cpu"):
-        """Build from the (N, 3) depth points on the object's surface, camera metres."""
+    def __init__(
+        self,
+        seen_points_m: np.ndarray,
+        reach_m: float,
+        channel: int,
+        K: np.ndarray | None = None,
+        lateral_m: float = 0.0,
+        device: str = "cpu",
+    ):
+        """Build from the (N, 3) depth points on the part's surface (camera metres), the reach,
+        the field channel (0 hand, 1 object) and, for the lateral allowance, the (3, 3) intrinsics."""
         points = np.asarray(seen_points_m, np.float32).reshape(-1, 3)
         self.points = torch.from_numpy(np.ascontiguousarray(points)).to(device)
         self.reach_m = float(reach_m)
+        self.channel = channel
+        self.lateral_m = float(lateral_m) if K is not None else 0.0
+        self.K = None if K is None else torch.as_tensor(np.asarray(K, np.float32), device=device)
+        if self.K is not None and len(points):
+            uv, _ = project(self.points, self.K)
+            self.pixels = torch.cat([uv, torch.zeros_like(uv[:, :1])], dim=1)
 
     def clip(self, sdf: torch.Tensor, points_m: torch.Tensor) -> torch.Tensor:
-        """The (M, 2) SDFs at points (M, 3) with the object kept within `reach_m` of its seen surface."""
+        """The (M, 2) SDFs at points (M, 3) with this channel kept near its seen surface."""
         if len(self.points) < self.MIN_POINTS:
             return sdf
-        dist_sq, _ = knn(points_m.to(self.points.device, torch.float32), self.points, 1)
-        beyond = (dist_sq[:, 0].sqrt() - self.reach_m).to(sdf.device, sdf.dtype)
-        return torch.stack([sdf[..., 0], torch.maximum(sdf[..., 1], beyond)], dim=-1)
+        points = points_m.to(self.points.device, torch.float32)
+        dist_sq, _ = knn(points, self.points, 1)
+        beyond = dist_sq[:, 0].sqrt() - self.reach_m
+        if self.lateral_m > 0:
+            uv, z = project(points, self.K)
+            pixel_sq, _ = knn(torch.cat([uv, torch.zeros_like(uv[:, :1])], dim=1), self.pixels, 1)
+            across = pixel_sq[:, 0].sqrt() * z.clamp_min(1e-6) / self.K[0, 0]
+            beyond = torch.minimum(beyond, across - self.lateral_m)
+        clipped = torch.maximum(sdf[..., self.channel], beyond.to(sdf.device, sdf.dtype))
+        parts = [clipped, sdf[..., 1]] if self.channel == 0 else [sdf[..., 0], clipped]
+        return torch.stack(parts, dim=-1)
 
 
-def object_surface_points(points_m: np.ndarray, sdf_m: np.ndarray, band_m: float) -> np.ndarray:
-    """(N, 3) the depth points (M, 3) that the fields (M, 2) put on the object's surface: within
-    `band_m` of its zero level and nearer to it than to the hand's."""
-    sdf = np.asarray(sdf_m)
-    on_object = (np.abs(sdf[:, 1]) <= band_m) & (np.abs(sdf[:, 1]) < np.abs(sdf[:, 0]))
-    return np.asarray(points_m)[on_object]
+def seen_surface_points(points_m: np.ndarray, sdf_m: np.ndarray, band_m: float, channel: int) -> np.ndarray:
+    """(N, 3) the depth points (M, 3) that the fields (M, 2) put on one part's surface (channel 0
+    hand, 1 object): within `band_m` of its zero level and nearer to it than to the other's."""
+    distance = np.abs(np.asarray(sdf_m))
+    on_part = (distance[:, channel] <= band_m) & (distance[:, channel] < distance[:, 1 - channel])
+    return np.asarray(points_m)[on_part]
 
 
-FieldConstraint = FreeSpace | ImageHull | ForearmExclusion | WristPlane | SeenObjectReach
+FieldConstraint = FreeSpace | ImageHull | ForearmExclusion | WristPlane | SeenSurfaceReach
 """Any of the constraints above: ``clip(sdf (M, 2), points (M, 3)) -> sdf``."""

@@ -133,6 +133,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="mesh the hand and object fields as they are, even where both say inside "
         "(default: make them exclusive, so the meshes touch without passing through each other)",
     )
+    parser.add_argument(
+        "--hand-reach",
+        type=float,
+        default=0.0,
+        metavar="M",
+        help="keep the hand within M metres of the depth points seen on it (e.g. 0.05: a thinner, "
+        "truer hand on single frames; not for --animate takes; default 0: off)",
+    )
+    parser.add_argument(
+        "--object-reach",
+        type=float,
+        default=0.0,
+        metavar="M",
+        help="keep the object within M metres of the depth points seen on it, or behind them (e.g. "
+        "0.04: less object behind the hand on single frames; not for --animate takes; default 0: off)",
+    )
     parser.add_argument("--no-usd", action="store_true", help="do not write take.usdc for sequences")
     parser.add_argument(
         "--animate",
@@ -191,8 +207,13 @@ def _run(args: argparse.Namespace, emit) -> int:
         hand=args.hand,
         track=args.track,
         detector=args.detector,
+        hand_reach_m=args.hand_reach,
+        object_reach_m=args.object_reach,
     )
     settings.locate.hand_side = args.hand_side
+    for flag, value in (("--hand-reach", args.hand_reach), ("--object-reach", args.object_reach)):
+        if not 0.0 <= value <= 1.0:
+            raise C2FError(f"{flag} is a distance in metres from 0 (off) to 1, found {value}")
     if not 8 <= settings.resolution <= MAX_RESOLUTION:
         raise C2FError(
             f"--resolution must be from 8 to {MAX_RESOLUTION} (finer grids need 8-64 GiB of memory), "

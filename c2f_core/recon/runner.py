@@ -103,23 +103,23 @@ class ReconstructionSettings:
     """Both fields are empty more than this far in front of the observed depth, where the camera saw
     through (``recon.constraints.FreeSpace``; every frame); 0 turns it off. 5 mm: above the
     sensor's depth noise; 3 and 10 mm scored about the same on the DexYCB take."""
+    hand_reach_m: float = 0.0
+    """The hand is kept within this distance of the depth points on its surface, what the camera
+    saw of it (``recon.constraints.SeenSurfaceReach``; `c2f reconstruct --hand-reach`); 0 (the
+    default) turns it off. The network's hand grows thick behind its seen side; 5 cm trims it on
+    single frames (raw F_h@5 0.603 -> 0.619 on the 50 benchmark frames, 0.547 -> 0.560 real look,
+    0.696 -> 0.706 on the sequence; real take hand points within 5 mm 80.9% -> 81.6%), but the
+    animated takes' hand fit starts from the per-frame hands and the turned take's hand then
+    entered the bowl by 2.0 mm (0.66 without; issue 16's bar is 2 mm)."""
     object_reach_m: float = 0.0
-    """The object is kept within this distance of the depth points on its surface, what the camera
-    saw of it (``recon.constraints.SeenSurfaceReach``), or behind them (`object_lateral_m`); 0
-    (the default) turns it off. It trims the object the network spreads into the space the hand
-    hides, on single frames: 4 cm gave raw F_o@10 0.648 -> 0.674 on the 50 benchmark frames,
-    0.453 -> 0.466 on the real-look ones, object IoU 0.469 -> 0.506 on the real DexYCB take. But
-    the animated takes fuse the per-frame objects, and there it cost: the 30-frame take's fused
-    object 0.769 -> 0.786 cm² (the bar is half the per-frame mean, 0.786), the turned take's
-    0.781 -> 0.875. Without the lateral allowance 3 / 4 / 5 / 7 cm gave F_o@10 0.697 / 0.690 /
-    0.684 / 0.668 and 0.508 / 0.498 / 0.482 / 0.460 but cut the far side off the sequence's mug
-    (0.766 -> 0.733)."""
-    hand_reach_m: float = 0.05
-    """The hand is kept within this distance of the depth points on its surface (0: off), without
-    a lateral allowance: the network's hand grows thick behind its seen side. 5 cm: raw F_h@5
-    0.603 -> 0.620 on the 50 benchmark frames (0.603 at 7 cm), 0.547 -> 0.559 on the real-look
-    ones, 0.696 -> 0.701 on the sequence (animated hand CD_h 0.368 -> 0.365, fused object 0.781
-    -> 0.769); real take hand points within 5 mm 80.9% -> 81.6%."""
+    """The object is kept within this distance of the depth points on its surface, or behind them
+    (`object_lateral_m`; `c2f reconstruct --object-reach`); 0 (the default) turns it off. It trims
+    the object the network spreads into the space the hand hides, on single frames: 4 cm (with
+    the hand's 5 cm) gave raw F_o@10 0.648 -> 0.674 on the 50 benchmark frames, 0.453 -> 0.466 on
+    the real-look ones, object IoU 0.469 -> 0.506 on the real DexYCB take. The animated takes fuse
+    the per-frame objects, and there it cost (the 30-frame take's fused object 0.769 -> 0.786 cm²).
+    Without the lateral allowance 3 / 4 / 5 / 7 cm gave F_o@10 0.697 / 0.690 / 0.684 / 0.668 and
+    0.508 / 0.498 / 0.482 / 0.460 but cut the far side off the sequence's mug (0.766 -> 0.733)."""
     object_lateral_m: float = 0.02
     """Behind what was seen of the object, within this distance of its silhouette, the object may
     reach any depth (its own far side: a mug's back lies behind its front). The hand has none:

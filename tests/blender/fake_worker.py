@@ -127,12 +127,6 @@ def load(path, device="cpu"):
     return network, config
 
 checkpoint_module.load_model = load
-# The sphere and box are not what the frames' depth shows: no seen-surface reaches with them.
-import functools
-import c2f_core.cli.reconstruct as reconstruct_cli
-reconstruct_cli.ReconstructionSettings = functools.partial(
-    reconstruct_cli.ReconstructionSettings, hand_reach_m=0.0, object_reach_m=0.0
-)
 assert sys.argv[1:3] == ["-m", "c2f_core"], sys.argv
 from c2f_core.cli.main import main
 sys.exit(main(sys.argv[3:]))

@@ -1,6 +1,5 @@
 """`c2f reconstruct` end to end on a fabricated take, with the network's SDF replaced by an exact sphere."""
 
-import functools
 import json
 import os
 from pathlib import Path
@@ -9,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-import c2f_core.cli.reconstruct as reconstruct_cli
 import c2f_core.train.checkpoint as checkpoint_module
 from c2f_core.cli.main import main
 from c2f_core.config import config_to_dict
@@ -19,7 +17,6 @@ from c2f_core.io.mesh_io import read_mesh
 from c2f_core.io.recon_output import read_reconstruction
 from c2f_core.io.take import TakeWriter
 from c2f_core.model.network import C2FNetwork
-from c2f_core.recon.runner import ReconstructionSettings
 from c2f_core.train.checkpoint import save_checkpoint
 from c2f_core.train.config import load_c2f_config
 from tests.detect.test_depth_skin import scene
@@ -77,10 +74,6 @@ def sphere_network(monkeypatch):
         return network, config
 
     monkeypatch.setattr(checkpoint_module, "load_model", load)
-    # The sphere and box are not what the frames' depth shows, so the seen-surface reaches (which
-    # keep each part near the depth points on it) would cut them: off with this fake network.
-    no_reach = functools.partial(ReconstructionSettings, hand_reach_m=0.0, object_reach_m=0.0)
-    monkeypatch.setattr(reconstruct_cli, "ReconstructionSettings", no_reach)
     return calls
 
 
@@ -97,9 +90,7 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_dense_reconstruction_lands_in_camera_metres(
-    tiny_setup, sphere_network, capsys, tmp_path, monkeypatch
-):
+def test_dense_reconstruction_lands_in_camera_metres(tiny_setup, sphere_network, capsys, tmp_path):
     out = tmp_path / "out"
     code, _, err = reconstruct(
         capsys,
@@ -329,3 +320,21 @@ def test_single_frame_records_its_colour_image_for_the_footage(tiny_setup, spher
     relative = Path(os.path.relpath(color.resolve(), out.resolve())).as_posix()
     assert summary["color_files"] == {"1": {"absolute": str(color.resolve()), "relative": relative}}
     assert read_reconstruction(out).color_file(1) == color.resolve()
+
+
+def test_seen_surface_reaches_are_asked_for_in_metres_and_recorded(
+    tiny_setup, sphere_network, capsys, tmp_path
+):
+    out = tmp_path / "reach"
+    args = ["--method", "dense", "--resolution", "32", "--bbox", "90,60,230,200", "--frames", "0", "--quiet"]
+    code, _, err = reconstruct(capsys, tiny_setup, out, *args, "--hand-reach", "5")
+    assert code == 2 and "--hand-reach is a distance in metres from 0 (off) to 1, found 5.0" in err
+    sphere_network["queries"] = 0
+    code, _, err = reconstruct(
+        capsys, tiny_setup, out, *args, "--hand-reach", "0.05", "--object-reach", "0.04"
+    )
+    assert code == 0, err
+    settings = json.loads((out / "000000.json").read_text())["made_with"]["settings"]
+    assert (settings["hand_reach_m"], settings["object_reach_m"]) == (0.05, 0.04)
+    # the seen surfaces come from the network's fields at the crop's depth points
+    assert sphere_network["queries"] == 32**3 + TINY["data"]["n_pcl"]

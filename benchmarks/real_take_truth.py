@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from c2f_core.cli.reconstruct import parse_frames
+from c2f_core.cli.inputs import parse_frames
 from c2f_core.eval.real_capture import silhouette_iou
 from c2f_core.geometry.camera import depth_to_points
 from c2f_core.geometry.raster import visible_silhouettes

@@ -8,7 +8,7 @@ import math
 import sys
 from pathlib import Path
 
-from c2f_core.cli.reconstruct import parse_frames
+from c2f_core.cli.inputs import parse_frames
 from c2f_core.errors import C2FError
 from c2f_core.eval.protocol import PROTOCOLS, evaluate_folder, format_table
 from c2f_core.eval.real_capture import evaluate_real_take, format_real_table

@@ -102,3 +102,23 @@ def for_each_frame(
         for frame_id, message in failures:
             print(f"  frame {frame_id:06d}: {message}", file=sys.stderr)
     return failures
+
+
+def parse_frames(text: str | None, frame_ids: list[int]) -> list[int]:
+    """Select frames by "A:B" (inclusive, either end optional) or "A,B,C" from a take's frame numbers."""
+    if not text:
+        return frame_ids
+    try:
+        if ":" in text:
+            lo_text, hi_text = text.split(":", 1)
+            lo = int(lo_text) if lo_text else min(frame_ids)
+            hi = int(hi_text) if hi_text else max(frame_ids)
+            chosen = [f for f in frame_ids if lo <= f <= hi]
+        else:
+            wanted = {int(v) for v in text.split(",")}
+            chosen = [f for f in frame_ids if f in wanted]
+    except ValueError:
+        raise C2FError(f"--frames must be A:B or A,B,C (frame numbers), found {text!r}") from None
+    if not chosen:
+        raise C2FError(f"--frames {text} selects none of the take's frames ({frame_ids[0]}..{frame_ids[-1]})")
+    return chosen

@@ -59,8 +59,9 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the full `c2f` argument parser with every subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the `c2f` argument parser with every subcommand, or with `only` that one (a subcommand
+    imports only what it needs: `c2f evaluate` starts without torch)."""
     parser = argparse.ArgumentParser(
         prog="c2f",
         description="Hand and object meshes from RGB-D frames and sequences (C2F-SDF).",
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"c2f {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     adder = _SubcommandAdder(subparsers, _common_options())
-    for name in SUBCOMMANDS:
+    for name in SUBCOMMANDS if only is None else (only,):
         module = importlib.import_module(f"c2f_core.cli.{name.replace('-', '_')}")
         module.add_parser(adder)
     return parser
@@ -77,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `c2f` with `argv`; return the process exit code (0 ok, 1 partial failure, 2 error)."""
-    parser = build_parser()
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser(chosen if chosen in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from c2f_core.cli.inputs import add_input_arguments, open_input, warn_take_layout
+from c2f_core.cli.inputs import add_input_arguments, open_input, parse_frames, warn_take_layout
 from c2f_core.device import resolve_device
 from c2f_core.errors import C2FError, NoSpaceError
 from c2f_core.io.atomic import ensure_writable_dir
@@ -34,26 +34,6 @@ def default_checkpoint() -> Path:
     if BUNDLED_CHECKPOINT.is_file():
         return BUNDLED_CHECKPOINT
     raise C2FError("no trained model is bundled with this install; pass --checkpoint RUN/best.pt")
-
-
-def parse_frames(text: str | None, frame_ids: list[int]) -> list[int]:
-    """Select frames by "A:B" (inclusive, either end optional) or "A,B,C" from a take's frame numbers."""
-    if not text:
-        return frame_ids
-    try:
-        if ":" in text:
-            lo_text, hi_text = text.split(":", 1)
-            lo = int(lo_text) if lo_text else min(frame_ids)
-            hi = int(hi_text) if hi_text else max(frame_ids)
-            chosen = [f for f in frame_ids if lo <= f <= hi]
-        else:
-            wanted = {int(v) for v in text.split(",")}
-            chosen = [f for f in frame_ids if f in wanted]
-    except ValueError:
-        raise C2FError(f"--frames must be A:B or A,B,C (frame numbers), found {text!r}") from None
-    if not chosen:
-        raise C2FError(f"--frames {text} selects none of the take's frames ({frame_ids[0]}..{frame_ids[-1]})")
-    return chosen
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

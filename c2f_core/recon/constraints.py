@@ -18,6 +18,20 @@ from c2f_core.geometry.knn import knn
 from c2f_core.hands.base import PALM, PARENTS
 
 
+def _raised(sdf: torch.Tensor, channel: int, bound: torch.Tensor) -> torch.Tensor:
+    """The (M, 2) SDFs with one channel (0 hand, 1 object) raised to at least the (M,) `bound`
+    (an intersection with the set where bound < 0); the other channel as it was."""
+    raised = torch.maximum(sdf[..., channel], bound.to(sdf.device, sdf.dtype))
+    parts = [raised, sdf[..., 1]] if channel == 0 else [sdf[..., 0], raised]
+    return torch.stack(parts, dim=-1)
+
+
+def _nearest_distance(points_m: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """(M,) the distance of each point (M, 3) to the nearest of the points `seen` (N, 3), N >= 1."""
+    dist_sq, _ = knn(points_m.to(seen.device, torch.float32), seen, 1)
+    return dist_sq[:, 0].sqrt()
+
+
 class WristPlane:
     """The hand ended at the wrist plane: hand' = max(hand, -s), s the signed distance to the plane.
 
@@ -35,7 +49,7 @@ class WristPlane:
         side = (points_m.to(sdf.device, sdf.dtype) - self.point.to(sdf.device, sdf.dtype)) @ self.normal.to(
             sdf.device, sdf.dtype
         )
-        return torch.stack([torch.maximum(sdf[..., 0], -side), sdf[..., 1]], dim=-1)
+        return _raised(sdf, 0, -side)
 
 
 class ForearmExclusion:
@@ -60,9 +74,7 @@ class ForearmExclusion:
         """The (M, 2) SDFs at points (M, 3) with the object kept `radius_m` off the forearm."""
         if len(self.points) == 0:
             return sdf
-        dist_sq, _ = knn(points_m.to(self.points.device, torch.float32), self.points, 1)
-        shell = (self.radius_m - dist_sq[:, 0].sqrt()).to(sdf.device, sdf.dtype)
-        return torch.stack([sdf[..., 0], torch.maximum(sdf[..., 1], shell)], dim=-1)
+        return _raised(sdf, 1, self.radius_m - _nearest_distance(points_m, self.points))
 
 
 def hand_hull_mask(
@@ -122,9 +134,7 @@ class ImageHull:
         u, v, z, inside = _pixels(points, self.K, self.distance_px.shape)
         outside_m = torch.zeros_like(z)
         outside_m[inside] = self.distance_px[v[inside], u[inside]] * z[inside] / self.K[0, 0]
-        clipped = torch.maximum(sdf[..., self.channel], outside_m.to(sdf.device, sdf.dtype))
-        parts = [clipped, sdf[..., 1]] if self.channel == 0 else [sdf[..., 0], clipped]
-        return torch.stack(parts, dim=-1)
+        return _raised(sdf, self.channel, outside_m)
 
 
 class FreeSpace:
@@ -212,16 +222,13 @@ class SeenSurfaceReach:
         if len(self.points) < self.MIN_POINTS:
             return sdf
         points = points_m.to(self.points.device, torch.float32)
-        dist_sq, _ = knn(points, self.points, 1)
-        beyond = dist_sq[:, 0].sqrt() - self.reach_m
+        beyond = _nearest_distance(points, self.points) - self.reach_m
         if self.lateral_m > 0:
             uv, z = project(points, self.K)
-            pixel_sq, _ = knn(torch.cat([uv, torch.zeros_like(uv[:, :1])], dim=1), self.pixels, 1)
-            across = pixel_sq[:, 0].sqrt() * z.clamp_min(1e-6) / self.K[0, 0]
+            pixels = torch.cat([uv, torch.zeros_like(uv[:, :1])], dim=1)
+            across = _nearest_distance(pixels, self.pixels) * z.clamp_min(1e-6) / self.K[0, 0]
             beyond = torch.minimum(beyond, across - self.lateral_m)
-        clipped = torch.maximum(sdf[..., self.channel], beyond.to(sdf.device, sdf.dtype))
-        parts = [clipped, sdf[..., 1]] if self.channel == 0 else [sdf[..., 0], clipped]
-        return torch.stack(parts, dim=-1)
+        return _raised(sdf, self.channel, beyond)
 
 
 def seen_surface_points(points_m: np.ndarray, sdf_m: np.ndarray, band_m: float, channel: int) -> np.ndarray:

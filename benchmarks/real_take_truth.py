@@ -26,6 +26,7 @@ of another frame better says the labels are displaced there (by the hand's motio
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -89,10 +90,14 @@ def main() -> None:
     ids = list(take.frame_ids)
     scored = parse_frames(args.frames, ids) if args.frames else ids
     recon = read_reconstruction(args.recon) if args.recon else None
+    # each frame's truth is compared with up to five frames' images: read it once
+    seg_of = functools.lru_cache(maxsize=8)(functools.partial(read_segmentation, args.take))
+    joints_of = functools.lru_cache(maxsize=8)(functools.partial(read_joint_labels, args.take))
+    joints_2d_of = functools.lru_cache(maxsize=8)(functools.partial(joint_2d, args.take))
     rows = []
     for frame in scored:
         data = take.read_frame(frame, with_gt=False)
-        seg, joints = read_segmentation(args.take, frame), read_joint_labels(args.take, frame)
+        seg, joints = seg_of(frame), joints_of(frame)
         row: dict = {"frame": frame, "off_skeleton": float("nan")}
         if seg is not None and joints is not None:
             row["off_skeleton"] = off_skeleton_share(data.depth_m, data.K, seg, joints)
@@ -111,15 +116,15 @@ def main() -> None:
             for k in OFFSETS:
                 if frame + k not in ids:
                     continue
-                other = read_segmentation(args.take, frame + k)
+                other = seg_of(frame + k)
                 if other is not None:
                     row["iou_by_offset"][k] = silhouette_iou(hand_sil, other == SEG_HAND)
-                labelled_3d = read_joint_labels(args.take, frame + k)
+                labelled_3d = joints_of(frame + k)
                 if joints_m is not None and labelled_3d is not None:
                     row["joints_by_offset"][k] = 1000.0 * float(
                         np.linalg.norm(np.asarray(joints_m) - labelled_3d, axis=1).mean()
                     )
-                labelled = joint_2d(args.take, frame + k)
+                labelled = joints_2d_of(frame + k)
                 if landmarks is not None and labelled is not None:
                     row["landmarks_by_offset"][k] = float(
                         np.linalg.norm(np.asarray(landmarks) - labelled, axis=1).mean()

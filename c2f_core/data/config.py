@@ -39,6 +39,13 @@ class DataConfig:
     """Share of each half taken instead from the observed surface that is neither hand nor object
     (forearm, table, clutter; mask labels other than 1 and 2) inside the cube, with its distance
     to the GT hand or object as target: teaches both fields where a hand ends (0: off)."""
+    hidden_queries: float = 0.0
+    """Share of each half taken instead from the space the camera cannot see (on the rays of
+    observed pixels, up to ``hidden_behind_m`` behind them, mostly behind hand and object pixels),
+    with the exact signed distance to the GT hand or object as target: teaches both fields what
+    lies behind the hand and the held object, where the inputs show nothing (0: off)."""
+    hidden_behind_m: float = 0.15
+    """How far behind the observed surface the hidden-space queries reach, metres (along z)."""
     ref_rule: str = "crop"
     """Where a training crop's reference point lies: "crop" (the crop's nearest surface, the rule
     inference falls back to without landmarks), "palm" (the observed depth under the GT palm

@@ -208,3 +208,51 @@ def background_queries(
         cam_to_nu(chosen, ref_m, cube_half_m).astype(np.float32),
         sdf_m_to_nu(distance, cube_half_m).astype(np.float32),
     )
+
+
+HIDDEN_FOREGROUND_SHARE = 0.75
+"""Share of the hidden-space points drawn behind hand or object pixels (the rest behind any pixel)."""
+
+
+def hidden_points(
+    depth_m: np.ndarray,
+    K: np.ndarray,
+    ref_m: np.ndarray,
+    cube_half_m: float,
+    count: int,
+    rng: np.random.Generator,
+    max_behind_m: float,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """`count` points (N, 3, metres) the camera cannot see: on the rays of observed pixels, behind them.
+
+    Each point lies on the ray of a random observed pixel inside the cube, between 0 and
+    ``max_behind_m`` (along z) beyond its surface, and inside the cube itself. With a GT ``mask``,
+    ``HIDDEN_FOREGROUND_SHARE`` of the points lie behind hand or object pixels, where a held
+    object and the hand's far side hide. Returns fewer than ``count`` only when no observed pixel
+    lies in the cube (then none).
+    """
+    points, rows_cols = depth_to_points(np.asarray(depth_m), np.asarray(K, np.float64))
+    inside = np.all(np.abs(points - ref_m) < cube_half_m, axis=1)
+    points, rows_cols = points[inside], rows_cols[inside]
+    if len(points) == 0 or count < 1:
+        return np.zeros((0, 3))
+    weight = np.ones(len(points))
+    if mask is not None:
+        front = np.isin(mask[rows_cols[:, 0], rows_cols[:, 1]], (MASK_HAND, MASK_OBJECT))
+        if front.any() and not front.all():
+            weight = np.where(
+                front, HIDDEN_FOREGROUND_SHARE / front.sum(), (1 - HIDDEN_FOREGROUND_SHARE) / (~front).sum()
+            )
+    found = np.zeros((0, 3))
+    for _ in range(8):  # rays leave the cube: draw again until enough points are inside
+        chosen = points[rng.choice(len(points), size=2 * count, p=weight / weight.sum())]
+        behind = rng.uniform(0.0, max_behind_m, size=2 * count)
+        moved = chosen * (1.0 + behind / chosen[:, 2])[:, None]
+        moved = moved[np.all(np.abs(moved - ref_m) < cube_half_m, axis=1)]
+        found = np.concatenate([found, moved])
+        if len(found) >= count:
+            break
+    if len(found) == 0:
+        return found
+    return found[:count] if len(found) >= count else subsample(found, count, rng)

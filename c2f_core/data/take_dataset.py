@@ -32,13 +32,15 @@ from c2f_core.data.inputs import InputConfig, prepare_inputs
 from c2f_core.data.samples import (
     background_points,
     background_queries,
+    hidden_points,
     sample_sdf_queries,
     sample_surface,
     splat_heatmap,
     subsample,
 )
 from c2f_core.errors import C2FError
-from c2f_core.geometry.frames import cam_to_nu
+from c2f_core.geometry.frames import cam_to_nu, sdf_m_to_nu
+from c2f_core.geometry.mesh_sdf import MeshSDF
 from c2f_core.hands.base import PALM
 from c2f_core.io.frames import RGBDFrame
 from c2f_core.io.take import Take
@@ -138,9 +140,16 @@ def make_targets(
     """Training targets of one frame in net units around ``ref_m`` (see the module docstring).
 
     With ``data.background_queries`` > 0 and the ``frame`` (its depth and GT mask), that share of
-    each half are observed points of neither hand nor object (``samples.background_points``).
+    each half are observed points of neither hand nor object (``samples.background_points``);
+    with ``data.hidden_queries`` > 0, that share are points the camera cannot see
+    (``samples.hidden_points``) with their exact signed distances to each GT mesh.
     """
     frames, data = config.frames, config.data
+    shares = (data.background_queries, data.hidden_queries)
+    if min(shares) < 0 or sum(shares) >= 1:
+        raise C2FError(
+            f"data.background_queries + data.hidden_queries must lie in [0, 1), got {shares[0]} + {shares[1]}"
+        )
     half = frames.cube_half_m
     n_hand = data.n_queries // 2
     n_object = data.n_queries - n_hand
@@ -150,11 +159,18 @@ def make_targets(
         background = background_points(frame.depth_m, frame.K, gt["mask"], ref_m, half)
     if len(background) == 0:
         n_back = 0
+    n_hidden = round(data.hidden_queries * n_hand) if frame is not None else 0
+    hidden = np.zeros((0, 3))
+    if n_hidden > 0:
+        hidden = hidden_points(
+            frame.depth_m, frame.K, ref_m, half, n_hidden, rng, data.hidden_behind_m, gt.get("mask")
+        )
+    n_hidden = len(hidden)
     hand_q, hand_sdf = sample_sdf_queries(
-        gt["sdf_hand_points"], gt["sdf_hand"], n_hand - n_back, rng, ref_m, half
+        gt["sdf_hand_points"], gt["sdf_hand"], n_hand - n_back - n_hidden, rng, ref_m, half
     )
     obj_q, obj_sdf = sample_sdf_queries(
-        gt["sdf_object_points"], gt["sdf_object"], n_object - n_back, rng, ref_m, half
+        gt["sdf_object_points"], gt["sdf_object"], n_object - n_back - n_hidden, rng, ref_m, half
     )
     if n_back > 0:
         extra = [
@@ -163,6 +179,14 @@ def make_targets(
         ]
         hand_q, hand_sdf = np.concatenate([hand_q, extra[0][0]]), np.concatenate([hand_sdf, extra[0][1]])
         obj_q, obj_sdf = np.concatenate([obj_q, extra[1][0]]), np.concatenate([obj_sdf, extra[1][1]])
+    if n_hidden > 0:
+        hidden_nu = cam_to_nu(hidden, ref_m, half).astype(np.float32)
+        targets = [
+            sdf_m_to_nu(MeshSDF(gt[f"{part}_verts"], gt[f"{part}_faces"])(hidden), half).astype(np.float32)
+            for part in ("hand", "object")
+        ]
+        hand_q, hand_sdf = np.concatenate([hand_q, hidden_nu]), np.concatenate([hand_sdf, targets[0]])
+        obj_q, obj_sdf = np.concatenate([obj_q, hidden_nu]), np.concatenate([obj_sdf, targets[1]])
     hand_surface = sample_surface(gt["hand_verts"], gt["hand_faces"], HEATMAP_SURFACE_POINTS, rng)
     object_surface = sample_surface(gt["object_verts"], gt["object_faces"], HEATMAP_SURFACE_POINTS, rng)
     hand_surface_nu = cam_to_nu(hand_surface, ref_m, half)

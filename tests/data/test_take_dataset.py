@@ -16,6 +16,7 @@ from c2f_core.data.toy_scene import box_sdf, sphere_sdf, toy_frame, write_toy_ta
 from c2f_core.errors import C2FError
 from c2f_core.geometry.camera import project
 from c2f_core.geometry.frames import nu_to_cam, sdf_nu_to_m
+from c2f_core.geometry.mesh_sdf import signed_distance
 from c2f_core.hands.base import PALM
 from c2f_core.train.config import load_c2f_config
 
@@ -319,6 +320,45 @@ def test_background_queries_teach_both_fields_where_neither_part_is(toy_take):
     # Off (the default): the halves are the GT samples only, as before.
     plain = FrameDataset([[frame]], CONFIG, train=False, seed=5)[0]
     assert not np.array_equal(plain["query_nu"], sample["query_nu"])
+
+
+def test_hidden_queries_lie_behind_the_observed_surface_with_exact_distances(toy_take):
+    config = load_c2f_config("configs/tiny.yaml")
+    config.data.hidden_queries = 0.3
+    frame = open_sources([toy_take])[0][1]
+    sample = FrameDataset([[frame]], config, train=False, seed=3)[0]
+    q, half = config.data.n_queries, config.frames.cube_half_m
+    n_hidden = round(0.3 * (q // 2))
+    ref = sample["ref_m"].astype(np.float64)
+    hand_part = sample["query_nu"][q // 2 - n_hidden : q // 2]
+    object_part = sample["query_nu"][q - n_hidden :]
+    # The same hidden points serve both fields, each with its own part's distance.
+    np.testing.assert_array_equal(hand_part, object_part)
+    points = nu_to_cam(hand_part.astype(np.float64), ref, half)
+    assert (np.abs(hand_part) < 1.0).all()
+    uv, z = project(points, frame.K)
+    cols, rows = np.round(uv).astype(int).T
+    observed = frame.depth_m[rows, cols].astype(np.float64)
+    assert (observed > 0).all() and (z >= observed - 0.003).all()
+    assert (z - observed).max() <= config.data.hidden_behind_m + 0.003
+    # Most of them behind the hand or the object, where the toy scene's parts hide their far sides.
+    assert np.isin(frame.gt["mask"][rows, cols], (1, 2)).mean() > 0.6
+    for start, part in ((q // 2 - n_hidden, "hand"), (q - n_hidden, "object")):
+        sdf = sdf_nu_to_m(sample["query_sdf_nu"][start : start + n_hidden].astype(np.float64), half)
+        exact = signed_distance(points, frame.gt[f"{part}_verts"], frame.gt[f"{part}_faces"])
+        np.testing.assert_allclose(sdf, exact, atol=3e-4)  # libigl's signed_distance is single precision
+    # Points inside the parts' hidden far sides are there, with negative targets.
+    assert (sample["query_sdf_nu"][q - n_hidden :] < 0).any() or (
+        sample["query_sdf_nu"][q // 2 - n_hidden : q // 2] < 0
+    ).any()
+
+
+def test_query_shares_that_leave_no_gt_samples_are_refused(toy_take):
+    config = load_c2f_config("configs/tiny.yaml")
+    config.data.background_queries, config.data.hidden_queries = 0.5, 0.5
+    frame = open_sources([toy_take])[0][1]
+    with pytest.raises(C2FError, match="hidden_queries"):
+        FrameDataset([[frame]], config, train=False)[0]
 
 
 def test_palm_reference_rule_places_the_cube_at_the_palm_as_inference_does(toy_take):

@@ -362,10 +362,11 @@ def make_detector(choice: DetectorChoice) -> tuple[HandDetector | None, str | No
     if choice == "depth-skin":
         return None, None
     from c2f_core.detect.mediapipe_hands import INSTALL_HINT, MediaPipeHands, mediapipe_available
+    from c2f_core.detect.windows import WindowedDetector
 
     if choice == "auto" and not mediapipe_available():
         return None, (
             "mediapipe is not installed: hands are found by the depth-and-skin detector, which takes a "
             f"bare forearm for the hand ({INSTALL_HINT})"
         )
-    return MediaPipeHands(), None
+    return WindowedDetector(MediaPipeHands()), None

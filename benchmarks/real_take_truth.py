@@ -37,7 +37,7 @@ from c2f_core.eval.real_capture import silhouette_iou
 from c2f_core.geometry.camera import depth_to_points
 from c2f_core.geometry.raster import visible_silhouettes
 from c2f_core.hands.base import PARENTS
-from c2f_core.io.labels import SEG_HAND, labels_path, read_joint_labels, read_segmentation
+from c2f_core.io.labels import SEG_HAND, read_joint_2d, read_joint_labels, read_segmentation
 from c2f_core.io.recon_output import read_frame_meshes, read_reconstruction
 from c2f_core.io.take import Take
 
@@ -69,15 +69,6 @@ def off_skeleton_share(depth_m: np.ndarray, K: np.ndarray, seg: np.ndarray, join
     return float((distance_to_skeleton(hand, joints) > OFF_SKELETON_M).mean())
 
 
-def joint_2d(take_root: Path, frame: int) -> np.ndarray | None:
-    """(21, 2) the labelled 2D joints of a frame, or None."""
-    path = labels_path(take_root, frame)
-    if not path.exists():
-        return None
-    with np.load(path) as labels:
-        return None if "joint_2d" not in labels.files else np.asarray(labels["joint_2d"]).reshape(-1, 2)
-
-
 def main() -> None:
     """Measure the take's truth against its images and print a summary."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -93,7 +84,7 @@ def main() -> None:
     # each frame's truth is compared with up to five frames' images: read it once
     seg_of = functools.lru_cache(maxsize=8)(functools.partial(read_segmentation, args.take))
     joints_of = functools.lru_cache(maxsize=8)(functools.partial(read_joint_labels, args.take))
-    joints_2d_of = functools.lru_cache(maxsize=8)(functools.partial(joint_2d, args.take))
+    joints_2d_of = functools.lru_cache(maxsize=8)(functools.partial(read_joint_2d, args.take))
     rows = []
     for frame in scored:
         data = take.read_frame(frame, with_gt=False)

@@ -48,21 +48,35 @@ def read_segmentation(take_root: str | Path, frame: int) -> np.ndarray | None:
     return read_label(path)
 
 
-def read_joint_labels(take_root: str | Path, frame: int) -> np.ndarray | None:
-    """Frame `frame`'s (21, 3) labelled joints in metres, or None when it has none (or DexYCB's -1s)."""
+def _read_joints(take_root: str | Path, frame: int, key: str, dims: int, required: bool) -> np.ndarray | None:
+    """Frame `frame`'s (21, dims) array `key` of its labels file, or None when the frame has no
+    labels file, no such array (unless `required`) or DexYCB's -1s (no labelled hand)."""
     path = labels_path(take_root, frame)
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
-            if "joint_3d" not in data:
-                raise C2FError(f"{path} has no 'joint_3d' array")
-            joints = np.asarray(data["joint_3d"], dtype=np.float64)
+            if key not in data:
+                if required:
+                    raise C2FError(f"{path} has no '{key}' array")
+                return None
+            joints = np.asarray(data[key], dtype=np.float64)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise C2FError(f"{path} is not a readable .npz file ({exc})") from None
-    if joints.size != 63:
-        raise C2FError(f"{path}: joint_3d must hold 21 [x, y, z] joints, found shape {joints.shape}")
-    joints = joints.reshape(21, 3)
+    if joints.size != 21 * dims:
+        axes = "[x, y, z]" if dims == 3 else "[u, v]"
+        raise C2FError(f"{path}: {key} must hold 21 {axes} joints, found shape {joints.shape}")
+    joints = joints.reshape(21, dims)
     if np.all(joints == -1) or not np.all(np.isfinite(joints)):
         return None
     return joints
+
+
+def read_joint_labels(take_root: str | Path, frame: int) -> np.ndarray | None:
+    """Frame `frame`'s (21, 3) labelled joints in metres, or None when it has none (or DexYCB's -1s)."""
+    return _read_joints(take_root, frame, "joint_3d", 3, required=True)
+
+
+def read_joint_2d(take_root: str | Path, frame: int) -> np.ndarray | None:
+    """Frame `frame`'s (21, 2) labelled joints in pixels, or None when it has none (or DexYCB's -1s)."""
+    return _read_joints(take_root, frame, "joint_2d", 2, required=False)

@@ -176,17 +176,21 @@ MASK_EDGE_PX = 2
 silhouette edges mixes surfaces)."""
 
 
-def background_points(
-    depth_m: np.ndarray, K: np.ndarray, mask: np.ndarray, ref_m: np.ndarray, cube_half_m: float
-) -> np.ndarray:
-    """Observed surface points (N, 3, metres) that are neither hand nor object, inside the cube."""
+def observed_points(
+    depth_m: np.ndarray, K: np.ndarray, ref_m: np.ndarray, cube_half_m: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The observed surface points (N, 3, metres) inside the cube and their (N, 2) pixels (row, col)."""
+    points, rows_cols = depth_to_points(np.asarray(depth_m), np.asarray(K, np.float64))
+    inside = np.all(np.abs(points - ref_m) < cube_half_m, axis=1)
+    return points[inside], rows_cols[inside]
+
+
+def background_points(points: np.ndarray, rows_cols: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Those of the observed points (N, 3) at pixels (N, 2) (``observed_points``) that are neither
+    hand nor object (nor next to either) in the GT mask."""
     foreground = np.isin(mask, (MASK_HAND, MASK_OBJECT)).astype(np.uint8)
     near = cv2.dilate(foreground, np.ones((2 * MASK_EDGE_PX + 1,) * 2, np.uint8)) > 0
-    points, rows_cols = depth_to_points(np.asarray(depth_m), np.asarray(K, np.float64))
-    keep = ~near[rows_cols[:, 0], rows_cols[:, 1]]
-    points = points[keep]
-    inside = np.all(np.abs(points - ref_m) < cube_half_m, axis=1)
-    return points[inside]
+    return points[~near[rows_cols[:, 0], rows_cols[:, 1]]]
 
 
 def background_queries(
@@ -215,8 +219,8 @@ HIDDEN_FOREGROUND_SHARE = 0.75
 
 
 def hidden_points(
-    depth_m: np.ndarray,
-    K: np.ndarray,
+    points: np.ndarray,
+    rows_cols: np.ndarray,
     ref_m: np.ndarray,
     cube_half_m: float,
     count: int,
@@ -226,15 +230,12 @@ def hidden_points(
 ) -> np.ndarray:
     """`count` points (N, 3, metres) the camera cannot see: on the rays of observed pixels, behind them.
 
-    Each point lies on the ray of a random observed pixel inside the cube, between 0 and
-    ``max_behind_m`` (along z) beyond its surface, and inside the cube itself. With a GT ``mask``,
-    ``HIDDEN_FOREGROUND_SHARE`` of the points lie behind hand or object pixels, where a held
-    object and the hand's far side hide. Returns fewer than ``count`` only when no observed pixel
-    lies in the cube (then none).
+    Each point lies on the ray of a random one of the observed points (N, 3) at pixels (N, 2)
+    (``observed_points``: inside the cube), between 0 and ``max_behind_m`` (along z) beyond it, and
+    inside the cube itself. With a GT ``mask``, ``HIDDEN_FOREGROUND_SHARE`` of the points lie
+    behind hand or object pixels, where a held object and the hand's far side hide. Returns fewer
+    than ``count`` only when there is no observed point (then none).
     """
-    points, rows_cols = depth_to_points(np.asarray(depth_m), np.asarray(K, np.float64))
-    inside = np.all(np.abs(points - ref_m) < cube_half_m, axis=1)
-    points, rows_cols = points[inside], rows_cols[inside]
     if len(points) == 0 or count < 1:
         return np.zeros((0, 3))
     weight = np.ones(len(points))

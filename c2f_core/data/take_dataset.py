@@ -33,6 +33,7 @@ from c2f_core.data.samples import (
     background_points,
     background_queries,
     hidden_points,
+    observed_points,
     sample_sdf_queries,
     sample_surface,
     splat_heatmap,
@@ -153,18 +154,19 @@ def make_targets(
     half = frames.cube_half_m
     n_hand = data.n_queries // 2
     n_object = data.n_queries - n_hand
-    background = np.zeros((0, 3))
     n_back = round(data.background_queries * n_hand)
-    if n_back > 0 and frame is not None and "mask" in gt:
-        background = background_points(frame.depth_m, frame.K, gt["mask"], ref_m, half)
+    n_hidden = round(data.hidden_queries * n_hand)
+    observed = None
+    if frame is not None and (n_hidden > 0 or (n_back > 0 and "mask" in gt)):
+        observed = observed_points(frame.depth_m, frame.K, ref_m, half)
+    background = np.zeros((0, 3))
+    if n_back > 0 and observed is not None and "mask" in gt:
+        background = background_points(*observed, gt["mask"])
     if len(background) == 0:
         n_back = 0
-    n_hidden = round(data.hidden_queries * n_hand) if frame is not None else 0
     hidden = np.zeros((0, 3))
-    if n_hidden > 0:
-        hidden = hidden_points(
-            frame.depth_m, frame.K, ref_m, half, n_hidden, rng, data.hidden_behind_m, gt.get("mask")
-        )
+    if n_hidden > 0 and observed is not None:
+        hidden = hidden_points(*observed, ref_m, half, n_hidden, rng, data.hidden_behind_m, gt.get("mask"))
     n_hidden = len(hidden)
     hand_q, hand_sdf = sample_sdf_queries(
         gt["sdf_hand_points"], gt["sdf_hand"], n_hand - n_back - n_hidden, rng, ref_m, half

@@ -15,8 +15,8 @@ IK pose of each frame's joints (smoothed over time) and are refined by Adam on t
 
 Frames without evidence (failed frames, or no hand found) have no data terms: the temporal term
 bridges them, and they are marked `bridged`. The rotation and translation tracks are finally
-smoothed offline (`take_fit.smooth`), the root's as seen from the object when the hand moves with
-it (`_held`): a held hand's grip changes slowly while the two may move quickly together, so it is
+smoothed offline (`take_fit.hand_smooth`), the root's as seen from the object when the hand moves with
+it (`hand_smooth.held`): a held hand's grip changes slowly while the two may move quickly together, so it is
 smoothed firmly there; a hand moving on its own is smoothed lightly in the camera frame. An
 earlier fit can be refined (`start`): after the object has been carved by the fitted hand, a
 short refit against it removes much of the interpenetration (`take_fit.contact` the rest). No
@@ -35,118 +35,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.ndimage import median_filter
 
 from c2f_core.geometry.knn import knn
 from c2f_core.hands.open_hand import OpenHandLayer, OpenHandPose
 from c2f_core.hands.rotations import axis_angle_to_matrix
 from c2f_core.take_fit.evidence import TakeEvidence
+from c2f_core.take_fit.hand_config import HandTrackConfig
+from c2f_core.take_fit.hand_smooth import detector_lost, frame_weights, smooth_fit
 from c2f_core.take_fit.object_track import ObjectTrack
-from c2f_core.take_fit.smooth import smooth_positions, smooth_positions_weighted, smooth_rotations_weighted
-
-
-@dataclass
-class HandTrackConfig:
-    """Weights and schedule of the take-level hand fit (distances in metres, time in frames)."""
-
-    iterations: int = 250
-    """Adam steps of the kept start."""
-    refine_iterations: int = 100
-    """Adam steps when refining an earlier fit (after the object was carved by the fitted hand)."""
-    hypotheses: int = 2
-    """Starts tried: the joints' pose, and (2) the same with the palm turned over, for the whole take."""
-    trial_iterations: int = 30
-    """Steps each start takes before the one with the lowest loss is kept."""
-    lr_rotation: float = 0.02
-    """Learning rate of the rotation offsets (radians)."""
-    lr_translation: float = 0.002
-    """Learning rate of the translation offsets (metres)."""
-    lr_shape: float = 0.05
-    """Learning rate of the shape coefficients."""
-    num_betas: int = 10
-    """Shape components fitted (the rest stay at the mean)."""
-    points_per_frame: int = 500
-    """Depth points and hand-mesh vertices each frame contributes (fixed-seed subsets)."""
-    init_sigma_frames: float = 1.0
-    """The joints are smoothed over time by this Gaussian before the starting pose is solved."""
-    robust_m: float = 0.02
-    """Distances beyond this count as outliers (their squared value is capped)."""
-    free_space_margin_m: float = 0.004
-    """A vertex this far in front of the observed depth is in free space."""
-    penetration_margin_m: float = 0.0
-    """Vertices closer than this to the fused object's surface (or inside it) are penalised."""
-    seed: int = 0
-    """Seed of the subsets."""
-    w_depth: float = 1.0
-    """On the squared distance from each hand depth point to the nearest vertex."""
-    w_coverage: float = 1.0
-    """On the squared distance from each per-frame hand-mesh vertex to the nearest vertex."""
-    w_free_space: float = 1.0
-    """On the squared depth of vertices in front of the observed surface."""
-    w_joints: float = 0.03
-    """On the squared distance between fitted and per-frame joints."""
-    w_landmarks: float = 1.0
-    """On the squared 2D reprojection error of the joints (metres at the joint's depth) by confidence."""
-    w_penetration: float = 30.0
-    """On the squared depth of vertices inside the fused object."""
-    w_accel_joints: float = 3.0
-    """On the squared acceleration of the joints (metres per frame^2)."""
-    w_accel_rotation: float = 0.003
-    """On the squared acceleration of every bone's rotation matrix (Frobenius, per frame^2)."""
-    w_pose: float = 1e-4
-    """On the squared rotation offsets from the starting pose (radians^2)."""
-    w_shape: float = 1e-5
-    """On the squared shape coefficients."""
-    smooth_stiffness: float = 2000.0
-    """The fitted finger rotations are finally smoothed over the take, offline
-    (`take_fit.smooth.smooth_positions_weighted`), each frame held by `_frame_weights`: this weighs
-    the tracks' squared acceleration; at a frame weight of 1 it acts about like a Gaussian of 8
-    frames. The acceleration terms alone, at weights that keep the fit accurate (stiffer ones slow
-    Adam down), leave 2-5x the ground truth's jitter; a grip changes slowly (on the real take 8,
-    500 and 2000 scored within a point of hand IoU and of hand points within 5 mm)."""
-    smooth_root_stiffness_held: float = 200.0
-    """The same for the root (rotation and wrist) of a hand held by the object, smoothed as seen
-    from it (`_smooth_root`): on the synthetic turned take 50 left 1.6x the ground truth's jitter,
-    200 1.45x, 2000 the same jitter with a worse Chamfer distance."""
-    smooth_root_stiffness_held_camera: float = 100.0
-    """A held hand's root, brought back to the camera by the object's track, is smoothed again there
-    at this stiffness: it would inherit the track's own jitter (on one fit of the synthetic turned
-    take 0, 8, 30, 100 and 200 left 1.48, 1.39, 1.36, 1.31 and 1.26x the ground truth's jitter, at
-    hand Chamfer distances of 3.61, 3.64, 3.71, 3.92 and 4.19 cm^2 before the push-out)."""
-    smooth_root_stiffness_free: float = 8.0
-    """The same for a root smoothed in the camera frame (no object, or one the hand does not
-    follow): a hand moving on its own turns and shifts quickly (on the real take 8 scored as a
-    Gaussian of 2 frames did, 200 and up lost 3+ points of hand IoU)."""
-    smooth_min_weight: float = 0.02
-    """The least weight of a frame in that smoothing (a frame where the detector saw no hand)."""
-    smooth_hold: float = 0.0
-    """Weight of the tracks' squared velocity in that smoothing: a run of frames of low weight is
-    held at the grip seen around it rather than carried on along its slope."""
-    weigh_data_by_landmarks: bool = True
-    """The per-frame evidence terms are weighted by the frames' landmark confidence (`_frame_weights`),
-    as the final smoothing is: where the detector loses the hand (behind the object it holds) the
-    network's hand, joints and hand-labelled depth are poor too, and pulled the fit into the object.
-    On the synthetic turned take (the hand hidden in its last 50 frames) the animated hand's CD_h
-    went from 2.96 to 2.65 cm^2, F@5 mm from 0.463 to 0.512, joints from 33.6 to 27.7 mm, the fused
-    object's CD_o from 1.26 to 1.13 cm^2; the 30-frame and the real take (hand seen throughout)
-    scored the same. Weighting only the network's terms and keeping free space at full weight made
-    the hidden frames follow free space alone (2.7x the ground truth's jitter, CD_h 4.2 cm^2)."""
-    unseen_held_weight: float = 0.5
-    """A held hand, in the frames where the detector lost it, takes the grip of the nearest frame
-    where it saw it, carried by the object's track, with this weight in the final smoothing
-    (`_hold_unseen_grip`); 0 leaves those frames to the smoother alone, which carried the grip on
-    along its slope at the end of a take. On the synthetic turned take (the hand hidden behind the
-    bowl in its last 52 frames; fitted on cached per-frame outputs) 0, 0.1 and 0.5 gave hand CD_h
-    2.65, 1.94, 1.91 cm^2, F@5 mm 0.512, 0.557, 0.580, joints 27.7, 24.5, 24.5 mm, jitter 1.19x,
-    1.13x, 1.19x the ground truth's, deepest penetration 4.6, 1.2, 1.4 mm, and the object (carved
-    by the fitted hand) CD_o 1.13, 0.96, 0.88 cm^2."""
-    held_max_ratio: float = 1.1
-    """The root is smoothed as seen from the object unless its fitted wrist accelerates more than
-    this many times as much there as in the camera frame: then the hand does not move with the
-    object's track (it moves on its own, or the track is poor). Measured: 0.97-0.98 on the synthetic
-    turned take (held, it gripped throughout); 1.2-1.27 on the real take (it reaches for the object
-    first; smoothed as held it lost 8 points of hand IoU), 3x with an earlier, shakier object track.
-    A thin margin: a take that is held for only part of its length falls on either side."""
+from c2f_core.take_fit.smooth import smooth_positions
 
 
 @dataclass
@@ -329,138 +226,6 @@ def _second_difference(values: torch.Tensor) -> torch.Tensor:
     return values[2:] - 2 * values[1:-1] + values[:-2]
 
 
-def _frame_weights(confidence: np.ndarray, min_weight: float) -> np.ndarray:
-    """(T,) how firmly each frame's fit is held by the final smoothing, from the detector's landmark
-    confidences (T, 21) (zero where it found no hand).
-
-    Where the hand is hidden (behind the object it holds) the detector loses it and every kind of
-    evidence is poor, and a fit that follows it drifts; such frames are left to their neighbours.
-    The confidence is the median over 5 frames (a detection its neighbours do not confirm counts
-    as none), squared, and at least `min_weight`; a take without landmarks weighs all frames alike.
-    """
-    per_frame = confidence.mean(1)
-    if not per_frame.any():
-        return np.ones(len(per_frame))
-    return np.maximum(median_filter(per_frame, size=5, mode="nearest") ** 2, min_weight)
-
-
-def _seen_from_object(
-    object_poses: np.ndarray, orient: np.ndarray, wrist: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Root rotations (T, 3, 3) and wrist positions (T, 3), camera frame, as seen from the object
-    (`T_obj_to_cam` poses (T, 4, 4))."""
-    rotation, translation = object_poses[:, :3, :3], object_poses[:, :3, 3]
-    return np.swapaxes(rotation, 1, 2) @ orient, np.einsum("tji,tj->ti", rotation, wrist - translation)
-
-
-def _seen_from_camera(
-    object_poses: np.ndarray, orient: np.ndarray, wrist: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The inverse of `_seen_from_object`."""
-    rotation, translation = object_poses[:, :3, :3], object_poses[:, :3, 3]
-    return rotation @ orient, np.einsum("tij,tj->ti", rotation, wrist) + translation
-
-
-def _detector_lost(weights: np.ndarray, cfg: HandTrackConfig) -> np.ndarray:
-    """(T,) bool: the frames whose weight (`_frame_weights`) is the least, where the detector lost the hand."""
-    return weights <= cfg.smooth_min_weight
-
-
-def _smooth_root(
-    orient: np.ndarray,
-    wrist: np.ndarray,
-    object_poses: np.ndarray | None,
-    weights: np.ndarray,
-    stiffness: float,
-    hold: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The hand's root track, rotations (T, 3, 3) and wrist positions (T, 3), smoothed over the take
-    (`take_fit.smooth.smooth_positions_weighted`, frame weights (T,)).
-
-    With the object's poses `T_obj_to_cam` (T, 4, 4) the track is smoothed as seen from the object:
-    a hand holding an object moves with it, so its grip changes slowly while the two may move
-    quickly together; the object's own track, smoothed by its alignments, brings the motion back.
-    """
-    if object_poses is None:
-        return (
-            smooth_rotations_weighted(orient, weights, stiffness, hold),
-            smooth_positions_weighted(wrist, weights, stiffness, hold),
-        )
-    held_orient, held_wrist = _seen_from_object(object_poses, orient, wrist)
-    return _seen_from_camera(
-        object_poses,
-        smooth_rotations_weighted(held_orient, weights, stiffness, hold),
-        smooth_positions_weighted(held_wrist, weights, stiffness, hold),
-    )
-
-
-def _held(wrist: np.ndarray, object_poses: np.ndarray, max_ratio: float) -> bool:
-    """Whether the wrist (T, 3), camera frame, moves with the object (`T_obj_to_cam` poses (T, 4, 4)):
-    its mean acceleration as seen from the object is at most `max_ratio` times that in the camera."""
-    if len(wrist) < 3:
-        return True
-    rotation, translation = object_poses[:, :3, :3], object_poses[:, :3, 3]
-    held = np.einsum("tji,tj->ti", rotation, wrist - translation)
-    camera = np.linalg.norm(np.diff(wrist, 2, axis=0), axis=1).mean()
-    return bool(np.linalg.norm(np.diff(held, 2, axis=0), axis=1).mean() <= max_ratio * camera)
-
-
-def _hold_unseen_grip(
-    orient: np.ndarray,
-    wrist: np.ndarray,
-    fingers: np.ndarray,
-    weights: np.ndarray,
-    object_poses: np.ndarray,
-    cfg: HandTrackConfig,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Where the detector lost a held hand, the grip of the nearest frame where it saw it, carried
-    by the object's track: the root as seen from the object and the finger rotations are copied
-    from there, and those frames weigh `unseen_held_weight` in the smoothing that follows."""
-    lost = _detector_lost(weights, cfg)
-    seen = np.nonzero(~lost)[0]
-    if len(seen) == 0 or not lost.any():
-        return orient, wrist, fingers, weights
-    lost = np.nonzero(lost)[0]
-    source = seen[np.abs(seen[None, :] - lost[:, None]).argmin(1)]  # the nearest seen frame
-    held_orient, held_wrist = _seen_from_object(object_poses, orient, wrist)
-    orient, wrist, fingers, weights = orient.copy(), wrist.copy(), fingers.copy(), weights.copy()
-    orient[lost], wrist[lost] = _seen_from_camera(object_poses[lost], held_orient[source], held_wrist[source])
-    fingers[lost] = fingers[source]
-    weights[lost] = cfg.unseen_held_weight
-    return orient, wrist, fingers, weights
-
-
-def _smooth_fit(
-    orient: np.ndarray,
-    fingers: np.ndarray,
-    transl: np.ndarray,
-    wrist: np.ndarray,
-    weights: np.ndarray,
-    object_poses: np.ndarray | None,
-    cfg: HandTrackConfig,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The fitted tracks smoothed over the take: root rotations (T, 3, 3), finger rotations
-    (T, 19, 3, 3) and translations (T, 3), given the wrist joints (T, 3) and frame weights (T,)."""
-    if object_poses is not None and not _held(wrist, object_poses, cfg.held_max_ratio):
-        object_poses = None
-    stiffness = cfg.smooth_root_stiffness_free if object_poses is None else cfg.smooth_root_stiffness_held
-    target_wrist = wrist
-    if object_poses is not None and cfg.unseen_held_weight > 0:
-        orient, target_wrist, fingers, weights = _hold_unseen_grip(
-            orient, wrist, fingers, weights, object_poses, cfg
-        )
-    orient, smoothed_wrist = _smooth_root(
-        orient, target_wrist, object_poses, weights, stiffness, cfg.smooth_hold
-    )
-    if object_poses is not None:
-        orient, smoothed_wrist = _smooth_root(
-            orient, smoothed_wrist, None, weights, cfg.smooth_root_stiffness_held_camera, cfg.smooth_hold
-        )
-    transl = transl + smoothed_wrist - wrist  # the wrist is the rest wrist plus the translation
-    fingers = smooth_rotations_weighted(fingers, weights, cfg.smooth_stiffness, cfg.smooth_hold)
-    return orient, fingers, transl
-
-
 def track_hand(
     evidence: TakeEvidence,
     object_track: ObjectTrack | None = None,
@@ -505,7 +270,7 @@ def _track(
             )
     object_field = None if object_track is None else ObjectField(object_track)
     full_betas = torch.zeros(layer.num_betas)
-    weights = _frame_weights(batch.confidence.numpy(), cfg.smooth_min_weight)
+    weights = frame_weights(batch.confidence.numpy(), cfg.smooth_min_weight)
     frame_weight = torch.as_tensor(~batch.bridged, dtype=torch.float32)
     if cfg.weigh_data_by_landmarks:
         frame_weight = frame_weight * torch.as_tensor(weights, dtype=torch.float32)
@@ -618,7 +383,7 @@ def _track(
         betas = best.shape().detach()
         transl = (init.transl + best.d_transl).numpy()
         wrist = best.pose()[1][:, 0].numpy()
-        orient, fingers, transl = _smooth_fit(
+        orient, fingers, transl = smooth_fit(
             orient.numpy(),
             fingers.numpy(),
             transl,
@@ -642,7 +407,7 @@ def _track(
         joints=out.joints.numpy().astype(np.float64),
         faces=layer.faces.numpy().astype(np.int64),
         bridged=batch.bridged,
-        unseen=_detector_lost(weights, cfg) & ~batch.bridged,
+        unseen=detector_lost(weights, cfg) & ~batch.bridged,
         losses={name: float(value.detach()) for name, value in best.terms.items()},
         seconds=time.perf_counter() - start,
     )

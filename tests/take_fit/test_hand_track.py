@@ -13,16 +13,8 @@ from c2f_core.hands.base import JOINT_NAMES
 from c2f_core.io.gltf_take import OPENCV_TO_GLTF, write_take_glb
 from c2f_core.take_fit.evidence import FrameEvidence, TakeEvidence
 from c2f_core.take_fit.export import SKELETON_NAMES, gltf_take, hand_from_record, hand_record
-from c2f_core.take_fit.hand_track import (
-    HandTrack,
-    HandTrackConfig,
-    _frame_weights,
-    _held,
-    _hold_unseen_grip,
-    _smooth_root,
-    open_hand_layer,
-    track_hand,
-)
+from c2f_core.take_fit.hand_smooth import frame_weights, held, hold_unseen_grip, smooth_root
+from c2f_core.take_fit.hand_track import HandTrack, HandTrackConfig, open_hand_layer, track_hand
 from tests.io.gltf_skinning import load, skinned_vertices
 
 FRAMES = 8
@@ -158,8 +150,8 @@ def test_the_root_is_smoothed_as_the_held_object_sees_it() -> None:
     wrist = np.einsum("tij,tj->ti", swing, grip) + object_poses[:, :3, 3]
     orient = swing @ Rotation.from_rotvec(rng.normal(scale=0.01, size=(count, 3))).as_matrix()
     weights = np.ones(count)
-    held_orient, held_wrist = _smooth_root(orient, wrist, object_poses, weights, 2000.0)
-    _, plain_wrist = _smooth_root(orient, wrist, None, weights, 2000.0)
+    held_orient, held_wrist = smooth_root(orient, wrist, object_poses, weights, 2000.0)
+    _, plain_wrist = smooth_root(orient, wrist, None, weights, 2000.0)
     truth = swing @ [0.08, 0.0, 0.0] + object_poses[:, :3, 3]
     held_error = np.linalg.norm(held_wrist - truth, axis=1)
     assert held_error.mean() < 0.0006 and held_error.max() < 0.002  # the shake averaged out, the arc kept
@@ -173,10 +165,10 @@ def test_frames_where_the_detector_lost_the_hand_weigh_little() -> None:
     confidence = np.full((12, 21), 0.9)
     confidence[4:9] = 0.0  # the hand behind the object
     confidence[6] = 1.0  # one detection its neighbours do not confirm
-    weights = _frame_weights(confidence, 0.02)
+    weights = frame_weights(confidence, 0.02)
     np.testing.assert_allclose(weights[:3], 0.81)
     np.testing.assert_allclose(weights[5:8], 0.02)
-    np.testing.assert_allclose(_frame_weights(np.zeros((12, 21)), 0.02), 1.0)  # no detector: all alike
+    np.testing.assert_allclose(frame_weights(np.zeros((12, 21)), 0.02), 1.0)  # no detector: all alike
 
 
 def test_a_hand_that_does_not_move_with_the_object_is_smoothed_in_the_camera_frame() -> None:
@@ -185,13 +177,13 @@ def test_a_hand_that_does_not_move_with_the_object_is_smoothed_in_the_camera_fra
     object_poses = np.tile(np.eye(4), (count, 1, 1))
     object_poses[:, :3, 3] = [0.0, 0.0, 0.5]
     wrist = np.linspace(0, 1, count)[:, None] * [0.1, 0.0, 0.0] + [0.0, 0.0, 0.45]
-    assert _held(wrist, object_poses, 1.5)  # a still object: the hand moves alike in both frames
+    assert held(wrist, object_poses, 1.5)  # a still object: the hand moves alike in both frames
     # A shaking object track the hand does not follow: its grip as seen from the object shakes.
     object_poses[:, :3, 3] += rng.normal(scale=0.003, size=(count, 3))
-    assert not _held(wrist, object_poses, 1.5)
+    assert not held(wrist, object_poses, 1.5)
     # The hand carried along with the shaking object: held.
     carried = wrist + object_poses[:, :3, 3] - [0.0, 0.0, 0.5]
-    assert _held(carried, object_poses, 1.5)
+    assert held(carried, object_poses, 1.5)
 
 
 def test_frames_where_the_detector_lost_the_hand_are_marked_unseen() -> None:
@@ -227,7 +219,7 @@ def test_a_held_hand_keeps_its_last_seen_grip_where_the_detector_lost_it() -> No
     cfg = HandTrackConfig(unseen_held_weight=0.5)
     weights = np.full(count, 0.8)
     weights[7:] = cfg.smooth_min_weight  # the detector lost the hand for the last three frames
-    new_orient, new_wrist, new_fingers, new_weights = _hold_unseen_grip(
+    new_orient, new_wrist, new_fingers, new_weights = hold_unseen_grip(
         orient, wrist, fingers, weights, poses, cfg
     )
     rotation, translation = poses[:, :3, :3], poses[:, :3, 3]

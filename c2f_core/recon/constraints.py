@@ -128,13 +128,18 @@ class ImageHull:
         self.K = torch.as_tensor(np.asarray(K, np.float32), device=device)
         self.channel = channel
 
-    def clip(self, sdf: torch.Tensor, points_m: torch.Tensor) -> torch.Tensor:
-        """The (M, 2) SDFs at points (M, 3) with this hull's channel intersected with the cone."""
+    def outside_m(self, points_m: torch.Tensor) -> torch.Tensor:
+        """(M,) how far (metres, at each point's depth) points (M, 3) project outside the mask;
+        negative inside it, 0 for points that project outside the image."""
         points = points_m.to(self.distance_px.device, torch.float32)
         u, v, z, inside = _pixels(points, self.K, self.distance_px.shape)
         outside_m = torch.zeros_like(z)
         outside_m[inside] = self.distance_px[v[inside], u[inside]] * z[inside] / self.K[0, 0]
-        return _raised(sdf, self.channel, outside_m)
+        return outside_m
+
+    def clip(self, sdf: torch.Tensor, points_m: torch.Tensor) -> torch.Tensor:
+        """The (M, 2) SDFs at points (M, 3) with this hull's channel intersected with the cone."""
+        return _raised(sdf, self.channel, self.outside_m(points_m))
 
 
 class FreeSpace:

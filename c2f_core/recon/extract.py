@@ -32,16 +32,28 @@ FieldFn = Callable[[torch.Tensor], torch.Tensor]
 """(M, 3) float32 metres -> (M,) or (M, C) signed distances; see the module docstring."""
 
 
-def separate_fields(sdf: torch.Tensor) -> torch.Tensor:
+def separate_fields(sdf: torch.Tensor, object_priority_m: float | torch.Tensor = 0.0) -> torch.Tensor:
     """Hand and object SDFs (M, 2) made exclusive: where both say inside, the deeper one keeps the point.
 
     With half the gap g = (hand - object) / 2, hand' = max(hand, g) and object' = max(object, -g):
     hand' < 0 exactly where hand < 0 and hand < object, and the same for the object, so the two
     surfaces meet on the set where both SDFs are equal instead of passing through each other. Away
     from the other surface (its SDF >= 0 near this one's zero level) each zero level is unchanged.
+
+    With `object_priority_m` = d > 0, a point inside both goes to the object unless the hand is
+    deeper by more than d: hand' = max(hand, min(-object, (hand - object + d) / 2)) and
+    object' = max(object, min(-hand, (object - hand - d) / 2)). Only points inside both change
+    owner, so neither surface moves away from the other where they do not overlap.
     """
-    gap = 0.5 * (sdf[..., 0] - sdf[..., 1])
-    return torch.stack([torch.maximum(sdf[..., 0], gap), torch.maximum(sdf[..., 1], -gap)], dim=-1)
+    hand, obj = sdf[..., 0], sdf[..., 1]
+    if not torch.is_tensor(object_priority_m) and object_priority_m <= 0:
+        gap = 0.5 * (hand - obj)
+        return torch.stack([torch.maximum(hand, gap), torch.maximum(obj, -gap)], dim=-1)
+    gap = 0.5 * (hand - obj + object_priority_m)
+    return torch.stack(
+        [torch.maximum(hand, torch.minimum(-obj, gap)), torch.maximum(obj, torch.minimum(-hand, -gap))],
+        dim=-1,
+    )
 
 
 @dataclass

@@ -83,6 +83,16 @@ class ReconstructionSettings:
     separate: bool = True
     """Make the hand and object fields exclusive before meshing (``recon.extract.separate_fields``),
     so the meshes touch but do not pass through each other."""
+    object_priority_hull_m: float = 0.007
+    """With landmarks, where both fields say inside, a point that projects d metres (at the palm's
+    depth) beyond this distance from the hand's 2D skeleton goes to the object unless the hand is
+    deeper there by more than `object_priority_gain` * d (``recon.extract.separate_fields``). The
+    network's hand swells over the object's surface beside the fingers (the top of a can under
+    them), where it is deeper than the object; the landmarks say that is no finger. On the real
+    DexYCB take it raised the object points within 10 mm from 68% to 76% (0.008 and gain 3: 75%),
+    the 50 classic frames' raw F_o@10 0.654 -> 0.648. 0 turns it off (the deeper field keeps it)."""
+    object_priority_gain: float = 5.0
+    """See `object_priority_hull_m`."""
     hand_band_m: float = 0.0065
     """Depth points whose coarse hand SDF is within this distance mark hand blocks (0.02 nu of DexYCB)."""
     object_band_m: float = 0.0129
@@ -266,6 +276,16 @@ def reconstruct_frame(
             region.detection.landmarks_px, region.palm_depth_m, frame.K, shape, settings.hand_hull_m
         )
         constraints.append(ImageHull(hand_mask, frame.K, 0, device))
+    fingers = None  # where the object gets priority in the fields' overlap: beyond the hand's skeleton
+    if region is not None and settings.separate and settings.object_priority_hull_m > 0:
+        skeleton = hand_hull_mask(
+            region.detection.landmarks_px,
+            region.palm_depth_m,
+            frame.K,
+            frame.depth_m.shape,
+            settings.object_priority_hull_m,
+        )
+        fingers = ImageHull(skeleton, frame.K, 0, device)
     if region is not None and settings.forearm_shell_m > 0 and region.forearm_mask.any():
         rows, cols = np.nonzero(region.forearm_mask)
         forearm_points = backproject_pixels(cols, rows, frame.depth_m[rows, cols].astype(np.float64), frame.K)
@@ -281,7 +301,12 @@ def reconstruct_frame(
         sdf = network_field(points_m)
         for constraint in constraints:
             sdf = constraint.clip(sdf, points_m)
-        return separate_fields(sdf) if settings.separate else sdf
+        if not settings.separate:
+            return sdf
+        if fingers is None:
+            return separate_fields(sdf)
+        beyond = torch.clamp(fingers.outside_m(points_m), min=0.0).to(sdf.device)
+        return separate_fields(sdf, settings.object_priority_gain * beyond)
 
     names = ("hand", "object")
     if settings.method == "dense":

@@ -286,6 +286,32 @@ def test_separate_fields_splits_overlap_and_keeps_the_rest():
     assert out[4, 0] < 0 < out[4, 1]
 
 
+def test_object_priority_gives_contested_points_to_the_object_and_nothing_else():
+    from c2f_core.recon.extract import separate_fields
+
+    sdf = torch.tensor(
+        [
+            [-0.005, -0.002],  # inside both, the hand deeper by 3 mm
+            [-0.012, -0.002],  # inside both, the hand deeper by 10 mm
+            [-0.002, 0.003],  # inside the hand only, 3 mm from the object
+            [0.003, -0.002],  # inside the object only
+            [0.003, 0.004],  # outside both
+        ]
+    )
+    plain = separate_fields(sdf)
+    for priority in (0.005, torch.full((5,), 0.005)):
+        out = separate_fields(sdf, priority)
+        assert out[0, 1] < 0 < out[0, 0]  # within the priority: the object's now
+        assert out[1, 0] < 0 < out[1, 1]  # deeper than it: still the hand's
+        assert out[2, 0] < 0 < out[2, 1]  # the object does not take what it does not claim
+        assert out[3, 1] < 0 < out[3, 0]
+        assert (out[4] > 0).all()
+        assert plain[0, 0] < 0 < plain[0, 1]  # without priority the deeper hand kept the first
+    # Per point: no priority where the hand is trusted (inside its 2D skeleton), some elsewhere.
+    out = separate_fields(sdf[:1].repeat(2, 1), torch.tensor([0.0, 0.005]))
+    assert out[0, 0] < 0 < out[0, 1] and out[1, 1] < 0 < out[1, 0]
+
+
 def test_separated_spheres_touch_without_overlap():
     """Two overlapping spheres meshed from exclusive fields meet on the mid-plane and share no volume."""
     from c2f_core.recon.extract import separate_fields

@@ -71,8 +71,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--hand-side",
         choices=("auto", "left", "right"),
         default="auto",
-        help="which hand: the side the detector reports (auto), or the one given; a left hand is "
-        "reconstructed from the mirrored frame and mirrored back",
+        help="which hand: the side the detector reports (auto: in a take, the side its frames vote "
+        "for, when they agree), or the one given; a left hand is reconstructed from the mirrored "
+        "frame and mirrored back",
     )
     parser.add_argument(
         "--track",
@@ -261,6 +262,8 @@ def _run(args: argparse.Namespace, emit) -> int:
                 f"{take.name}: {summary['reconstructed']} reconstructed, {summary['skipped_existing']} already done, "
                 f"{len(summary['failed'])} failed" + (f", {mean:.2f} s/frame" if mean else "") + f" -> {out}"
             )
+            if summary["hand_side"] not in ("auto", "left", "right"):
+                print(f"  hand side: {summary['hand_side']}")
             if summary["lead_in"]:
                 print(
                     f"  {len(summary['lead_in'])} lead-in frame(s) before the first detected hand done again, "

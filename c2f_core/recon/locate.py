@@ -120,6 +120,7 @@ def locate_hand(
     user_box: Box | None = None,
     previous_points: np.ndarray | None = None,
     previous_side: HandSide | None = None,
+    take_side: HandSide | None = None,
 ) -> tuple[RGBDFrame, FrameCrop]:
     """The frame as the network should see it (mirrored for a left hand) and its crop.
 
@@ -132,19 +133,21 @@ def locate_hand(
             the next one for a lead-in frame; camera frame of the captured frame) when tracking a
             sequence, else None.
         previous_side: the previous frame's hand side in a sequence (kept when nothing is detected).
+        take_side: the side the detector voted for over the whole take (`detect.side_vote`), used
+            when `settings.hand_side` is "auto"; None: each frame's own detection decides.
 
     Raises:
         C2FError: when no crop with valid depth can be found.
     """
     warnings: list[str] = []
     detections = detector.detect(frame.color) if detector is not None else []
-    chosen = _pick(detections, settings.hand_side)
-    if settings.hand_side != "auto":
-        side: HandSide = settings.hand_side
+    asked = settings.hand_side if settings.hand_side != "auto" else take_side
+    chosen = _pick(detections, asked or "auto")
+    if asked is not None:
+        side: HandSide = asked
         if chosen is not None and chosen.side != side:
-            warnings.append(
-                f"the detector calls the hand {chosen.side}; reconstructing it as {side} as asked"
-            )
+            why = "as asked" if settings.hand_side != "auto" else "the side the take's frames voted for"
+            warnings.append(f"the detector calls the hand {chosen.side}; reconstructing it as {side} {why}")
     elif chosen is not None:
         side = chosen.side
     else:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from c2f_core.detect.base import HandDetector, HandSide
+from c2f_core.detect.side_vote import MIN_VOTES, SideVote, vote_frames, vote_side
 from c2f_core.errors import C2FError, NoSpaceError
 from c2f_core.io.recon_output import (
     HAND_MESH_FIT,
@@ -124,6 +125,17 @@ class _TakeRun:
     user_box: Box | None
     record: dict
     emit: Callable[[Event], None]
+    vote_ids: list[int] = field(default_factory=list)
+    """The frames the hand side is voted over (`detect.side_vote`); empty: no vote."""
+    vote: SideVote | None = None
+    """The vote, once the first frame to reconstruct asked for it."""
+
+    def take_side(self) -> HandSide | None:
+        """The side voted for over the take, voting first if no frame asked yet; None: each frame's own."""
+        if self.vote is None and self.vote_ids and self.detector is not None:
+            self.vote = take_side_vote(self.take, self.vote_ids, self.detector)
+            self.emit({"event": "hand_side", "message": self.vote.describe()})
+        return self.vote.side if self.vote is not None else None
 
     def frame(
         self,
@@ -143,7 +155,13 @@ class _TakeRun:
             neighbour_points = np.concatenate([neighbour.hand.vertices, neighbour.object.vertices], 0)
         started = time.perf_counter()
         seen, crop = locate_hand(
-            frame, self.settings.locate, self.detector, self.user_box, neighbour_points, side
+            frame,
+            self.settings.locate,
+            self.detector,
+            self.user_box,
+            neighbour_points,
+            side,
+            self.take_side(),
         )
         locate_seconds = time.perf_counter() - started
         jump = box_jump(hand_box, crop.hand_box)
@@ -206,6 +224,25 @@ class _Tally:
     """SDF queries of each frame reconstructed in this run."""
 
 
+def take_side_vote(take: Take, frame_ids: list[int], detector: HandDetector) -> SideVote:
+    """The detector's vote for the take's hand side over a few frames spread across `frame_ids`.
+
+    The whole image only (a detector that looks again in windows is asked without them): the
+    windows are for hands too small to find, and their handedness is the least sure.
+    """
+    if len(frame_ids) < MIN_VOTES:
+        return vote_side([])
+    whole = getattr(detector, "inner", detector)
+    found = []
+    for frame_id in vote_frames(frame_ids):
+        try:
+            color = take.read_frame(frame_id, with_gt=False, check=False).color
+        except C2FError:
+            continue  # an unreadable frame fails on its own turn, with its own message
+        found.append(whole.detect(color))
+    return vote_side(found)
+
+
 def reconstruct_take(
     take: Take,
     network: C2FNetwork,
@@ -239,6 +276,8 @@ def reconstruct_take(
         if warning:
             emit({"event": "warning", "message": warning})
     run = _TakeRun(take, network, config, settings, out, fmt, device, detector, user_box, record, emit)
+    if settings.locate.hand_side == "auto" and user_box is None:
+        run.vote_ids = ids
     tally = _Tally(ids)
     previous: FrameResult | None = None
     side: HandSide | None = None
@@ -274,6 +313,7 @@ def reconstruct_take(
     redone = _redo_lead_in(run, tally) if tracking and user_box is None else []
     summary = _finish(run, tally, checkpoint, write_usd)
     summary["lead_in"] = redone
+    summary["hand_side"] = run.vote.describe() if run.vote is not None else settings.locate.hand_side
     return summary
 
 

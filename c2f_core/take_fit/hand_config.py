@@ -101,6 +101,13 @@ class HandTrackConfig:
     2.65, 1.94, 1.91 cm^2, F@5 mm 0.512, 0.557, 0.580, joints 27.7, 24.5, 24.5 mm, jitter 1.19x,
     1.13x, 1.19x the ground truth's, deepest penetration 4.6, 1.2, 1.4 mm, and the object (carved
     by the fitted hand) CD_o 1.13, 0.96, 0.88 cm^2."""
+    contact_m: float = 0.025
+    """Where the root is smoothed as held, only the frames whose fitted fingertips or last finger
+    joints come this close to the fused object are (`hand_smooth.contact_frames`); the others, a
+    hand reaching for the object before it holds it, are smoothed as a free hand. Joints lie about
+    8 mm inside the skin. On the real DexYCB take the fitted fingertips are 22-227 mm from the can
+    in the reach (frames 0-10) and 1-16 mm from it once it is held. 0: every frame of a held take
+    is smoothed as held."""
     held_max_ratio: float = 1.1
     """The root is smoothed as seen from the object unless its fitted wrist accelerates more than
     this many times as much there as in the camera frame: then the hand does not move with the

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.ndimage import median_filter
+from scipy.spatial import cKDTree
 
 from c2f_core.take_fit.hand_config import HandTrackConfig
 from c2f_core.take_fit.smooth import smooth_positions_weighted, smooth_rotations_weighted
@@ -54,12 +55,31 @@ def detector_lost(weights: np.ndarray, cfg: HandTrackConfig) -> np.ndarray:
     return weights <= cfg.smooth_min_weight
 
 
+FINGER_ENDS = (3, 4, 7, 8, 11, 12, 15, 16, 19, 20)
+"""The last two joints of each finger (MANO order): what touches a held object."""
+
+
+def contact_frames(
+    joints: np.ndarray, object_vertices: np.ndarray, object_poses: np.ndarray, contact_m: float
+) -> np.ndarray:
+    """(T,) bool: the frames whose finger ends (joints (T, 21, 3), camera) come within `contact_m`
+    of the object's mesh (vertices (V, 3) in the object frame, posed by `T_obj_to_cam` (T, 4, 4))."""
+    if len(object_vertices) == 0:
+        return np.zeros(len(joints), bool)
+    tree = cKDTree(np.asarray(object_vertices, np.float64))
+    rotation, translation = object_poses[:, :3, :3], object_poses[:, :3, 3]
+    ends = np.asarray(joints, np.float64)[:, list(FINGER_ENDS)]
+    local = np.einsum("tji,tkj->tki", rotation, ends - translation[:, None, :])
+    distance = tree.query(local.reshape(-1, 3))[0].reshape(len(joints), -1)
+    return distance.min(1) < contact_m
+
+
 def smooth_root(
     orient: np.ndarray,
     wrist: np.ndarray,
     object_poses: np.ndarray | None,
     weights: np.ndarray,
-    stiffness: float,
+    stiffness: float | np.ndarray,
     hold: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The hand's root track, rotations (T, 3, 3) and wrist positions (T, 3), smoothed over the take
@@ -126,12 +146,22 @@ def smooth_fit(
     weights: np.ndarray,
     object_poses: np.ndarray | None,
     cfg: HandTrackConfig,
+    contact: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The fitted tracks smoothed over the take: root rotations (T, 3, 3), finger rotations
-    (T, 19, 3, 3) and translations (T, 3), given the wrist joints (T, 3) and frame weights (T,)."""
+    (T, 19, 3, 3) and translations (T, 3), given the wrist joints (T, 3) and frame weights (T,).
+
+    `contact` (T,) bool, when given, says which frames hold the object (`contact_frames`): in a
+    held take only those are smoothed as held, the others as a free hand."""
     if object_poses is not None and not held(wrist, object_poses, cfg.held_max_ratio):
         object_poses = None
-    stiffness = cfg.smooth_root_stiffness_free if object_poses is None else cfg.smooth_root_stiffness_held
+    stiffness: float | np.ndarray = (
+        cfg.smooth_root_stiffness_free if object_poses is None else cfg.smooth_root_stiffness_held
+    )
+    camera_stiffness: float | np.ndarray = cfg.smooth_root_stiffness_held_camera
+    if object_poses is not None and contact is not None and not contact.all():
+        stiffness = np.where(contact, cfg.smooth_root_stiffness_held, cfg.smooth_root_stiffness_free)
+        camera_stiffness = np.where(contact, cfg.smooth_root_stiffness_held_camera, 0.0)
     target_wrist = wrist
     if object_poses is not None and cfg.unseen_held_weight > 0:
         orient, target_wrist, fingers, weights = hold_unseen_grip(
@@ -142,7 +172,7 @@ def smooth_fit(
     )
     if object_poses is not None:
         orient, smoothed_wrist = smooth_root(
-            orient, smoothed_wrist, None, weights, cfg.smooth_root_stiffness_held_camera, cfg.smooth_hold
+            orient, smoothed_wrist, None, weights, camera_stiffness, cfg.smooth_hold
         )
     transl = transl + smoothed_wrist - wrist  # the wrist is the rest wrist plus the translation
     fingers = smooth_rotations_weighted(fingers, weights, cfg.smooth_stiffness, cfg.smooth_hold)

@@ -41,7 +41,7 @@ from c2f_core.hands.open_hand import OpenHandLayer, OpenHandPose
 from c2f_core.hands.rotations import axis_angle_to_matrix
 from c2f_core.take_fit.evidence import TakeEvidence
 from c2f_core.take_fit.hand_config import HandTrackConfig
-from c2f_core.take_fit.hand_smooth import detector_lost, frame_weights, smooth_fit
+from c2f_core.take_fit.hand_smooth import contact_frames, detector_lost, frame_weights, smooth_fit
 from c2f_core.take_fit.object_track import ObjectTrack
 from c2f_core.take_fit.smooth import smooth_positions
 
@@ -382,15 +382,20 @@ def _track(
         orient, fingers = best.rotations()
         betas = best.shape().detach()
         transl = (init.transl + best.d_transl).numpy()
-        wrist = best.pose()[1][:, 0].numpy()
+        fitted_joints = best.pose()[1].numpy()
+        contact = None
+        if object_track is not None and cfg.contact_m > 0:
+            vertices = object_track.mesh.vertices
+            contact = contact_frames(fitted_joints, vertices, object_track.poses, cfg.contact_m)
         orient, fingers, transl = smooth_fit(
             orient.numpy(),
             fingers.numpy(),
             transl,
-            wrist,
+            fitted_joints[:, 0],
             weights,
             None if object_track is None else object_track.poses,
             cfg,
+            contact,
         )
         out = layer(
             torch.as_tensor(orient, dtype=torch.float32),

@@ -210,7 +210,7 @@ def second_difference(count: int) -> sparse.csr_matrix:
 
 
 def smooth_positions_weighted(
-    values: np.ndarray, weights: np.ndarray, stiffness: float, hold: float = 0.0
+    values: np.ndarray, weights: np.ndarray, stiffness: float | np.ndarray, hold: float = 0.0
 ) -> np.ndarray:
     """Values (T, ...) smoothed over time, each frame held to its value by its weight (T,) >= 0.
 
@@ -219,6 +219,7 @@ def smooth_positions_weighted(
         sum_t w_t |x_t - v_t|^2 + hold * sum_t |x_t+1 - x_t|^2 + stiffness * sum_t |x_t+1 - 2 x_t + x_t-1|^2
 
     With equal weights w and no hold, about a Gaussian of sigma 1.2 (stiffness / w)^(1/4) frames.
+    `stiffness` may be given per frame (T,): the acceleration at frame t is weighed by its own.
     Frames of low weight follow their neighbours: a run of them is bridged by a smooth curve
     through the frames around it, which `hold` flattens (without it a run at an end of the take
     goes on along the slope it starts with).
@@ -231,18 +232,25 @@ def smooth_positions_weighted(
     count = len(values)
     if weights.shape != (count,) or (weights < 0).any() or not (weights > 0).any():
         raise ValueError(f"weights must be ({count},), non-negative and not all zero, got {weights}")
-    if count < 3 or (stiffness <= 0 and hold <= 0):
+    per_frame = np.broadcast_to(np.asarray(stiffness, np.float64), (count,))
+    if (per_frame < 0).any():
+        raise ValueError("stiffness must be non-negative")
+    if count < 3 or (not (per_frame > 0).any() and hold <= 0):
         return values.copy()
     first = sparse.diags([-1.0, 1.0], [0, 1], shape=(count - 1, count))
     second = second_difference(count)
-    system = (sparse.diags(weights) + hold * (first.T @ first) + stiffness * (second.T @ second)).tocsc()
+    if np.ndim(stiffness) == 0:
+        bending = float(stiffness) * (second.T @ second)
+    else:
+        bending = second.T @ sparse.diags(per_frame[1:-1]) @ second
+    system = (sparse.diags(weights) + hold * (first.T @ first) + bending).tocsc()
     flat = values.reshape(count, -1)
     smoothed = spsolve(system, weights[:, None] * flat)
     return np.asarray(smoothed).reshape(values.shape)
 
 
 def smooth_rotations_weighted(
-    rotations: np.ndarray, weights: np.ndarray, stiffness: float, hold: float = 0.0
+    rotations: np.ndarray, weights: np.ndarray, stiffness: float | np.ndarray, hold: float = 0.0
 ) -> np.ndarray:
     """Rotations (T, ..., 3, 3) smoothed as sign-continuous quaternions by `smooth_positions_weighted`."""
     quats = continuous_quaternions(rotations)

@@ -31,7 +31,8 @@ CLEAN = dataclasses.replace(SynthConfig(), sdf_samples_per_mesh=300, sensor=Sens
 
 
 class ScriptedDetector:
-    """Answers with the ground truth's joints projected (as a perfect detector would), or as told."""
+    """Answers with the ground truth's joints projected (as a perfect detector would), or as told;
+    it knows each frame by its colour image, and counts the calls per frame."""
 
     name = "scripted"
 
@@ -40,15 +41,21 @@ class ScriptedDetector:
         take: Take,
         side: str,
         shifts: dict[int, float | None] | None = None,
-        order: list[int] | None = None,
+        odd: dict[int, tuple[str, float]] | None = None,
     ):
-        self.take, self.side, self.shifts = take, side, shifts or {}
-        self.order = order or list(take.frame_ids)  # the frames in the order the pipeline asks about them
-        self.calls = 0
+        """`shifts`: frame -> pixels the landmarks move toward the image's centre (None: no hand);
+        `odd`: frame -> (side, score) where the detector gets the side wrong."""
+        self.take, self.side, self.shifts, self.odd = take, side, shifts or {}, odd or {}
+        self.frames = {take.read_frame(i, with_gt=False).color.tobytes(): i for i in take.frame_ids}
+        self.asked: list[int] = []
+
+    @property
+    def calls(self) -> int:
+        return len(self.asked)
 
     def detect(self, color: np.ndarray) -> list[HandDetection]:
-        frame_id = self.order[self.calls]
-        self.calls += 1
+        frame_id = self.frames[color.tobytes()]
+        self.asked.append(frame_id)
         if frame_id in self.shifts and self.shifts[frame_id] is None:
             return []
         joints = read_gt(self.take.paths(frame_id).gt)["hand_joints"].reshape(21, 3)
@@ -56,7 +63,8 @@ class ScriptedDetector:
         shift = self.shifts.get(frame_id) or 0.0
         uv[:, 0] += shift if uv[:, 0].mean() < self.take.intrinsics.width / 2 else -shift  # toward the centre
         relative = (joints[:, 2] - joints[0, 2]) * self.take.intrinsics.fx / joints[0, 2]
-        return [HandDetection(uv, np.full(21, 0.9), relative, self.side, 0.9, self.name)]
+        side, score = self.odd.get(frame_id, (self.side, 0.9))
+        return [HandDetection(uv, np.full(21, 0.9), relative, side, score, self.name)]
 
 
 def mirror_take(source: Path, target: Path) -> None:
@@ -161,7 +169,9 @@ def test_sequence_tracks_where_the_detector_misses_and_reports_jumps(model, tmp_
         take, network, config, tmp_path / "out", ReconstructionSettings(resolution=32),
         detector=detector, write_usd=False, on_event=events.append,
     )  # fmt: skip
-    assert detector.calls == 4  # the detector ran on every frame
+    # The side was voted over the take's frames (all four), then the detector ran on every frame.
+    assert detector.asked == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert any(e["event"] == "hand_side" and "the take's hand is right" in e["message"] for e in events)
     second = (tmp_path / "out" / "000001.json").read_text()
     assert '"crop_source": "tracked"' in second and "scripted found no hand" in second
     jumps = [e for e in events if e["event"] == "warning" and "jumped" in e["message"]]
@@ -176,12 +186,12 @@ def test_frames_before_the_first_detection_are_redone_backwards_from_it(model, t
     settings = ReconstructionSettings(resolution=32)
     # The hand enters the picture: the detector finds it from frame 2 on.
     events: list[dict] = []
-    detector = ScriptedDetector(take, "right", shifts={0: None, 1: None}, order=[0, 1, 2, 3, 1, 0])
+    detector = ScriptedDetector(take, "right", shifts={0: None, 1: None})
     out = tmp_path / "out"
     summary = reconstruct_take(
         take, network, config, out, settings, detector=detector, write_usd=False, on_event=events.append
     )
-    assert detector.calls == 6 and summary["lead_in"] == [1, 0]
+    assert detector.asked[4:] == [0, 1, 2, 3, 1, 0] and summary["lead_in"] == [1, 0]  # after the vote
     assert [e["frames"] for e in events if e["event"] == "lead_in"] == [[1, 0]]
     for frame_id in (0, 1):
         assert '"crop_source": "tracked"' in (out / f"00000{frame_id}.json").read_text()
@@ -194,8 +204,33 @@ def test_frames_before_the_first_detection_are_redone_backwards_from_it(model, t
     settings.track = "off"
     independent = ScriptedDetector(take, "right", shifts={0: None, 1: None})
     reconstruct_take(take, network, config, tmp_path / "off", settings, detector=independent, write_usd=False)
-    assert independent.calls == 4
+    assert independent.asked[4:] == [0, 1, 2, 3]  # after the vote (hands in 2 of 4 frames: no side)
     assert '"crop_source": "depth-skin"' in (tmp_path / "off" / "000000.json").read_text()
+
+
+def test_the_take_votes_one_hand_side_for_its_frames(model, tmp_path):
+    network, config = model
+    root = tmp_path / "take"
+    generate_take(root, 4, seed=9, size=(320, 240), quiet=True, config=CLEAN)
+    take = Take.open(root)
+    settings = ReconstructionSettings(resolution=32)
+    # A blurred frame the detector calls left, less sure of it than of the others.
+    detector = ScriptedDetector(take, "right", odd={1: ("left", 0.5)})
+    summary = reconstruct_take(
+        take, network, config, tmp_path / "out", settings, detector=detector, write_usd=False
+    )
+    assert summary["hand_side"].startswith("the take's hand is right")
+    odd = (tmp_path / "out" / "000001.json").read_text()
+    assert (
+        '"hand_side": "right"' in odd and "reconstructing it as right the side the take's frames voted" in odd
+    )
+    # Without a clear majority each frame keeps the detector's side.
+    detector = ScriptedDetector(take, "right", odd={1: ("left", 0.9), 3: ("left", 0.9)})
+    summary = reconstruct_take(
+        take, network, config, tmp_path / "split", settings, detector=detector, write_usd=False
+    )
+    assert summary["hand_side"].startswith("no side for the whole take")
+    assert '"hand_side": "left"' in (tmp_path / "split" / "000001.json").read_text()
 
 
 def test_box_jump_is_in_hand_sizes():

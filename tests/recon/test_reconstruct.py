@@ -250,9 +250,9 @@ def test_tracking_only_in_sequences_unless_asked(
     seen = []
     real_locate = take_run.locate_hand
 
-    def locate_hand(frame, settings, detector, user_box, previous_points, previous_side):
+    def locate_hand(frame, settings, detector, user_box, previous_points, previous_side, take_side):
         seen.append(previous_points is not None)
-        return real_locate(frame, settings, detector, user_box, previous_points, previous_side)
+        return real_locate(frame, settings, detector, user_box, previous_points, previous_side, take_side)
 
     monkeypatch.setattr(take_run, "locate_hand", locate_hand)
     code, _, _ = run(

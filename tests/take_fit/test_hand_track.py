@@ -13,7 +13,14 @@ from c2f_core.hands.base import JOINT_NAMES
 from c2f_core.io.gltf_take import OPENCV_TO_GLTF, write_take_glb
 from c2f_core.take_fit.evidence import FrameEvidence, TakeEvidence
 from c2f_core.take_fit.export import SKELETON_NAMES, gltf_take, hand_from_record, hand_record
-from c2f_core.take_fit.hand_smooth import frame_weights, held, hold_unseen_grip, smooth_root
+from c2f_core.take_fit.hand_smooth import (
+    contact_frames,
+    frame_weights,
+    held,
+    hold_unseen_grip,
+    smooth_fit,
+    smooth_root,
+)
 from c2f_core.take_fit.hand_track import HandTrack, HandTrackConfig, open_hand_layer, track_hand
 from tests.io.gltf_skinning import load, skinned_vertices
 
@@ -233,3 +240,40 @@ def test_a_held_hand_keeps_its_last_seen_grip_where_the_detector_lost_it() -> No
     np.testing.assert_array_equal(new_wrist[:7], wrist[:7])
     np.testing.assert_allclose(new_weights, [0.8] * 7 + [0.5] * 3)
     assert weights[9] == cfg.smooth_min_weight  # the caller's arrays are left as they were
+
+
+def test_only_frames_whose_fingers_touch_the_object_count_as_gripping() -> None:
+    count = 6
+    cube = np.array([[x, y, z] for x in (-0.03, 0.03) for y in (-0.03, 0.03) for z in (-0.03, 0.03)])
+    poses = np.tile(np.eye(4), (count, 1, 1))
+    poses[:, :3, 3] = [0.0, 0.0, 0.6]
+    poses[:, 0, 3] += np.linspace(0.0, 0.1, count)  # the object moves; the contact is in its frame
+    joints = np.zeros((count, 21, 3))
+    joints[:] = poses[:, None, :3, 3] + [0.2, 0.0, 0.0]  # a hand 17 cm from the cube's corner...
+    joints[3:, 8] = poses[3:, :3, 3] + [0.04, 0.03, 0.03]  # ...whose index tip touches it from frame 3
+    contact = contact_frames(joints, cube, poses, 0.025)
+    np.testing.assert_array_equal(contact, [False, False, False, True, True, True])
+    assert not contact_frames(joints, np.zeros((0, 3)), poses, 0.025).any()
+
+
+def test_a_held_take_smooths_the_reach_before_the_grip_as_a_free_hand() -> None:
+    count = 40
+    rng = np.random.default_rng(5)
+    object_poses = np.tile(np.eye(4), (count, 1, 1))
+    object_poses[:, :3, 3] = [0.0, 0.0, 0.5]
+    # A quick reach (frames 0-19, a turn of direction at frame 10), then a still grip.
+    path = np.where(np.arange(count)[:, None] < 10, np.arange(count)[:, None] * [0.01, 0.0, 0.0], 0.0)
+    path[10:20] = [0.1, 0.0, 0.0] - (np.arange(10, 20)[:, None] - 10) * [0.0, -0.01, 0.0]
+    path[20:] = path[19]
+    wrist = path + [0.0, 0.0, 0.4] + rng.normal(scale=0.001, size=(count, 3))
+    orient = np.tile(np.eye(3), (count, 1, 1))
+    fingers = np.tile(np.eye(3), (count, 19, 1, 1))
+    cfg = HandTrackConfig(held_max_ratio=10.0)  # held, whatever the motion
+    contact = np.arange(count) >= 20
+    _, _, firm = smooth_fit(orient, fingers, wrist.copy(), wrist, np.ones(count), object_poses, cfg)
+    _, _, mixed = smooth_fit(orient, fingers, wrist.copy(), wrist, np.ones(count), object_poses, cfg, contact)
+    corner = np.linalg.norm(firm[8:13] - path[8:13] - [0, 0, 0.4], axis=1).max()
+    assert np.linalg.norm(mixed[8:13] - path[8:13] - [0, 0, 0.4], axis=1).max() < corner / 2  # the turn kept
+    # The grip's shake is smoothed away as firmly either way.
+    shake = [np.linalg.norm(np.diff(track[24:], 2, axis=0), axis=1).mean() for track in (wrist, firm, mixed)]
+    assert shake[2] < shake[0] / 10 and shake[2] < 2 * shake[1]

@@ -170,3 +170,20 @@ def test_informed_smoothing_holds_the_pose_before_the_first_measurement_and_afte
     np.testing.assert_allclose(smoothed[6:15], measured[6:15], atol=1e-6)
     np.testing.assert_allclose(smoothed[:6], np.repeat(measured[6:7], 6, 0), atol=1e-6)
     np.testing.assert_allclose(smoothed[15:], np.repeat(measured[14:15], 5, 0), atol=1e-6)
+
+
+def test_weighted_smoothing_takes_a_stiffness_per_frame() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(20, 3))
+    weights = np.ones(20)
+    np.testing.assert_allclose(
+        smooth_positions_weighted(values, weights, np.full(20, 50.0)),
+        smooth_positions_weighted(values, weights, 50.0),
+        atol=1e-12,
+    )
+    stiffness = np.where(np.arange(20) < 10, 0.0, 500.0)  # the first half left as it is
+    smoothed = smooth_positions_weighted(values, weights, stiffness)
+    assert np.abs(smoothed[:8] - values[:8]).max() < 0.05
+    assert np.abs(smoothed[12:] - values[12:]).mean() > 0.3
+    with pytest.raises(ValueError, match="stiffness"):
+        smooth_positions_weighted(values, weights, -stiffness)

@@ -262,8 +262,8 @@ def _run(args: argparse.Namespace, emit) -> int:
                 f"{take.name}: {summary['reconstructed']} reconstructed, {summary['skipped_existing']} already done, "
                 f"{len(summary['failed'])} failed" + (f", {mean:.2f} s/frame" if mean else "") + f" -> {out}"
             )
-            if summary["hand_side"] not in ("auto", "left", "right"):
-                print(f"  hand side: {summary['hand_side']}")
+            if summary["hand_side_vote"]:
+                print(f"  hand side: {summary['hand_side_vote']}")
             if summary["lead_in"]:
                 print(
                     f"  {len(summary['lead_in'])} lead-in frame(s) before the first detected hand done again, "

@@ -313,7 +313,7 @@ def reconstruct_take(
     redone = _redo_lead_in(run, tally) if tracking and user_box is None else []
     summary = _finish(run, tally, checkpoint, write_usd)
     summary["lead_in"] = redone
-    summary["hand_side"] = run.vote.describe() if run.vote is not None else settings.locate.hand_side
+    summary["hand_side_vote"] = run.vote.describe() if run.vote is not None else None
     return summary
 
 

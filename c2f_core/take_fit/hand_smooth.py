@@ -33,13 +33,21 @@ def frame_weights(confidence: np.ndarray, min_weight: float) -> np.ndarray:
     return np.maximum(median_filter(per_frame, size=5, mode="nearest") ** 2, min_weight)
 
 
+def in_object_frame(object_poses: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Camera points, one (T, 3) or several (T, K, 3) per frame, in the object's frame
+    (`T_obj_to_cam` poses (T, 4, 4))."""
+    rotation, translation = object_poses[:, :3, :3], object_poses[:, :3, 3]
+    if points.ndim == 2:
+        return np.einsum("tji,tj->ti", rotation, points - translation)
+    return np.einsum("tji,tkj->tki", rotation, points - translation[:, None, :])
+
+
 def seen_from_object(
     object_poses: np.ndarray, orient: np.ndarray, wrist: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Root rotations (T, 3, 3) and wrist positions (T, 3), camera frame, as seen from the object
     (`T_obj_to_cam` poses (T, 4, 4))."""
-    rotation, translation = object_poses[:, :3, :3], object_poses[:, :3, 3]
-    return np.swapaxes(rotation, 1, 2) @ orient, np.einsum("tji,tj->ti", rotation, wrist - translation)
+    return np.swapaxes(object_poses[:, :3, :3], 1, 2) @ orient, in_object_frame(object_poses, wrist)
 
 
 def seen_from_camera(
@@ -67,9 +75,7 @@ def contact_frames(
     if len(object_vertices) == 0:
         return np.zeros(len(joints), bool)
     tree = cKDTree(np.asarray(object_vertices, np.float64))
-    rotation, translation = object_poses[:, :3, :3], object_poses[:, :3, 3]
-    ends = np.asarray(joints, np.float64)[:, list(FINGER_ENDS)]
-    local = np.einsum("tji,tkj->tki", rotation, ends - translation[:, None, :])
+    local = in_object_frame(object_poses, np.asarray(joints, np.float64)[:, list(FINGER_ENDS)])
     distance = tree.query(local.reshape(-1, 3))[0].reshape(len(joints), -1)
     return distance.min(1) < contact_m
 
@@ -107,8 +113,7 @@ def held(wrist: np.ndarray, object_poses: np.ndarray, max_ratio: float) -> bool:
     its mean acceleration as seen from the object is at most `max_ratio` times that in the camera."""
     if len(wrist) < 3:
         return True
-    rotation, translation = object_poses[:, :3, :3], object_poses[:, :3, 3]
-    held = np.einsum("tji,tj->ti", rotation, wrist - translation)
+    held = in_object_frame(object_poses, wrist)
     camera = np.linalg.norm(np.diff(wrist, 2, axis=0), axis=1).mean()
     return bool(np.linalg.norm(np.diff(held, 2, axis=0), axis=1).mean() <= max_ratio * camera)
 

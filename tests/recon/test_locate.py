@@ -219,7 +219,7 @@ def test_the_take_votes_one_hand_side_for_its_frames(model, tmp_path):
     summary = reconstruct_take(
         take, network, config, tmp_path / "out", settings, detector=detector, write_usd=False
     )
-    assert summary["hand_side"].startswith("the take's hand is right")
+    assert summary["hand_side_vote"].startswith("the take's hand is right")
     odd = (tmp_path / "out" / "000001.json").read_text()
     assert (
         '"hand_side": "right"' in odd and "reconstructing it as right the side the take's frames voted" in odd
@@ -229,7 +229,7 @@ def test_the_take_votes_one_hand_side_for_its_frames(model, tmp_path):
     summary = reconstruct_take(
         take, network, config, tmp_path / "split", settings, detector=detector, write_usd=False
     )
-    assert summary["hand_side"].startswith("no side for the whole take")
+    assert summary["hand_side_vote"].startswith("no side for the whole take")
     assert '"hand_side": "left"' in (tmp_path / "split" / "000001.json").read_text()
 
 

@@ -69,8 +69,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    take = Take.open(args.take)
     recon = read_reconstruction(args.out)
+    # scored on the depth each frame was reconstructed with (`c2f_core.io.depth_lag`)
+    take = Take.open(args.take).with_depth_lag(recon.depth_lag)
     frames, hands, joints, objects = _animated(args.out)
     K = take.intrinsics.K
     per_frame_scores, animated_scores, network_joints = [], [], []

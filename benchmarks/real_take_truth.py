@@ -6,7 +6,11 @@ marks. Per frame this script measures, without any reconstruction:
 
 - `off_skeleton`: the share of the depth points labelled hand (``seg == 255``) that lie more than
   3 cm from the labelled skeleton (bones between the 21 ``joint_3d``): no hand surface is that far
-  from its bones, so these points are background or motion-blurred depth under a hand label;
+  from its bones, so these points are background or motion-blurred depth under a hand label
+  (with the depth the reconstruction paired the frame with: `--recon`'s depth lag, else none);
+- `off_skeleton_by_depth`: the same share with the depth file frame + k instead: where depth runs
+  behind the colour the labels were made on, another k fits best (`c2f_core.io.depth_lag`; on the
+  shared DexYCB take k = +1);
 
 and, given a reconstruction folder (`--recon OUT`, from `c2f reconstruct`), with the segmentation
 and labels of the frames before and after each frame (offset k):
@@ -77,10 +81,12 @@ def main() -> None:
     parser.add_argument("--frames", help="only these frames: A:B (inclusive) or A,B,C (default: all)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    take = Take.open(args.take)
+    recon = read_reconstruction(args.recon) if args.recon else None
+    raw = Take.open(args.take)
+    take = raw.with_depth_lag(recon.depth_lag if recon is not None else 0)
     ids = list(take.frame_ids)
     scored = parse_frames(args.frames, ids) if args.frames else ids
-    recon = read_reconstruction(args.recon) if args.recon else None
+    depth_files = raw.depth_ids()
     # each frame's truth is compared with up to five frames' images: read it once
     seg_of = functools.lru_cache(maxsize=8)(functools.partial(read_segmentation, args.take))
     joints_of = functools.lru_cache(maxsize=8)(functools.partial(read_joint_labels, args.take))
@@ -92,6 +98,11 @@ def main() -> None:
         row: dict = {"frame": frame, "off_skeleton": float("nan")}
         if seg is not None and joints is not None:
             row["off_skeleton"] = off_skeleton_share(data.depth_m, data.K, seg, joints)
+            row["off_skeleton_by_depth"] = {
+                k: off_skeleton_share(raw.read_depth_file(frame + k), data.K, seg, joints)
+                for k in OFFSETS
+                if frame + k in depth_files
+            }
         if recon is not None and frame in recon.frames:
             meshes = read_frame_meshes(recon, frame)
             height, width = data.depth_m.shape
@@ -123,7 +134,7 @@ def main() -> None:
         rows.append(row)
     off = np.array([r["off_skeleton"] for r in rows])
     summary: dict = {"off_skeleton_mean": float(np.nanmean(off))}
-    for key in ("iou_by_offset", "landmarks_by_offset", "joints_by_offset"):
+    for key in ("off_skeleton_by_depth", "iou_by_offset", "landmarks_by_offset", "joints_by_offset"):
         # frames that have every offset, so each column means the same frames
         full = [r[key] for r in rows if len(r.get(key, {})) == len(OFFSETS)]
         if full:
@@ -137,16 +148,19 @@ def main() -> None:
         f"{100 * summary['off_skeleton_mean']:.1f}% (mean over frames)"
     )
     for key, unit in (
+        ("off_skeleton_by_depth", "off-skeleton share of the frame's truth"),
         ("iou_by_offset", "hand IoU"),
         ("landmarks_by_offset", "landmarks to joint_2d, px"),
         ("joints_by_offset", "joints to joint_3d, mm"),
     ):
         if key in summary:
             cells = ", ".join(f"k={k:+d}: {v:.3f}" for k, v in summary[key].items())
-            print(
-                f"{unit} against the truth of frame + k: {cells}; best k per frame: "
-                f"{summary[key + '_best_k_count']}"
+            against = (
+                "with depth file frame + k"
+                if key == "off_skeleton_by_depth"
+                else "against the truth of frame + k"
             )
+            print(f"{unit} {against}: {cells}; best k per frame: {summary[key + '_best_k_count']}")
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "per_frame": rows}, indent=1) + "\n")
 

@@ -214,6 +214,7 @@ def import_reconstruction(
     collection["c2f_out"] = str(recon.root.resolve())
     if recon.take is not None:
         collection["c2f_take"] = str(recon.take)
+        collection["c2f_depth_lag"] = recon.depth_lag
 
     camera_data = bpy.data.cameras.new(f"{name} camera")
     set_camera_from_intrinsics(scene, camera_data, recon.intrinsics)
@@ -430,9 +431,12 @@ def add_depth_points(
     camera = next((ob for ob in collection.objects if ob.type == "CAMERA" and "c2f_intrinsics" in ob), None)
     if not take or camera is None:
         raise C2FError(f"collection {collection.name} is not a c2f import with a take")
-    depth_path = Path(take) / "depth" / f"{frame:06d}.png"
+    # A take whose depth lags its colour was reconstructed with depth file frame + lag: show that one.
+    lag = int(collection.get("c2f_depth_lag", 0))
+    depth_path = Path(take) / "depth" / f"{frame + lag:06d}.png"
     if not depth_path.is_file():
-        raise C2FError(f"no depth for frame {frame}: {depth_path} not found")
+        paired = f" (the take's depth lag is {lag:+d} frames)" if lag else ""
+        raise C2FError(f"no depth for frame {frame}: {depth_path} not found{paired}")
     intr = camera["c2f_intrinsics"]
     depth_m = read_depth_png(depth_path).astype(np.float64)[::stride, ::stride] * float(intr["depth_scale"])
     from c2f_core.geometry.camera import depth_to_points

@@ -12,6 +12,7 @@ from c2f_core.cli.inputs import add_input_arguments, open_input, parse_frames, w
 from c2f_core.device import resolve_device
 from c2f_core.errors import C2FError, NoSpaceError
 from c2f_core.io.atomic import ensure_writable_dir
+from c2f_core.io.depth_lag import parse_depth_lag
 from c2f_core.io.lock import output_lock
 from c2f_core.io.mesh_io import MESH_FORMATS
 from c2f_core.io.take import Take
@@ -74,6 +75,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="which hand: the side the detector reports (auto: in a take, the side its frames vote "
         "for, when they agree), or the one given; a left hand is reconstructed from the mirrored "
         "frame and mirrored back",
+    )
+    parser.add_argument(
+        "--depth-lag",
+        default="auto",
+        metavar="auto|N",
+        help="pair colour frame t with depth file t+N, for a capture whose depth runs behind (or ahead "
+        "of) its colour; auto (default) tells N from where colour and depth change together over the "
+        "take's frames, and keeps the files' own pairing unless one lag clearly fits better",
     )
     parser.add_argument(
         "--track",
@@ -190,7 +199,9 @@ def _run(args: argparse.Namespace, emit) -> int:
         detector=args.detector,
         hand_reach_m=args.hand_reach,
         object_reach_m=args.object_reach,
+        depth_lag=args.depth_lag,
     )
+    parse_depth_lag(args.depth_lag)  # a bad value fails before the model loads
     settings.locate.hand_side = args.hand_side
     for flag, value in (("--hand-reach", args.hand_reach), ("--object-reach", args.object_reach)):
         if not 0.0 <= value <= 1.0:
@@ -262,6 +273,8 @@ def _run(args: argparse.Namespace, emit) -> int:
                 f"{take.name}: {summary['reconstructed']} reconstructed, {summary['skipped_existing']} already done, "
                 f"{len(summary['failed'])} failed" + (f", {mean:.2f} s/frame" if mean else "") + f" -> {out}"
             )
+            if summary["depth_lag"]:
+                print(f"  depth: {summary['depth_lag_found']}")
             if summary["hand_side_vote"]:
                 print(f"  hand side: {summary['hand_side_vote']}")
             if summary["lead_in"]:

@@ -177,7 +177,8 @@ def evaluate_real_take(
 ) -> dict:
     """Score every frame of a real take (all, or `frames`) against a `c2f reconstruct` folder."""
     recon = read_reconstruction(pred_dir)
-    take = Take.open(take_dir)
+    # The depth each frame was reconstructed with is the depth its observed points are scored on.
+    take = Take.open(take_dir).with_depth_lag(recon.depth_lag)
     if not has_labels(take.root):
         raise C2FError(f"take {take_dir} has neither seg/ nor labels/ to score a real capture against")
     ids = list(take.frame_ids)

@@ -130,6 +130,8 @@ class Reconstruction:
     color_files: dict[int, tuple[Path, str | None]] | None = None
     """frame -> (absolute path, path relative to `root` or None) of its colour image, as recorded;
     None for a folder written before c2f recorded them."""
+    depth_lag: int = 0
+    """Colour frame t was reconstructed with the take's depth file t + depth_lag (`io.depth_lag`)."""
 
     def color_file(self, frame: int) -> Path | None:
         """Where the colour image `frame` was reconstructed from is now; None when not found or not recorded.
@@ -269,6 +271,7 @@ def write_reconstruction_summary(
     checkpoint: str | Path | None = None,
     fmt: str = "ply",
     color_files: Mapping[int, str | Path] | None = None,
+    depth_lag: int = 0,
 ) -> Path:
     """Write `reconstruction.json` (atomically) describing the folder's results.
 
@@ -284,6 +287,7 @@ def write_reconstruction_summary(
         fmt: the mesh format of the frame files.
         color_files: frame number -> the colour image it was made from (recorded absolute and
             relative to `out_dir`), for the footage behind the meshes.
+        depth_lag: colour frame t was reconstructed with depth file t + depth_lag (`io.depth_lag`).
 
     Returns:
         The path of `reconstruction.json`.
@@ -312,6 +316,7 @@ def write_reconstruction_summary(
             str(frame): _color_entry(out_dir, Path(color))
             for frame, color in sorted((color_files or {}).items())
         },
+        "depth_lag": int(depth_lag),
     }
     path = out_dir / SUMMARY_NAME
     write_text_atomic(path, json.dumps(summary, indent=1) + "\n")
@@ -415,6 +420,9 @@ def read_reconstruction(out_dir: str | Path) -> Reconstruction:
     take = data.get("take")
     checkpoint = data.get("checkpoint")
     color_files = data.get("color_files")
+    depth_lag = data.get("depth_lag", 0)
+    if isinstance(depth_lag, bool) or not isinstance(depth_lag, int):
+        raise C2FError(f"{summary_path}: 'depth_lag' must be a whole number of frames, found {depth_lag!r}")
     usd = root / USD_NAME
     return Reconstruction(
         root=root,
@@ -428,6 +436,7 @@ def read_reconstruction(out_dir: str | Path) -> Reconstruction:
         mesh_format=fmt,
         usd=usd if usd.is_file() else None,
         color_files=None if color_files is None else _read_color_files(summary_path, color_files),
+        depth_lag=depth_lag,
     )
 
 

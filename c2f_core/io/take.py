@@ -147,6 +147,12 @@ class Take:
         self.timestamps: dict[int, float] = {}
         self.import_incomplete = False
         """True for a take whose `c2f import-capture` has not finished (no capture.json yet)."""
+        self.depth_files: dict[int, Path] = {i: paths.depth for i, paths in self._frames.items()}
+        """Every depth file of the take by its number, paired with a colour frame or not."""
+        self.depth_lag = 0
+        """Colour frame t is paired with depth file t + depth_lag (`with_depth_lag`)."""
+        self.depth_borrowed: dict[int, int] = {}
+        """Frames without depth file t + depth_lag -> the nearest depth file they were paired with."""
 
     @classmethod
     def open(cls, root: str | Path) -> Take:
@@ -170,6 +176,7 @@ class Take:
             raise C2FError(f"take {root} has no frames with both color/NNNNNN.png and depth/NNNNNN.png")
         frames = {i: FramePaths(colors[i], depths[i], gts.get(i)) for i in both}
         take = cls(root.name, intrinsics, frames, root=root)
+        take.depth_files = dict(sorted(depths.items()))
         take.unpaired = [f"color/{colors[i].name}" for i in sorted(set(colors) - set(depths))] + [
             f"depth/{depths[i].name}" for i in sorted(set(depths) - set(colors))
         ]
@@ -198,6 +205,36 @@ class Take:
         if frame_id not in self._frames:
             raise C2FError(f"take {self.name} has no frame {frame_id}")
         return self._frames[frame_id]
+
+    def depth_ids(self) -> set[int]:
+        """The numbers of the take's depth files."""
+        return set(self.depth_files)
+
+    def read_depth_file(self, number: int) -> np.ndarray:
+        """Depth file `number` in metres (0 = missing), whichever colour frame it is paired with."""
+        if number not in self.depth_files:
+            raise C2FError(f"take {self.name} has no depth file {number:06d}")
+        return depth_units_to_metres(read_depth_raw(self.depth_files[number]), self.intrinsics.depth_scale)
+
+    def with_depth_lag(self, lag: int) -> Take:
+        """The take with colour frame t paired with depth file t + lag, for a capture whose depth lags
+        its colour (`io.depth_lag`); a frame without that file gets the nearest one there is, and is
+        listed in `depth_borrowed`. Ground truth stays with the colour frame."""
+        if lag == self.depth_lag:
+            return self
+        numbers = np.array(sorted(self.depth_files))
+        frames, borrowed = {}, {}
+        for frame_id, paths in self._frames.items():
+            want = frame_id + lag
+            got = want if want in self.depth_files else int(numbers[np.abs(numbers - want).argmin()])
+            if got != want:
+                borrowed[frame_id] = got
+            frames[frame_id] = FramePaths(paths.color, self.depth_files[got], paths.gt)
+        take = Take(self.name, self.intrinsics, frames, root=self.root)
+        take.unpaired, take.timestamps = self.unpaired, self.timestamps
+        take.import_incomplete, take.depth_files = self.import_incomplete, self.depth_files
+        take.depth_lag, take.depth_borrowed = lag, borrowed
+        return take
 
     def frame_name(self, frame_id: int) -> str:
         """A human-readable id for messages."""

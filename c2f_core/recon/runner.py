@@ -137,6 +137,10 @@ class ReconstructionSettings:
     seen_band_m: float = 0.01
     """Depth points within this distance of a part's zero level (and nearer it than the other's)
     are that part's seen surface for `object_reach_m` and `hand_reach_m`."""
+    depth_lag: str = "auto"
+    """How a take's depth files pair with its colour frames (`io.depth_lag`): "auto" tells a lag from
+    where colour and depth change together, a number pairs colour frame t with depth file t + it. A
+    take's run records the lag it used (a number), so a rerun that pairs otherwise is refused."""
     detector: DetectorChoice = "auto"
     """The hand detector: MediaPipe Hands' landmarks ("auto" when mediapipe is installed), or only the
     depth-and-skin detector (which takes a bare forearm for the hand)."""

@@ -12,6 +12,7 @@ A rerun skips complete frames, so a killed batch resumes where it stopped (`reco
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import numpy as np
 from c2f_core.detect.base import HandDetector, HandSide
 from c2f_core.detect.side_vote import MIN_VOTES, SideVote, vote_frames, vote_side
 from c2f_core.errors import C2FError, NoSpaceError
+from c2f_core.io.depth_lag import pair_depth
 from c2f_core.io.recon_output import (
     HAND_MESH_FIT,
     HAND_MESH_SDF,
@@ -176,6 +178,13 @@ class _TakeRun:
         result.timings["total"] += locate_seconds
         if result.hand.is_empty and result.object.is_empty:
             raise C2FError("no surface found (empty reconstruction): is the hand inside the crop box?")
+        borrowed = self.take.depth_borrowed.get(frame_id)
+        if borrowed is not None:
+            crop.warnings.append(
+                f"no depth file {frame_id + self.take.depth_lag:06d} for the take's depth lag of "
+                f"{self.take.depth_lag:+d}: paired with depth file {borrowed:06d}, the nearest"
+            )
+            self.emit({"event": "warning", "frame": frame_id, "message": crop.warnings[-1]})
         warnings = list(crop.warnings) + [
             f"no {name} surface found"
             for name, mesh in (("hand", result.hand), ("object", result.object))
@@ -191,6 +200,7 @@ class _TakeRun:
             "hand_mesh": HAND_MESH_FIT if self.settings.hand == "fit" else HAND_MESH_SDF,
             "warnings": warnings,
             **_crop_info(crop, frame.width),
+            **({"depth_file": self.take.paths(frame_id).depth.name} if self.take.depth_lag else {}),
             "made_with": self.record,
         }
         write_frame_result(
@@ -267,6 +277,10 @@ def reconstruct_take(
     out = Path(out)
     emit = on_event or (lambda event: None)
     ids = list(take.frame_ids if frame_ids is None else frame_ids)
+    take, depth_lag = pair_depth(take, settings.depth_lag)
+    if depth_lag.lag:
+        emit({"event": "depth_lag", "lag": depth_lag.lag, "message": depth_lag.describe()})
+    settings = dataclasses.replace(settings, depth_lag=str(depth_lag.lag))
     record = made_with(settings, fmt, checkpoint)
     check_resume(out, record, set(ids) if overwrite else set())
     tracking = settings.track == "on" or (settings.track == "auto" and is_sequence(take))
@@ -314,6 +328,8 @@ def reconstruct_take(
     summary = _finish(run, tally, checkpoint, write_usd)
     summary["lead_in"] = redone
     summary["hand_side_vote"] = run.vote.describe() if run.vote is not None else None
+    summary["depth_lag"] = depth_lag.lag
+    summary["depth_lag_found"] = depth_lag.describe()
     return summary
 
 
@@ -387,6 +403,7 @@ def _finish(run: _TakeRun, tally: _Tally, checkpoint: str | None, write_usd: boo
         checkpoint=checkpoint,
         fmt=run.fmt,
         color_files=color_files,
+        depth_lag=take.depth_lag,
     )
     usd_path = None
     if write_usd and len(all_done) > 1:

@@ -220,7 +220,7 @@ def load_take_evidence(
     take_path = take_dir if take_dir is not None else recon.take
     if take_path is None:
         raise C2FError(f"{out_dir}: reconstruction.json names no take; pass the take folder")
-    take = Take.open(take_path)
+    take = Take.open(take_path).with_depth_lag(recon.depth_lag)
     if len(recon.frames) < 2:
         raise C2FError(
             f"{out_dir}: a take-level fit needs at least 2 reconstructed frames, found {len(recon.frames)}"

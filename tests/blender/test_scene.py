@@ -1,5 +1,7 @@
 """The import operator and scene building, checked in the real Blender module."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -220,18 +222,26 @@ result(name=ob.name, co=[list(v.co) for v in ob.data.vertices])
 """
 
 
-def test_depth_points_match_back_projection(recon_dir, tmp_path):
+@pytest.mark.parametrize("lag", [0, 1])
+def test_depth_points_match_back_projection(recon_dir, tmp_path, lag):
     from c2f_core.geometry.camera import depth_to_points
+    from c2f_core.io.images import read_depth_raw, write_depth_raw
     from c2f_core.io.take import Take
 
+    summary = recon_dir / "reconstruction.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "depth_lag": lag}))
+    later = recon_dir.parent / "take" / "depth" / "000005.png"
+    write_depth_raw(later, read_depth_raw(later) + 100)  # 10 cm farther: the files tell apart
     res = run_blender(DEPTH_SCRIPT.format(out=str(recon_dir)), tmp_path)
-    frame = Take.open(recon_dir.parent / "take").read_frame(4, check=False)
+    # with a depth lag, scene frame 4 was reconstructed with (and shows) depth file 4 + lag
+    frame = Take.open(recon_dir.parent / "take").with_depth_lag(lag).read_frame(4, check=False)
     stride = 2
     # Every second pixel: column j of the subsampled grid is column 2j of the image, so fx, cx scale by 1/2.
     K = frame.K / [[stride], [stride], [1]]
     points, _ = depth_to_points(frame.depth_m[::stride, ::stride].astype(np.float64), K)
     assert res["name"] == "take depth 000004"
     np.testing.assert_allclose(np.array(res["co"]), opencv_to_blender(points), atol=2e-6)
+    assert (np.median(points[:, 2]) > 0.74) == (lag == 1)  # own file: 0.69 m
 
 
 PANEL_STUB = """

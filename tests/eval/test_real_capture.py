@@ -42,9 +42,12 @@ def labelled(tmp_path: Path) -> tuple[Path, Path]:
     seg[11:21, 21:31] = OBJECT_ID
     depth[11:16, 21:31] = 0.915  # 15 mm behind the object mesh: not within 10 mm
     depth[16:21, 21:31] = 0.905  # 5 mm: within
+    # Depth file 1 (its frame failed) has the hand 2 cm behind the mesh: for a depth lag of one frame.
+    lagged = depth.copy()
+    lagged[3:8, 5:11] = 0.82
     with TakeWriter(take, INTR) as writer:
-        for frame in (0, 1):
-            writer.write(frame, np.zeros((30, 40, 3), np.uint8), depth)
+        for frame, frame_depth in ((0, depth), (1, lagged)):
+            writer.write(frame, np.zeros((30, 40, 3), np.uint8), frame_depth)
     (take / "seg").mkdir()
     (take / "labels").mkdir()
     for frame in (0, 1):
@@ -83,6 +86,16 @@ def test_numbers_match_the_hand_computed_values(labelled):
     assert summary["hand_iou"]["mean"] == pytest.approx(0.375)
     assert summary["joint_error_mm"]["count"] == 1
     assert report["meshed"] == 1 and report["frames"] == 2
+
+
+def test_frames_reconstructed_with_lagged_depth_are_scored_on_that_depth(labelled):
+    take, out = labelled
+    write_reconstruction_summary(
+        out, name="take", intrinsics=INTR, frames=[0], failed={1: "no hand"}, depth_lag=1
+    )
+    first = evaluate_real_take(str(out), str(take), OBJECT_ID, frames=[0], quiet=True)["per_frame"][0]
+    assert first["hand_within_5mm"] == 0.0  # depth file 1's hand points, all 2 cm off
+    assert first["hand_iou"] == pytest.approx(30 / 40)  # the silhouettes go with the colour frame
 
 
 def test_object_hides_the_hand_in_the_silhouettes(labelled):

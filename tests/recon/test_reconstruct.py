@@ -338,3 +338,27 @@ def test_seen_surface_reaches_are_asked_for_in_metres_and_recorded(
     assert (settings["hand_reach_m"], settings["object_reach_m"]) == (0.05, 0.04)
     # the seen surfaces come from the network's fields at the crop's depth points
     assert sphere_network["queries"] == 32**3 + TINY["data"]["n_pcl"]
+
+
+def test_a_depth_lag_pairs_each_frame_with_a_later_depth_file_and_is_recorded(
+    tiny_setup, sphere_network, capsys, tmp_path
+):
+    out = tmp_path / "lag"
+    args = ["--method", "dense", "--resolution", "16", "--bbox", "90,60,230,200", "--quiet"]
+    code, _, err = reconstruct(capsys, tiny_setup, out, *args, "--depth-lag", "soon")
+    assert code == 2 and "--depth-lag is 'auto' or a whole number of frames" in err
+    code, _, err = reconstruct(capsys, tiny_setup, out, *args, "--depth-lag", "1")
+    assert code == 0, err
+    assert read_reconstruction(out).depth_lag == 1
+    first, last = (json.loads((out / f"00000{i}.json").read_text()) for i in (0, 2))
+    assert first["depth_file"] == "000001.png" and first["made_with"]["settings"]["depth_lag"] == "1"
+    assert last["depth_file"] == "000002.png"  # no depth file 3: the nearest, with a warning
+    assert any("no depth file 000003" in w for w in last["warnings"])
+    # a rerun that pairs the files otherwise would mix two pairings in one folder
+    code, _, err = reconstruct(capsys, tiny_setup, out, *args, "--depth-lag", "0")
+    assert code == 2 and "depth_lag" in err
+    # the tiny take does not move: auto keeps the files' own pairing
+    code, _, err = reconstruct(capsys, tiny_setup, tmp_path / "auto", *args)
+    assert code == 0, err
+    assert read_reconstruction(tmp_path / "auto").depth_lag == 0
+    assert "depth_file" not in json.loads((tmp_path / "auto" / "000000.json").read_text())

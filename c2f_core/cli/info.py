@@ -8,6 +8,7 @@ import json
 import numpy as np
 
 from c2f_core.cli.inputs import add_input_arguments, for_each_frame, open_input, warn_take_layout
+from c2f_core.io.depth_lag import estimate_depth_lag
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         valid_fraction.append(valid.size / frame.depth_m.size)
 
     failures = for_each_frame(take, inspect, desc="checking", quiet=args.quiet)
+    lag = estimate_depth_lag(take)
     intr = take.intrinsics
     summary = {
         "take": take.name,
@@ -47,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
         "depth_range_m": [min(depth_lo), max(depth_hi)] if depth_lo else None,
         "valid_depth_fraction": float(np.mean(valid_fraction)) if valid_fraction else None,
         "has_ground_truth": any(take.paths(i).gt is not None for i in take.frame_ids),
+        "depth_lag": lag.lag,
+        "depth_lag_found": lag.describe(),
         "failed_frames": [i for i, _ in failures],
         "warnings": warnings,
     }
@@ -64,4 +68,5 @@ def run(args: argparse.Namespace) -> int:
                 f"{100 * summary['valid_depth_fraction']:.1f}% valid"
             )
         print(f"ground truth {'yes' if summary['has_ground_truth'] else 'no'}")
+        print(f"depth lag   {lag.lag:+d}: {lag.describe()}")
     return 1 if failures else 0

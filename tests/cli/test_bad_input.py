@@ -158,3 +158,11 @@ def test_info_json_summary(capsys, make_take):
     assert code == 0 and summary["frames"] == 2 and summary["size"] == [64, 48]
     assert summary["intrinsics"]["fps"] == 30.0
     assert 0.55 < summary["depth_range_m"][0] < summary["depth_range_m"][1] < 0.9
+    assert summary["depth_lag"] == 0 and "too few" in summary["depth_lag_found"]
+
+
+def test_info_tells_a_depth_lag(capsys, tmp_path):
+    from tests.io.test_depth_lag import write_moving_take
+
+    code, out, _ = run_cli(capsys, "info", write_moving_take(tmp_path / "lagged", 1), "--quiet")
+    assert code == 0 and "depth lag   +1: depth lags colour by +1 frame(s)" in out

@@ -4,8 +4,11 @@ Measures holes (by region, silhouette band, albedo, view angle, side and width o
 flying pixels, noise (plane fits and over time, vs depth) and the disparity step on the real take;
 then runs the model on a clean stand-in made from the same take (static background averaged over
 all frames, the rest hole-filled, median-filtered and with sharp edges), with the take's colour
-as albedo, and prints the same statistics side by side. The take is only read, never copied
-(DexYCB is CC BY-NC). Example: python benchmarks/fit_depth_model.py --set "edge_dropout=0.05"
+as albedo, and prints the same statistics side by side. Depth is paired with colour and
+segmentation as `c2f reconstruct --depth-lag auto` pairs it (`--depth-lag N` to choose): the
+shared take's depth runs a frame behind, which put moving edges a frame apart. The take is only
+read, never copied (DexYCB is CC BY-NC).
+Example: python benchmarks/fit_depth_model.py --set "edge_dropout=0.05"
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from c2f_core.io.depth_lag import pair_depth
+from c2f_core.io.take import Take
 from c2f_core.synth.render import srgb_to_linear
 from c2f_core.synth.stereo import StereoConfig, active_stereo_depth, view_cosine
 
@@ -42,12 +47,19 @@ FAR_BINS_M = ((2.0, 3.0), (3.0, 4.5))
 """Further bins (the room behind the table) for the noise over time of static pixels."""
 
 
-def load_take(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Depth (N, H, W) metres, seg (N, H, W) uint8, albedo estimate (N, H, W) and K (3, 3) of a take."""
+def load_take(root: Path, depth_lag: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Depth (N, H, W) metres, seg (N, H, W) uint8, albedo estimate (N, H, W) and K (3, 3) of a take,
+    colour frame t (and its seg) with depth file t + depth_lag; frames without that file left out."""
     intr = json.loads((root / "intrinsics.json").read_text())
     K = np.array([[intr["fx"], 0, intr["cx"]], [0, intr["fy"], intr["cy"]], [0, 0, 1]])
-    names = sorted(p.name for p in (root / "depth").glob("*.png"))
-    depth = np.stack([cv2.imread(str(root / "depth" / n), cv2.IMREAD_UNCHANGED) for n in names])
+    depth_names = {int(p.stem): p.name for p in (root / "depth").glob("*.png")}
+    names = sorted(depth_names[i] for i in depth_names if i + depth_lag in depth_names)
+    depth = np.stack(
+        [
+            cv2.imread(str(root / "depth" / depth_names[int(n[:-4]) + depth_lag]), cv2.IMREAD_UNCHANGED)
+            for n in names
+        ]
+    )
     seg = np.stack([cv2.imread(str(root / "seg" / n), cv2.IMREAD_UNCHANGED) for n in names])
     rgb = np.stack([cv2.imread(str(root / "color" / n))[..., ::-1] for n in names])
     luminance = srgb_to_linear(rgb / 255.0) @ np.array([0.2126, 0.7152, 0.0722])
@@ -241,12 +253,19 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=3, help="use every n-th frame for the statistics")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="StereoConfig overrides")
+    parser.add_argument(
+        "--depth-lag",
+        default="auto",
+        help="pair colour and seg frame t with depth file t+N (auto: as c2f reconstruct tells it)",
+    )
     args = parser.parse_args()
     config = StereoConfig()
     for item in args.set:
         key, value = item.split("=", 1)
         config = dataclasses.replace(config, **{key: ast.literal_eval(value)})
-    depth, seg, albedo, K = load_take(args.real.resolve())
+    lag = pair_depth(Take.open(args.real), args.depth_lag)[1]
+    print(lag.describe())
+    depth, seg, albedo, K = load_take(args.real.resolve(), lag.lag)
     clean = clean_depth(depth, seg)[:: args.every]
     depth, seg, albedo = depth[:: args.every], seg[:: args.every], albedo[:: args.every]
     rng = np.random.default_rng(args.seed)

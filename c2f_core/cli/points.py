@@ -8,6 +8,7 @@ from pathlib import Path
 from c2f_core.cli.inputs import add_input_arguments, for_each_frame, open_input, warn_take_layout
 from c2f_core.geometry.camera import depth_to_points
 from c2f_core.io.atomic import ensure_writable_dir
+from c2f_core.io.depth_lag import pair_depth
 from c2f_core.io.lock import output_lock
 from c2f_core.io.mesh_io import write_points
 
@@ -23,6 +24,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--stride", type=int, default=1, help="keep every STRIDE-th pixel in x and y (default 1)"
     )
+    parser.add_argument(
+        "--depth-lag",
+        default="auto",
+        metavar="auto|N",
+        help="colour frame t takes its colours to depth file t+N, as c2f reconstruct pairs them (default auto)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -31,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     take = open_input(args)
     out = ensure_writable_dir(args.out)
     warn_take_layout(take)
+    take, lag = pair_depth(take, args.depth_lag)
+    if lag.lag and not args.quiet:
+        print(f"depth: {lag.describe()}")
 
     def convert(frame_id: int) -> None:
         frame = take.read_frame(frame_id, with_gt=False)

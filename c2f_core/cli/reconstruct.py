@@ -89,7 +89,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=("auto", "on", "off"),
         default="auto",
         help="where the detector finds no hand, crop around a neighbouring frame's meshes "
-        "(frames before the first detection: the next frame's): auto = in sequences (takes with fps or timestamps)",
+        "(frames before the first detection: the next frame's): auto = in sequences (takes with fps or timestamps, "
+        "or whose consecutive frames show one scene)",
     )
     parser.add_argument("--frames", help="frame range A:B (inclusive) or list A,B,C")
     parser.add_argument(
@@ -273,6 +274,8 @@ def _run(args: argparse.Namespace, emit) -> int:
                 f"{take.name}: {summary['reconstructed']} reconstructed, {summary['skipped_existing']} already done, "
                 f"{len(summary['failed'])} failed" + (f", {mean:.2f} s/frame" if mean else "") + f" -> {out}"
             )
+            if summary["frames_follow"] and summary["tracked"]:
+                print(f"  frames: {summary['frames_follow']}; tracked")
             if summary["depth_lag"]:
                 print(f"  depth: {summary['depth_lag_found']}")
             if summary["hand_side_vote"]:

@@ -103,7 +103,9 @@ class ReconstructionSettings:
     """SDF queries per network call."""
     track: Literal["auto", "on", "off"] = "auto"
     """Crop each frame around the previous frame's meshes: "auto" does so in a sequence (a take with
-    an "fps" or timestamps), where neighbouring frames show the same grasp; never for independent frames."""
+    an "fps" or timestamps, or whose consecutive frames show one scene: `io.continuity`), where
+    neighbouring frames show the same grasp; never for independent frames. A take's run records
+    what it used ("on" or "off")."""
     hand_hull_m: float = 0.015
     """With landmarks, the hand is kept within this distance (metres, at the palm's depth) of its 2D
     skeleton (``recon.constraints.hand_hull_mask``); 0 turns the hull off."""

@@ -23,6 +23,7 @@ import numpy as np
 from c2f_core.detect.base import HandDetector, HandSide
 from c2f_core.detect.side_vote import MIN_VOTES, SideVote, vote_frames, vote_side
 from c2f_core.errors import C2FError, NoSpaceError
+from c2f_core.io.continuity import frames_follow
 from c2f_core.io.depth_lag import pair_depth
 from c2f_core.io.recon_output import (
     HAND_MESH_FIT,
@@ -93,8 +94,20 @@ def _frame_event(frame_id: int, files: FrameFiles, **extra: object) -> Event:
 
 
 def is_sequence(take: Take) -> bool:
-    """Whether a take's frames follow each other in time (it has a frame rate or timestamps)."""
+    """Whether a take says its frames follow each other in time (it has a frame rate or timestamps)."""
     return take.intrinsics.fps is not None or bool(take.timestamps)
+
+
+def tracks(take: Take, track: str) -> tuple[bool, str | None]:
+    """Whether frames are cropped around their neighbours' meshes (`ReconstructionSettings.track`), and
+    why, where the take does not say: "auto" tracks a take with a frame rate or timestamps, and one
+    whose consecutive frames show one scene (`io.continuity`)."""
+    if track != "auto":
+        return track == "on", None
+    if is_sequence(take):
+        return True, None
+    found = frames_follow(take)
+    return found.follows, found.describe()
 
 
 def lead_in_frames(ids: list[int], sources: dict[int, str], fresh: set[int]) -> list[int]:
@@ -280,10 +293,13 @@ def reconstruct_take(
     take, depth_lag = pair_depth(take, settings.depth_lag)
     if depth_lag.lag:
         emit({"event": "depth_lag", "lag": depth_lag.lag, "message": depth_lag.describe()})
-    settings = dataclasses.replace(settings, depth_lag=str(depth_lag.lag))
+    tracking, continuity = tracks(take, settings.track)
+    if continuity is not None and tracking:
+        emit({"event": "sequence", "message": continuity})
+    # Recorded as used: a rerun that would pair or track otherwise is refused, not mixed in.
+    settings = dataclasses.replace(settings, depth_lag=str(depth_lag.lag), track="on" if tracking else "off")
     record = made_with(settings, fmt, checkpoint)
     check_resume(out, record, set(ids) if overwrite else set())
-    tracking = settings.track == "on" or (settings.track == "auto" and is_sequence(take))
     emit({"event": "start", "total": len(ids), "take": take.name})
     if detector is None and settings.detector != "depth-skin":
         detector, warning = make_detector(settings.detector)
@@ -329,6 +345,8 @@ def reconstruct_take(
     summary["lead_in"] = redone
     summary["hand_side_vote"] = run.vote.describe() if run.vote is not None else None
     summary["depth_lag"] = depth_lag.lag
+    summary["tracked"] = tracking
+    summary["frames_follow"] = continuity
     summary["depth_lag_found"] = depth_lag.describe()
     return summary
 

@@ -166,3 +166,24 @@ def test_info_tells_a_depth_lag(capsys, tmp_path):
 
     code, out, _ = run_cli(capsys, "info", write_moving_take(tmp_path / "lagged", 1), "--quiet")
     assert code == 0 and "depth lag   +1: depth lags colour by +1 frame(s)" in out
+
+
+def test_points_take_their_depth_as_reconstruct_pairs_it(capsys, tmp_path):
+    import trimesh
+
+    from tests.io.test_depth_lag import write_moving_take
+
+    root = write_moving_take(tmp_path / "lagged", 1)  # depth file t holds the square of step t - 1
+
+    def square_left_column(out: str, *options: str) -> float:
+        code, printed, _ = run_cli(capsys, "points", root, "--out", tmp_path / out, *options)
+        assert code == 0
+        points = np.asarray(trimesh.load(tmp_path / out / "000005_points.ply").vertices)
+        near = np.isclose(points[:, 2], 0.5, atol=1e-3)  # the square, 0.5 m away
+        assert near.sum() == 12 * 12
+        return float((points[near, 0] / points[near, 2] * 100 + 63.5).min()), printed
+
+    column, printed = square_left_column("auto")
+    assert column == pytest.approx(4 + 4 * 5) and "depth lags colour by +1" in printed  # step 5: in step
+    column, _ = square_left_column("own", "--depth-lag", "0", "--quiet")
+    assert column == pytest.approx(4 + 4 * 4)  # the files as numbered: the step before

@@ -234,11 +234,17 @@ def test_empty_crop_and_empty_surface(tiny_setup, sphere_network, capsys, tmp_pa
 
 
 @pytest.mark.parametrize(
-    ("fps", "track", "tracked"),
-    [(15.0, "auto", True), (None, "auto", False), (None, "on", True), (15.0, "off", False)],
+    ("fps", "apart", "track", "tracked"),
+    [
+        (15.0, False, "auto", True),
+        (None, True, "auto", False),
+        (None, False, "auto", True),  # no frame rate, but the frames show one scene: a sequence
+        (None, True, "on", True),
+        (15.0, False, "off", False),
+    ],
 )
 def test_tracking_only_in_sequences_unless_asked(
-    tiny_setup, sphere_network, capsys, tmp_path, monkeypatch, fps, track, tracked
+    tiny_setup, sphere_network, capsys, tmp_path, monkeypatch, fps, apart, track, tracked
 ):
     from c2f_core.recon import take_run
 
@@ -246,7 +252,8 @@ def test_tracking_only_in_sequences_unless_asked(
     intr = Intrinsics(fx=300, fy=300, cx=160, cy=120, width=320, height=240, depth_scale=0.001, fps=fps)
     with TakeWriter(tmp_path / "take", intr) as writer:
         for i in range(2):
-            writer.write(i, color, depth)  # no timestamps: only fps can mark a sequence here
+            # no timestamps: only fps, or frames that share their depth, mark a sequence here
+            writer.write(i, color, depth * (1.3 if apart and i else 1.0))
     seen = []
     real_locate = take_run.locate_hand
 

@@ -97,8 +97,10 @@ def depth_motion(depth0: np.ndarray, depth1: np.ndarray, settings: LagSettings) 
     return _opened(valid & (np.abs(depth1 - depth0) > settings.depth_change_m))
 
 
-def choose_lag(inter: dict[int, int], union: dict[int, int], settings: LagSettings) -> tuple[int, float]:
-    """The lag the motion overlaps support and the overlap's IoU per lag (0 unless one clearly wins)."""
+def choose_lag(
+    inter: dict[int, int], union: dict[int, int], settings: LagSettings
+) -> tuple[int, dict[int, float]]:
+    """The lag the motion overlaps support (0 unless one clearly wins) and the overlap's IoU per lag."""
     scores = {k: inter[k] / union[k] if union[k] else 0.0 for k in inter}
     best = max(scores, key=lambda k: (scores[k], -abs(k)))
     clear = (
@@ -121,46 +123,46 @@ def _sample_pairs(take: Take, settings: LagSettings) -> list[int]:
     return [usable[i] for i in sorted(set(picks.tolist()))]
 
 
+def _pair_overlaps(take: Take, t: int, settings: LagSettings) -> dict[int, tuple[int, int]]:
+    """Lag -> (pixels moving in both streams, in either) between colour frames t and t+1.
+
+    Raises:
+        C2FError: when a frame cannot be read or colour and depth differ in size.
+    """
+    first, second = (take.read_frame(n, with_gt=False, check=False).color for n in (t, t + 1))
+    moved = color_motion(gray(first), gray(second), settings)
+    lags = range(-settings.max_lag, settings.max_lag + 1)
+    # Read once per pair (not kept across pairs: a long take of large frames would fill memory).
+    depths = {n: take.read_depth_file(n) for n in range(t + lags[0], t + lags[-1] + 2)}
+    overlaps = {}
+    for k in lags:
+        changed = depth_motion(depths[t + k], depths[t + k + 1], settings)
+        if changed.shape != moved.shape:
+            raise C2FError(f"colour frame {t} and depth file {t + k} differ in size")
+        overlaps[k] = (int(np.count_nonzero(moved & changed)), int(np.count_nonzero(moved | changed)))
+    return overlaps
+
+
 def estimate_depth_lag(take: Take, settings: LagSettings | None = None) -> DepthLag:
     """The take's depth lag, told from where colour and depth change together (0 when unclear)."""
     settings = settings or LagSettings()
-    starts = _sample_pairs(take, settings)
-    if not starts:
-        return DepthLag(0)
-    lags = range(-settings.max_lag, settings.max_lag + 1)
-    grays: dict[int, np.ndarray] = {}
-    depths: dict[int, np.ndarray] = {}
-
-    def gray_of(t: int) -> np.ndarray:
-        if t not in grays:
-            grays[t] = gray(take.read_frame(t, with_gt=False, check=False).color)
-        return grays[t]
-
-    def depth_of(t: int) -> np.ndarray:
-        if t not in depths:
-            depths[t] = take.read_depth_file(t)
-        return depths[t]
-
-    inter = dict.fromkeys(lags, 0)
-    union = dict.fromkeys(lags, 0)
+    inter: dict[int, int] = {}
+    union: dict[int, int] = {}
     compared = 0
-    for t in starts:
+    for t in _sample_pairs(take, settings):
         try:
-            moved = color_motion(gray_of(t), gray_of(t + 1), settings)
-            for k in lags:
-                changed = depth_motion(depth_of(t + k), depth_of(t + k + 1), settings)
-                if changed.shape != moved.shape:
-                    raise C2FError("colour and depth sizes differ")
-                inter[k] += int(np.count_nonzero(moved & changed))
-                union[k] += int(np.count_nonzero(moved | changed))
+            overlaps = _pair_overlaps(take, t, settings)
         except C2FError:
             continue  # an unreadable frame fails on its own turn, with its own message
+        for k, (both, either) in overlaps.items():
+            inter[k] = inter.get(k, 0) + both
+            union[k] = union.get(k, 0) + either
         compared += 1
     if not compared:
         return DepthLag(0)
     lag, scores = choose_lag(inter, union, settings)
-    best = max(scores, key=lambda k: (scores[k], -abs(k)))
-    return DepthLag(lag, scores, inter[lag if lag else best], compared)
+    shown = lag if lag else max(scores, key=lambda k: (scores[k], -abs(k)))
+    return DepthLag(lag, scores, inter[shown], compared)
 
 
 def parse_depth_lag(value: str) -> int | None:

@@ -164,10 +164,16 @@ def take_has_timing(take_dir: str | Path) -> bool:
 def is_sequence_take(take_dir: str | Path, frame_range: tuple[int, int] | None = None) -> bool:
     """Whether a take folder is a sequence that `c2f reconstruct --animate` can animate.
 
-    At least two frames (within `frame_range`, both ends included) that follow each other in time.
+    At least two frames (within `frame_range`, both ends included) that follow each other in time:
+    the take says so (a frame rate or timestamps), or its consecutive frames show one scene
+    (`take_depth.take_frames_follow`, as `c2f reconstruct` tells it).
     """
+    from .take_depth import take_frames_follow
+
     frames = count_take_frames(take_dir, frame_range)
-    return frames is not None and frames >= 2 and take_has_timing(take_dir)
+    if frames is None or frames < 2:
+        return False
+    return take_has_timing(take_dir) or take_frames_follow(take_dir, frame_range)
 
 
 def missing_frames(recon) -> list[int]:

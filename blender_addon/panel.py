@@ -14,6 +14,7 @@ from .import_report import (
     describe_mesh_choice,
     take_has_timing,
 )
+from .take_depth import cached_frames_follow
 
 
 @lru_cache(maxsize=8)
@@ -41,9 +42,20 @@ def input_frame_count(settings) -> int | None:
 
 
 def input_is_sequence(settings) -> bool:
-    """Whether Reconstruct's input can be animated: a take of 2 or more frames with a frame rate or timestamps."""
+    """Whether Reconstruct's input can be animated: a take of 2 or more frames with a frame rate or
+    timestamps, or whose consecutive frames show one scene (read again only when its depth changes)."""
     n_frames = input_frame_count(settings)
-    return n_frames is not None and n_frames > 1 and take_has_timing(bpy.path.abspath(settings.take_dir))
+    if n_frames is None or n_frames < 2:
+        return False
+    take_dir = bpy.path.abspath(settings.take_dir)
+    if take_has_timing(take_dir):
+        return True
+    try:
+        stamp = os.stat(os.path.join(take_dir, "depth")).st_mtime_ns
+    except OSError:
+        return False
+    frame_range = (settings.frame_first, settings.frame_last) if settings.use_frame_range else None
+    return cached_frames_follow(take_dir, frame_range, stamp)
 
 
 def automatic_choice_text(settings) -> str:

@@ -27,6 +27,7 @@ from .import_report import (
 )
 from .keyframes import key_shape_values, key_visibility
 from .layer_collections import importing_into
+from .take_depth import read_depth_png
 
 PARTS = ("hand", "object")
 MATERIAL_NAMES = {"hand": "C2F Hand", "object": "C2F Object"}
@@ -399,21 +400,6 @@ def _import_usd_cache(context, recon, collection, name) -> dict[str, list[bpy.ty
         if len(objects[part]) != 1:
             raise C2FError(f"{recon.usd}: expected one {part} mesh, found {len(objects[part])}")
     return objects
-
-
-def read_depth_png(path: Path) -> np.ndarray:
-    """Read a 16-bit depth PNG as (H, W) raw depth units (uint16), through Blender's image loader."""
-    image = bpy.data.images.load(str(path), check_existing=False)
-    try:
-        image.colorspace_settings.name = "Non-Color"
-        width, height = image.size
-        pixels = np.empty(width * height * image.channels, dtype=np.float32)
-        image.pixels.foreach_get(pixels)
-        # Blender loads 16-bit PNGs as floats value / 65535, bottom row first.
-        units = np.rint(pixels.reshape(height, width, image.channels)[::-1, :, 0] * 65535.0)
-        return units.astype(np.uint16)
-    finally:
-        bpy.data.images.remove(image)
 
 
 def add_depth_points(

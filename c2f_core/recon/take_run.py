@@ -106,7 +106,7 @@ def tracks(take: Take, track: str) -> tuple[bool, str | None]:
         return track == "on", None
     if is_sequence(take):
         return True, None
-    found = frames_follow(take)
+    found = frames_follow(take.read_depth_file, take.depth_files)
     return found.follows, found.describe()
 
 

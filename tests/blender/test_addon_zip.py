@@ -16,7 +16,9 @@ import c2f_core, trimesh
 outcome_import = bpy.ops.c2f.import_reconstruction(directory={out!r})
 scene = bpy.context.scene
 panel = bpy.types.C2F_PT_reconstruct
+take_depth = importlib.import_module("bl_ext.user_default.c2f_handobject.take_depth")
 result(
+    follows=take_depth.take_frames_follow({take!r}),
     before=before is not None, install=sorted(outcome), import_=sorted(outcome_import),
     enabled="bl_ext.user_default.c2f_handobject" in bpy.context.preferences.addons,
     c2f_core=c2f_core.__file__, trimesh=trimesh.__file__,
@@ -48,7 +50,7 @@ def test_zip_builds_validates_installs_and_imports_with_only_bundled_code(tmp_pa
         if (site / name).exists():
             (minimal / name).symlink_to(site / name)
     res = run_blender(
-        INSTALL_SCRIPT.format(zip=str(target), out=str(recon_dir)),
+        INSTALL_SCRIPT.format(zip=str(target), out=str(recon_dir), take=str(recon_dir.parent / "take")),
         tmp_path,
         python_args=("-S",),  # no site-packages, no .pth files: the editable c2f_core install is invisible
         setup=f"sys.path.append({str(minimal)!r})",
@@ -59,6 +61,7 @@ def test_zip_builds_validates_installs_and_imports_with_only_bundled_code(tmp_pa
     assert res["install"] == ["FINISHED"] and res["enabled"] and res["import_"] == ["FINISHED"]
     assert res["c2f_core"].startswith(extension_site) and res["trimesh"].startswith(extension_site)
     assert res["meshes"] == 6 and res["panel_poll"] is True
+    assert res["follows"] is True  # the take's frames share their depth: a sequence, told by bundled code
     assert {"reconstruct", "import_reconstruction", "check_worker", "add_depth_points"} <= set(
         res["operators"]
     )

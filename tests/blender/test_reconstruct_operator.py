@@ -258,16 +258,19 @@ def test_animate_is_on_by_default_and_reaches_the_worker_for_sequences_only(tmp_
     from tests.conftest import TINY_INTRINSICS, tiny_frame
 
     untimed = {
-        "independent": TINY_INTRINSICS,
-        "fps": Intrinsics(**{**TINY_INTRINSICS.to_dict(), "fps": 30.0}),
+        "independent": (TINY_INTRINSICS, 0.2),  # each frame 12-15 cm farther than the one before
+        "one scene": (TINY_INTRINSICS, 0.0),  # no frame rate, but the frames share their depth
+        "fps": (Intrinsics(**{**TINY_INTRINSICS.to_dict(), "fps": 30.0}), 0.2),
     }
-    for name, intrinsics in untimed.items():
+    for name, (intrinsics, step) in untimed.items():
         with TakeWriter(tmp_path / name, intrinsics) as writer:  # no timestamps
             for frame in (0, 1, 2):
-                writer.write(frame, *tiny_frame(frame))
+                color, depth = tiny_frame(frame)
+                writer.write(frame, color, depth * (1 + step * frame))
     takes = {
         "sequence": str(make_take("sequence", frame_ids=(0, 1, 2))),
         "sequence with a frame rate": str(tmp_path / "fps"),
+        "frames of one scene": str(tmp_path / "one scene"),
         "one-frame take": str(make_take("one", frame_ids=(0,))),
         "independent frames": str(tmp_path / "independent"),
         "missing": str(tmp_path / "missing"),
@@ -277,6 +280,7 @@ def test_animate_is_on_by_default_and_reaches_the_worker_for_sequences_only(tmp_
     assert res["animated"] == {
         "sequence": [True, True],
         "sequence with a frame rate": [True, True],
+        "frames of one scene": [True, True],
         "one-frame take": [False, False],
         "independent frames": [False, False],
         "missing": [False, False],

@@ -140,6 +140,11 @@ def _run_real(args: argparse.Namespace) -> int:
     missing = report["frames"] - report["meshed"]
     if missing:
         print(f"{missing} frame(s) without a reconstruction score 0 (IoU and points within)")
+    if report["depth_lag"]:
+        lag = report["depth_lag"]
+        print(
+            f"observed depth points of colour frame t from depth file t{lag:+d}, as the reconstruction paired them"
+        )
     if args.json:
         write_text_atomic(args.json, json.dumps(report, indent=1, default=float) + "\n")
     return 0

@@ -204,6 +204,7 @@ def evaluate_real_take(
         "prediction": str(recon.root),
         "take": str(take.root),
         "object_id": int(object_id),
+        "depth_lag": recon.depth_lag,
         "frames": len(ids),
         "meshed": sum(s.problem is None for s in scores),
         "summary": summarize_real(scores),

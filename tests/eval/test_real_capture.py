@@ -93,7 +93,9 @@ def test_frames_reconstructed_with_lagged_depth_are_scored_on_that_depth(labelle
     write_reconstruction_summary(
         out, name="take", intrinsics=INTR, frames=[0], failed={1: "no hand"}, depth_lag=1
     )
-    first = evaluate_real_take(str(out), str(take), OBJECT_ID, frames=[0], quiet=True)["per_frame"][0]
+    report = evaluate_real_take(str(out), str(take), OBJECT_ID, frames=[0], quiet=True)
+    first = report["per_frame"][0]
+    assert report["depth_lag"] == 1
     assert first["hand_within_5mm"] == 0.0  # depth file 1's hand points, all 2 cm off
     assert first["hand_iou"] == pytest.approx(30 / 40)  # the silhouettes go with the colour frame
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from .footage import COLOR_SUFFIXES
+
 
 def read_depth_png(path: Path) -> np.ndarray:
     """Read a 16-bit depth PNG as (H, W) raw depth units (uint16), through Blender's image loader."""
@@ -31,12 +33,30 @@ def read_depth_png(path: Path) -> np.ndarray:
         bpy.data.images.remove(image)
 
 
-def _depth_files(take_dir: Path, frame_range: tuple[int, int] | None) -> dict[int, Path]:
+def read_grey(path: Path) -> np.ndarray:
+    """Read a colour image (PNG or JPEG) as (H, W) grey levels 0-255, through Blender's image loader."""
+    from c2f_core.io.continuity import grey
+
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        image.colorspace_settings.name = "Non-Color"  # the stored values, not linearised
+        width, height = image.size
+        pixels = np.empty(width * height * image.channels, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+        rgb = pixels.reshape(height, width, image.channels)[::-1, :, :3] * 255.0
+        return grey(rgb) if image.channels >= 3 else rgb[..., 0]
+    finally:
+        bpy.data.images.remove(image)
+
+
+def _numbered(
+    folder: Path, suffixes: tuple[str, ...], frame_range: tuple[int, int] | None
+) -> dict[int, Path]:
     files = {}
-    with os.scandir(take_dir / "depth") as entries:
+    with os.scandir(folder) as entries:
         for entry in entries:
             stem, suffix = os.path.splitext(entry.name)
-            if stem.isdigit() and suffix.lower() == ".png":
+            if stem.isdigit() and suffix.lower() in suffixes:
                 files[int(stem)] = Path(entry.path)
     if frame_range is not None:
         first, last = frame_range
@@ -45,26 +65,30 @@ def _depth_files(take_dir: Path, frame_range: tuple[int, int] | None) -> dict[in
 
 
 def take_frames_follow(take_dir: str | Path, frame_range: tuple[int, int] | None = None) -> bool:
-    """Whether a take's consecutive frames (within `frame_range`) show one scene; False when unreadable.
-
-    Reads up to 16 depth files.
-    """
+    """Whether a take's frames (within `frame_range`) follow each other in time, told from the
+    frames as `c2f reconstruct` tells it; False when unreadable. Reads up to 40 images."""
     from c2f_core.io.continuity import frames_follow
 
     take_dir = Path(take_dir)
     try:
         scale = float(json.loads((take_dir / "intrinsics.json").read_text())["depth_scale"])
-        files = _depth_files(take_dir, frame_range)
+        depths = _numbered(take_dir / "depth", (".png",), frame_range)
+        colors = _numbered(take_dir / "color", COLOR_SUFFIXES, frame_range)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
-    def read(number: int) -> np.ndarray:
+    def loaded(read, path: Path) -> np.ndarray:
         try:
-            return read_depth_png(files[number]).astype(np.float32) * np.float32(scale)
+            return read(path)
         except RuntimeError as exc:  # Blender's loader on a file it cannot read
             raise OSError(str(exc)) from None
 
-    return frames_follow(read, files).follows
+    def read_depth(number: int) -> np.ndarray:
+        return loaded(read_depth_png, depths[number]).astype(np.float32) * np.float32(scale)
+
+    return frames_follow(
+        read_depth, lambda n: loaded(read_grey, colors[n]), depths.keys() & colors.keys()
+    ).follows
 
 
 @lru_cache(maxsize=8)

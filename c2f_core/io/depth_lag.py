@@ -23,9 +23,8 @@ import numpy as np
 from scipy import ndimage
 
 from c2f_core.errors import C2FError
+from c2f_core.io.continuity import grey
 from c2f_core.io.take import Take
-
-GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 @dataclass(frozen=True)
@@ -74,11 +73,6 @@ class DepthLag:
             f"depth lags colour by {self.lag:+d} frame(s): colour frame t is paired with depth file "
             f"t{self.lag:+d} (motion overlap over {self.pairs} frame pairs: {scores})"
         )
-
-
-def gray(color: np.ndarray) -> np.ndarray:
-    """(H, W) float32 grey levels 0-255 of an (H, W, 3) RGB image."""
-    return color.astype(np.float32) @ GRAY_WEIGHTS
 
 
 def _opened(mask: np.ndarray) -> np.ndarray:
@@ -130,7 +124,7 @@ def _pair_overlaps(take: Take, t: int, settings: LagSettings) -> dict[int, tuple
         C2FError: when a frame cannot be read or colour and depth differ in size.
     """
     first, second = (take.read_frame(n, with_gt=False, check=False).color for n in (t, t + 1))
-    moved = color_motion(gray(first), gray(second), settings)
+    moved = color_motion(grey(first), grey(second), settings)
     lags = range(-settings.max_lag, settings.max_lag + 1)
     # Read once per pair (not kept across pairs: a long take of large frames would fill memory).
     depths = {n: take.read_depth_file(n) for n in range(t + lags[0], t + lags[-1] + 2)}

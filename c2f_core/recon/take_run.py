@@ -23,7 +23,7 @@ import numpy as np
 from c2f_core.detect.base import HandDetector, HandSide
 from c2f_core.detect.side_vote import MIN_VOTES, SideVote, vote_frames, vote_side
 from c2f_core.errors import C2FError, NoSpaceError
-from c2f_core.io.continuity import frames_follow
+from c2f_core.io.continuity import frames_follow, grey
 from c2f_core.io.depth_lag import pair_depth
 from c2f_core.io.recon_output import (
     HAND_MESH_FIT,
@@ -106,7 +106,11 @@ def tracks(take: Take, track: str) -> tuple[bool, str | None]:
         return track == "on", None
     if is_sequence(take):
         return True, None
-    found = frames_follow(take.read_depth_file, take.depth_files)
+    found = frames_follow(
+        take.read_depth_file,
+        lambda n: grey(take.read_frame(n, with_gt=False, check=False).color),
+        [n for n in take.frame_ids if n in take.depth_files],
+    )
     return found.follows, found.describe()
 
 

@@ -6,7 +6,9 @@ import zipfile
 from pathlib import Path
 
 import build_addon
+from c2f_core.io.take import TakeWriter
 from tests.blender.conftest import run_blender
+from tests.conftest import TINY_INTRINSICS, tiny_frame
 
 INSTALL_SCRIPT = """
 import importlib.util
@@ -29,6 +31,10 @@ result(
 
 
 def test_zip_builds_validates_installs_and_imports_with_only_bundled_code(tmp_path, recon_dir):
+    still = tmp_path / "still"
+    with TakeWriter(still, TINY_INTRINSICS) as writer:
+        for frame in range(4):
+            writer.write(frame, *tiny_frame(0))
     target = build_addon.build(tmp_path / "dist", stage_root=tmp_path / "stage")  # raises if validation fails
     assert target.name == "c2f_handobject-0.1.0.zip"
     with zipfile.ZipFile(target) as archive:
@@ -50,7 +56,7 @@ def test_zip_builds_validates_installs_and_imports_with_only_bundled_code(tmp_pa
         if (site / name).exists():
             (minimal / name).symlink_to(site / name)
     res = run_blender(
-        INSTALL_SCRIPT.format(zip=str(target), out=str(recon_dir), take=str(recon_dir.parent / "take")),
+        INSTALL_SCRIPT.format(zip=str(target), out=str(recon_dir), take=str(still)),
         tmp_path,
         python_args=("-S",),  # no site-packages, no .pth files: the editable c2f_core install is invisible
         setup=f"sys.path.append({str(minimal)!r})",
@@ -61,7 +67,7 @@ def test_zip_builds_validates_installs_and_imports_with_only_bundled_code(tmp_pa
     assert res["install"] == ["FINISHED"] and res["enabled"] and res["import_"] == ["FINISHED"]
     assert res["c2f_core"].startswith(extension_site) and res["trimesh"].startswith(extension_site)
     assert res["meshes"] == 6 and res["panel_poll"] is True
-    assert res["follows"] is True  # the take's frames share their depth: a sequence, told by bundled code
+    assert res["follows"] is True  # a still recording without a frame rate: a sequence, told by bundled code
     assert {"reconstruct", "import_reconstruction", "check_worker", "add_depth_points"} <= set(
         res["operators"]
     )

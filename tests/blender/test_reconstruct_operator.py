@@ -259,13 +259,13 @@ def test_animate_is_on_by_default_and_reaches_the_worker_for_sequences_only(tmp_
 
     untimed = {
         "independent": (TINY_INTRINSICS, 0.2),  # each frame 12-15 cm farther than the one before
-        "one scene": (TINY_INTRINSICS, 0.0),  # no frame rate, but the frames share their depth
+        "one scene": (TINY_INTRINSICS, 0.0),  # no frame rate, but a still recording of one scene
         "fps": (Intrinsics(**{**TINY_INTRINSICS.to_dict(), "fps": 30.0}), 0.2),
     }
     for name, (intrinsics, step) in untimed.items():
         with TakeWriter(tmp_path / name, intrinsics) as writer:  # no timestamps
-            for frame in (0, 1, 2):
-                color, depth = tiny_frame(frame)
+            for frame in (0, 1, 2, 3):
+                color, depth = tiny_frame(0 if name == "one scene" else frame)
                 writer.write(frame, color, depth * (1 + step * frame))
     takes = {
         "sequence": str(make_take("sequence", frame_ids=(0, 1, 2))),

@@ -251,9 +251,9 @@ def test_tracking_only_in_sequences_unless_asked(
     color, depth = scene()
     intr = Intrinsics(fx=300, fy=300, cx=160, cy=120, width=320, height=240, depth_scale=0.001, fps=fps)
     with TakeWriter(tmp_path / "take", intr) as writer:
-        for i in range(2):
-            # no timestamps: only fps, or frames that share their depth, mark a sequence here
-            writer.write(i, color, depth * (1.3 if apart and i else 1.0))
+        for i in range(4):
+            # no timestamps: only fps, or a recording of one scene (here a still one), mark a sequence
+            writer.write(i, color, depth * (1 + 0.1 * i * apart))
     seen = []
     real_locate = take_run.locate_hand
 
@@ -276,7 +276,7 @@ def test_tracking_only_in_sequences_unless_asked(
         track,
         "--quiet",
     )
-    assert code == 0 and seen == [False, tracked]
+    assert code == 0 and seen == [False] + [tracked] * 3
 
 
 def test_hand_fit_option_writes_the_open_hand(tiny_setup, sphere_network, capsys, tmp_path):

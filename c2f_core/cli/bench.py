@@ -11,6 +11,7 @@ from c2f_core.cli.reconstruct import default_checkpoint
 from c2f_core.device import resolve_device
 from c2f_core.errors import C2FError
 from c2f_core.io.atomic import check_output_file, write_text_atomic
+from c2f_core.io.depth_lag import pair_depth
 from c2f_core.io.take import Take
 from c2f_core.recon.bench import format_bench, run_bench
 
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     network, config = load_model(args.checkpoint or default_checkpoint(), device)
     with tempfile.TemporaryDirectory(prefix="c2f-bench-") as tmp:
         if args.take:
-            take = Take.open(args.take)
+            # the crops `c2f reconstruct` finds: its depth pairing too
+            take = pair_depth(Take.open(args.take), "auto")[0]
         else:
             from c2f_core.synth.generate import generate_take
 

@@ -69,8 +69,9 @@ class DepthLag:
         scores = ", ".join(f"{k:+d}: {v:.4f}" for k, v in sorted(self.scores.items()))
         if self.lag == 0:
             return f"depth in step with colour (motion overlap over {self.pairs} frame pairs: {scores})"
+        how = f"lags colour by {self.lag:+d}" if self.lag > 0 else f"runs ahead of colour by {-self.lag}"
         return (
-            f"depth lags colour by {self.lag:+d} frame(s): colour frame t is paired with depth file "
+            f"depth {how} frame(s): colour frame t is paired with depth file "
             f"t{self.lag:+d} (motion overlap over {self.pairs} frame pairs: {scores})"
         )
 

@@ -43,6 +43,7 @@ def test_the_lag_is_told_from_where_colour_and_depth_move_together(tmp_path, del
     assert found.pairs > 0 and found.evidence_px >= LagSettings().min_evidence_px
     assert max(found.scores, key=found.scores.get) == delay
     assert ("in step" in found.describe()) == (delay == 0)
+    assert ("runs ahead of colour by 1 frame" in found.describe()) == (delay == -1)
 
 
 def test_a_take_that_does_not_move_keeps_its_pairing(tmp_path):

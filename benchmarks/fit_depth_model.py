@@ -53,12 +53,10 @@ def load_take(root: Path, depth_lag: int = 0) -> tuple[np.ndarray, np.ndarray, n
     intr = json.loads((root / "intrinsics.json").read_text())
     K = np.array([[intr["fx"], 0, intr["cx"]], [0, intr["fy"], intr["cy"]], [0, 0, 1]])
     depth_names = {int(p.stem): p.name for p in (root / "depth").glob("*.png")}
-    names = sorted(depth_names[i] for i in depth_names if i + depth_lag in depth_names)
+    frames = sorted(i for i in depth_names if i + depth_lag in depth_names)
+    names = [depth_names[i] for i in frames]  # of the colour and seg files too
     depth = np.stack(
-        [
-            cv2.imread(str(root / "depth" / depth_names[int(n[:-4]) + depth_lag]), cv2.IMREAD_UNCHANGED)
-            for n in names
-        ]
+        [cv2.imread(str(root / "depth" / depth_names[i + depth_lag]), cv2.IMREAD_UNCHANGED) for i in frames]
     )
     seg = np.stack([cv2.imread(str(root / "seg" / n), cv2.IMREAD_UNCHANGED) for n in names])
     rgb = np.stack([cv2.imread(str(root / "color" / n))[..., ::-1] for n in names])

@@ -86,7 +86,6 @@ def main() -> None:
     take = raw.with_depth_lag(recon.depth_lag if recon is not None else 0)
     ids = list(take.frame_ids)
     scored = parse_frames(args.frames, ids) if args.frames else ids
-    depth_files = raw.depth_ids()
     # each frame's truth is compared with up to five frames' images: read it once
     seg_of = functools.lru_cache(maxsize=8)(functools.partial(read_segmentation, args.take))
     joints_of = functools.lru_cache(maxsize=8)(functools.partial(read_joint_labels, args.take))
@@ -101,7 +100,7 @@ def main() -> None:
             row["off_skeleton_by_depth"] = {
                 k: off_skeleton_share(raw.read_depth_file(frame + k), data.K, seg, joints)
                 for k in OFFSETS
-                if frame + k in depth_files
+                if frame + k in raw.depth_files
             }
         if recon is not None and frame in recon.frames:
             meshes = read_frame_meshes(recon, frame)

@@ -112,15 +112,21 @@ def describe_mesh_choice(use_usd: bool, n_frames: int) -> str:
     return f"per-frame objects ({n_frames} frame{'s' * (n_frames != 1)}, up to {USD_CACHE_ABOVE_FRAMES})"
 
 
-def _frame_numbers(folder: Path, suffixes: tuple[str, ...]) -> set[int]:
-    """Frame numbers of the NNNNNN.<suffix> files in `folder` (names only; nothing is read)."""
-    numbers = set()
+def numbered_files(
+    folder: Path, suffixes: tuple[str, ...], frame_range: tuple[int, int] | None = None
+) -> dict[int, Path]:
+    """Frame number -> NNNNNN.<suffix> file in `folder` (within `frame_range`, both ends included;
+    names only, nothing is read)."""
+    files = {}
     with os.scandir(folder) as entries:
         for entry in entries:
             stem, suffix = os.path.splitext(entry.name)
             if stem.isdigit() and suffix.lower() in suffixes:
-                numbers.add(int(stem))
-    return numbers
+                files[int(stem)] = Path(entry.path)
+    if frame_range is not None:
+        first, last = frame_range
+        files = {n: path for n, path in files.items() if first <= n <= last}
+    return files
 
 
 def count_take_frames(take_dir: str | Path, frame_range: tuple[int, int] | None = None) -> int | None:
@@ -131,15 +137,11 @@ def count_take_frames(take_dir: str | Path, frame_range: tuple[int, int] | None 
     """
     take_dir = Path(take_dir)
     try:
-        frames = _frame_numbers(take_dir / "color", COLOR_SUFFIXES) & _frame_numbers(
-            take_dir / "depth", (".png",)
-        )
+        colors = numbered_files(take_dir / "color", COLOR_SUFFIXES, frame_range)
+        depths = numbered_files(take_dir / "depth", (".png",), frame_range)
     except OSError:
         return None
-    if frame_range is not None:
-        first, last = frame_range
-        frames = {frame for frame in frames if first <= frame <= last}
-    return len(frames)
+    return len(colors.keys() & depths.keys())
 
 
 def take_has_timing(take_dir: str | Path) -> bool:

@@ -8,7 +8,6 @@ the test `c2f reconstruct` makes before it tracks such a take).
 from __future__ import annotations
 
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import bpy
 import numpy as np
 
 from .footage import COLOR_SUFFIXES
+from .import_report import numbered_files
 
 
 def read_depth_png(path: Path) -> np.ndarray:
@@ -49,21 +49,6 @@ def read_grey(path: Path) -> np.ndarray:
         bpy.data.images.remove(image)
 
 
-def _numbered(
-    folder: Path, suffixes: tuple[str, ...], frame_range: tuple[int, int] | None
-) -> dict[int, Path]:
-    files = {}
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            stem, suffix = os.path.splitext(entry.name)
-            if stem.isdigit() and suffix.lower() in suffixes:
-                files[int(stem)] = Path(entry.path)
-    if frame_range is not None:
-        first, last = frame_range
-        files = {n: path for n, path in files.items() if first <= n <= last}
-    return files
-
-
 def take_frames_follow(take_dir: str | Path, frame_range: tuple[int, int] | None = None) -> bool:
     """Whether a take's frames (within `frame_range`) follow each other in time, told from the
     frames as `c2f reconstruct` tells it; False when unreadable. Reads up to 40 images."""
@@ -72,8 +57,8 @@ def take_frames_follow(take_dir: str | Path, frame_range: tuple[int, int] | None
     take_dir = Path(take_dir)
     try:
         scale = float(json.loads((take_dir / "intrinsics.json").read_text())["depth_scale"])
-        depths = _numbered(take_dir / "depth", (".png",), frame_range)
-        colors = _numbered(take_dir / "color", COLOR_SUFFIXES, frame_range)
+        depths = numbered_files(take_dir / "depth", (".png",), frame_range)
+        colors = numbered_files(take_dir / "color", COLOR_SUFFIXES, frame_range)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from c2f_core.detect.base import HandDetection, HandSide
+from c2f_core.io.continuity import spread_frames
 
 VOTE_FRAMES = 9
 """Frames sampled (evenly over the take) for the vote."""
@@ -46,10 +45,7 @@ class SideVote:
 
 def vote_frames(frame_ids: Sequence[int], count: int = VOTE_FRAMES) -> list[int]:
     """Up to `count` frame ids spread evenly over `frame_ids`, first and last included."""
-    if len(frame_ids) <= count:
-        return list(frame_ids)
-    picks = np.linspace(0, len(frame_ids) - 1, count).round().astype(int)
-    return [frame_ids[i] for i in sorted(set(picks.tolist()))]
+    return spread_frames(frame_ids, count)
 
 
 def vote_side(

@@ -18,8 +18,9 @@ question with Blender's image loader.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -41,6 +42,16 @@ STILL_CHANGE = 0.002
 PAIRS = 8
 """Frame pairs compared, spread over the take."""
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
+
+Item = TypeVar("Item")
+
+
+def spread_frames(frames: Sequence[Item], count: int) -> list[Item]:
+    """Up to `count` of `frames` spread evenly over them, first and last included, in order."""
+    if len(frames) <= count:
+        return list(frames)
+    picks = np.linspace(0, len(frames) - 1, count).round().astype(int)
+    return [frames[i] for i in sorted(set(picks.tolist()))]
 
 
 @dataclass(frozen=True)
@@ -129,9 +140,8 @@ def frames_follow(
     starts = sorted(t for t in present if t + 1 in present and t + GAP in present)
     if not starts:
         return Continuity(False, 0.0, 0.0, 0.0, 0)
-    spread = np.linspace(0, len(starts) - 1, min(pairs, len(starts))).round().astype(int)
     shares, moved_1, moved_gap = [], [], []
-    for t in sorted({starts[i] for i in spread}):
+    for t in spread_frames(starts, pairs):
         try:
             first, second = read_depth(t), read_depth(t + 1)
             greys = [read_grey(n) for n in (t, t + 1, t + GAP)]

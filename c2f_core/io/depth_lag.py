@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from c2f_core.errors import C2FError
-from c2f_core.io.continuity import grey
+from c2f_core.io.continuity import grey, spread_frames
 from c2f_core.io.take import Take
 
 
@@ -109,13 +109,10 @@ def choose_lag(
 def _sample_pairs(take: Take, settings: LagSettings) -> list[int]:
     """Frames t whose colour t, t+1 and every candidate depth t+k, t+k+1 are in the take."""
     ids = set(take.frame_ids)
-    depths = take.depth_ids()
+    depths = take.depth_files
     reach = range(-settings.max_lag, settings.max_lag + 2)
     usable = [t for t in take.frame_ids if t + 1 in ids and all(t + k in depths for k in reach)]
-    if len(usable) <= settings.pairs:
-        return usable
-    picks = np.linspace(0, len(usable) - 1, settings.pairs).round().astype(int)
-    return [usable[i] for i in sorted(set(picks.tolist()))]
+    return spread_frames(usable, settings.pairs)
 
 
 def _pair_overlaps(take: Take, t: int, settings: LagSettings) -> dict[int, tuple[int, int]]:

@@ -15,6 +15,7 @@ Reading is lazy: opening a take lists file names only, and frames are decoded on
 
 from __future__ import annotations
 
+import copy
 import itertools
 import re
 import zipfile
@@ -206,10 +207,6 @@ class Take:
             raise C2FError(f"take {self.name} has no frame {frame_id}")
         return self._frames[frame_id]
 
-    def depth_ids(self) -> set[int]:
-        """The numbers of the take's depth files."""
-        return set(self.depth_files)
-
     def read_depth_file(self, number: int) -> np.ndarray:
         """Depth file `number` in metres (0 = missing), whichever colour frame it is paired with."""
         if number not in self.depth_files:
@@ -230,9 +227,9 @@ class Take:
             if got != want:
                 borrowed[frame_id] = got
             frames[frame_id] = FramePaths(paths.color, self.depth_files[got], paths.gt)
-        take = Take(self.name, self.intrinsics, frames, root=self.root)
-        take.unpaired, take.timestamps = self.unpaired, self.timestamps
-        take.import_incomplete, take.depth_files = self.import_incomplete, self.depth_files
+        # The same frames, so the same ids and gaps: only the depth paths differ.
+        take = copy.copy(self)
+        take._frames = frames
         take.depth_lag, take.depth_borrowed = lag, borrowed
         return take
 

@@ -96,3 +96,16 @@ def _value_at(tree: object, dotted: str) -> object:
     for part in dotted.split("."):
         tree = tree.get(part) if isinstance(tree, dict) else None
     return tree
+
+
+def recorded_setting(out: Path, key: str) -> Any:
+    """A setting the first frame JSON of `out` records in "made_with" (None: no frames, or not recorded)."""
+    if not out.is_dir():
+        return None
+    for path in sorted(out.iterdir()):
+        if FRAME_JSON.match(path.name):
+            try:
+                return json.loads(path.read_text())["made_with"]["settings"].get(key)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                return None
+    return None

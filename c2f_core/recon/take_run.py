@@ -5,7 +5,8 @@ frame's meshes where the hand detector finds nothing (`recon.locate`). A take of
 the hand entering the picture, where the detector cannot find it yet and the depth-and-skin
 detector takes whatever skin it sees (a forearm, a face) for the hand, and tracking follows it:
 those lead-in frames are done again after the first frame with a detected hand, backwards, each
-cropped around the meshes of the frame after it.
+cropped around the meshes of the frame after it. Frames before the grasp then get the object
+where it stands (`recon.still_object`).
 
 A rerun skips complete frames, so a killed batch resumes where it stopped (`recon.resume`).
 """
@@ -13,6 +14,7 @@ A rerun skips complete frames, so a killed batch resumes where it stopped (`reco
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -42,13 +44,22 @@ from c2f_core.recon.extract import Mesh
 from c2f_core.recon.locate import FrameCrop, box_jump, locate_hand
 from c2f_core.recon.resume import check_resume, crop_from_files, made_with
 from c2f_core.recon.runner import FrameResult, ReconstructionSettings, make_detector, reconstruct_frame
+from c2f_core.recon.still_object import (
+    ObjectView,
+    StillObject,
+    StillObjectSettings,
+    find_still_object,
+    object_view,
+)
 from c2f_core.train.config import C2FConfig
 
 Event = dict[str, object]
+STILL = StillObjectSettings()
+"""When a frame's depth still shows the object of another (`recon.still_object`)."""
 
 
-def _previous_from_files(out: Path, frame_id: int, fmt: str) -> FrameResult | None:
-    """The result of an earlier run for `frame_id` (meshes only), to keep tracking across a resume."""
+def _meshes_from_files(out: Path, frame_id: int, fmt: str) -> tuple[Mesh, Mesh] | None:
+    """The hand and object meshes an earlier step wrote for `frame_id`, None when it has no result."""
     files = frame_files(out, frame_id, fmt)
     if not files.info.is_file():
         return None
@@ -61,6 +72,14 @@ def _previous_from_files(out: Path, frame_id: int, fmt: str) -> FrameResult | No
             meshes.append(Mesh(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int64)))
         except C2FError:
             meshes.append(Mesh.empty())
+    return meshes[0], meshes[1]
+
+
+def _previous_from_files(out: Path, frame_id: int, fmt: str) -> FrameResult | None:
+    """The result of an earlier run for `frame_id` (meshes only), to keep tracking across a resume."""
+    meshes = _meshes_from_files(out, frame_id, fmt)
+    if meshes is None:
+        return None
     return FrameResult(meshes[0], meshes[1], np.zeros((21, 3)), np.zeros(3), (0, 0, 0, 0), 0)
 
 
@@ -345,7 +364,9 @@ def reconstruct_take(
             emit(_frame_event(frame_id, files))
         emit({"event": "progress", "done": position + 1, "total": len(ids)})
     redone = _redo_lead_in(run, tally) if tracking and user_box is None else []
+    still = _place_still_object(run, tally) if tracking and settings.still_object else None
     summary = _finish(run, tally, checkpoint, write_usd)
+    summary["still_object"] = still.describe() if still is not None and still.frames else None
     summary["lead_in"] = redone
     summary["hand_side_vote"] = run.vote.describe() if run.vote is not None else None
     summary["depth_lag"] = depth_lag.lag
@@ -389,6 +410,48 @@ def _redo_lead_in(run: _TakeRun, tally: _Tally) -> list[int]:
         redone.append(frame_id)
         run.emit(_frame_event(frame_id, frame_files(run.out, frame_id, run.fmt), lead_in=True))
     return redone
+
+
+def _place_still_object(run: _TakeRun, tally: _Tally) -> StillObject | None:
+    """The frames before the grasp rewritten with the object where it stands (`recon.still_object`)."""
+    done = set(tally.done)
+    ids = [frame_id for frame_id in run.take.frame_ids if frame_id in done]
+
+    def view_of(frame_id: int) -> ObjectView | None:
+        meshes = _meshes_from_files(run.out, frame_id, run.fmt)
+        if meshes is None:
+            return None
+        try:
+            frame = run.take.read_frame(frame_id, with_gt=False)
+        except C2FError:
+            return None  # its files went bad since it was reconstructed: it cannot be judged
+        hand, obj = ((mesh.vertices, mesh.faces) for mesh in meshes)
+        return object_view(hand, obj, frame.depth_m, frame.K, STILL)
+
+    found = find_still_object(ids, view_of, STILL)
+    if found is None or not found.frames:
+        return found
+    source = _meshes_from_files(run.out, found.source, run.fmt)
+    source_info = json.loads(frame_files(run.out, found.source, run.fmt).info.read_text())
+    assert source is not None
+    for frame_id in found.frames:
+        files = frame_files(run.out, frame_id, run.fmt)
+        hand = _meshes_from_files(run.out, frame_id, run.fmt)
+        assert hand is not None
+        info = {k: v for k, v in json.loads(files.info.read_text()).items() if k not in ("frame", "meshes")}
+        info["object_center"] = source_info.get("object_center")
+        info["object_from_frame"] = found.source
+        info["warnings"] = [w for w in info.get("warnings", []) if w != "no object surface found"]
+        write_frame_result(
+            run.out,
+            frame_id,
+            (hand[0].vertices, hand[0].faces),
+            (source[1].vertices, source[1].faces),
+            info,
+            run.fmt,
+        )
+    run.emit({"event": "still_object", "frames": list(found.frames), "message": found.describe()})
+    return found
 
 
 def _finish(run: _TakeRun, tally: _Tally, checkpoint: str | None, write_usd: bool) -> dict:

@@ -162,6 +162,8 @@ def test_rerun_skips_done_frames_and_overwrite_redoes(tiny_setup, sphere_network
         "32",
         "--bbox",
         "90,60,230,200",
+        "--object-reach",
+        "0",  # the reach queries the field at the depth points too: only the grid's queries counted
     ]
     assert run(capsys, *args, "--frames", "0:0")[0] == 0
     first = (out / "000000_hand.ply").stat().st_mtime_ns
@@ -345,6 +347,12 @@ def test_seen_surface_reaches_are_asked_for_in_metres_and_recorded(
     assert (settings["hand_reach_m"], settings["object_reach_m"]) == (0.05, 0.04)
     # the seen surfaces come from the network's fields at the crop's depth points
     assert sphere_network["queries"] == 32**3 + TINY["data"]["n_pcl"]
+    # unasked, the object's reach is on for per-frame meshes and off for a take to animate
+    for animate, reach in (([], 0.04), (["--animate"], 0.0)):
+        folder = tmp_path / f"default{len(animate)}"
+        reconstruct(capsys, tiny_setup, folder, *args, *animate)
+        settings = json.loads((folder / "000000.json").read_text())["made_with"]["settings"]
+        assert settings["object_reach_m"] == reach
 
 
 def test_a_depth_lag_pairs_each_frame_with_a_later_depth_file_and_is_recorded(

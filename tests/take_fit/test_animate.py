@@ -43,7 +43,8 @@ def reconstructed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 def test_reconstruct_animate_writes_the_animation_folder(reconstructed, tmp_path: Path) -> None:
     take, out = reconstructed
     out = Path(shutil.copytree(out, tmp_path / "out"))
-    # The frames are done already: the rerun skips them and fits the take.
+    # The frames are done already: the rerun skips them (with the object's reach they were made
+    # with, though --animate alone would leave it off) and fits the take.
     assert main(["reconstruct", str(take), "--out", str(out), "--device", "cpu", "--animate", "-q"]) == 0
     assert has_animation(out)
     files = animation_files(out)
@@ -69,7 +70,7 @@ def test_reconstruct_animate_writes_the_animation_folder(reconstructed, tmp_path
         np.testing.assert_allclose(OPENCV_TO_GLTF @ object_world[:3, 3], pose["translation"], atol=1e-5)
 
 
-def test_animate_bridges_a_failed_frame(reconstructed, tmp_path: Path) -> None:
+def test_animate_bridges_a_failed_frame(reconstructed, tmp_path: Path, capsys) -> None:
     _, out = reconstructed
     out = Path(shutil.copytree(out, tmp_path / "out"))
     summary_path = out / "reconstruction.json"
@@ -78,6 +79,8 @@ def test_animate_bridges_a_failed_frame(reconstructed, tmp_path: Path) -> None:
     summary["failed"] = {"3": "no surface found"}
     summary_path.write_text(json.dumps(summary))
     assert main(["animate", str(out), "-q"]) == 0
+    # reconstructed without --animate: its objects were trimmed to their seen surface, and it says so
+    assert "reconstruct with --object-reach 0" in capsys.readouterr().err
     poses = read_poses(out)
     assert poses["frames"] == list(range(FRAMES))
     assert [f["bridged"] for f in poses["hand"]["per_frame"]] == [t == 3 for t in range(FRAMES)]

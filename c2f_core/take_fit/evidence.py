@@ -235,6 +235,11 @@ def load_take_evidence(
         rgbd = take.read_frame(frame, with_gt=False)
         record = _frame_record(recon, frame)
         pixels = _array(record.get("landmarks_2d"), (21, 2))
+        obj = (meshes.object_vertices, meshes.object_faces)
+        if record.get("object_from_frame") is not None:
+            # Another frame's mesh (`recon.still_object`): no evidence of this frame's own, and the
+            # object's track and fusion would count that frame's mesh again.
+            obj = (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64))
         confidence = _array(record.get("landmark_confidence"), (21,))
         per_frame.append(
             frame_evidence(
@@ -243,7 +248,7 @@ def load_take_evidence(
                 rgbd.K,
                 (meshes.hand_vertices, meshes.hand_faces),
                 _array(record.get("joints"), (21, 3)),
-                (meshes.object_vertices, meshes.object_faces),
+                obj,
                 config,
                 None if pixels is None or confidence is None else (pixels, confidence),
             )

@@ -347,12 +347,22 @@ def test_seen_surface_reaches_are_asked_for_in_metres_and_recorded(
     assert (settings["hand_reach_m"], settings["object_reach_m"]) == (0.05, 0.04)
     # the seen surfaces come from the network's fields at the crop's depth points
     assert sphere_network["queries"] == 32**3 + TINY["data"]["n_pcl"]
-    # unasked, the object's reach is on for per-frame meshes and off for a take to animate
-    for animate, reach in (([], 0.04), (["--animate"], 0.0)):
-        folder = tmp_path / f"default{len(animate)}"
-        reconstruct(capsys, tiny_setup, folder, *args, *animate)
+    # unasked, the object's reach and the object before the grasp are on for per-frame meshes and
+    # off for a take to animate; asked for, they are as asked
+    for options, reach, still in (
+        ([], 0.04, True),
+        (["--animate"], 0.0, False),
+        (["--animate", "--object-reach", "0.03", "--still-object", "on"], 0.03, True),
+        (["--still-object", "off"], 0.04, False),
+    ):
+        folder = tmp_path / f"default{len(options)}{reach}{still}"
+        reconstruct(capsys, tiny_setup, folder, *args, *options)
         settings = json.loads((folder / "000000.json").read_text())["made_with"]["settings"]
-        assert settings["object_reach_m"] == reach
+        assert (settings["object_reach_m"], settings["still_object"]) == (reach, still)
+    # --animate on a folder made without it resumes with what made its frames
+    folder = tmp_path / "default00.04True"
+    code, _, err = reconstruct(capsys, tiny_setup, folder, *args, "--animate")
+    assert "holds frames made with" not in err
 
 
 def test_a_depth_lag_pairs_each_frame_with_a_later_depth_file_and_is_recorded(

@@ -92,3 +92,17 @@ def test_animate_refuses_a_missing_folder(tmp_path: Path, capsys: pytest.Capture
     assert main(["animate", str(tmp_path / "nothing")]) == 2
     assert "reconstruction folder not found" in capsys.readouterr().err
     assert not (tmp_path / "nothing").exists()
+
+
+def test_an_object_copied_from_another_frame_is_no_evidence(reconstructed, tmp_path: Path) -> None:
+    from c2f_core.take_fit.evidence import load_take_evidence
+
+    _, out = reconstructed
+    out = Path(shutil.copytree(out, tmp_path / "out"))
+    info_path = out / "000001.json"
+    info = json.loads(info_path.read_text())
+    info["object_from_frame"] = 2  # as `recon.still_object` marks the frames before a grasp
+    info_path.write_text(json.dumps(info))
+    evidence = load_take_evidence(out)
+    assert len(evidence.per_frame[1].object_vertices) == 0 and len(evidence.per_frame[1].object_points) == 0
+    assert all(len(evidence.per_frame[f].object_vertices) > 0 for f in (0, 2))

@@ -110,8 +110,8 @@ class ReconstructionSettings:
     """In a tracked sequence, the frames before the grasp get the object the network meshed at the
     grasp, where their depth shows it still stands (``recon.still_object``): cropped around the
     reaching hand, the network sees no object there. On the real DexYCB take (the can meshed in
-    frames 0-10, without the object's reach) object IoU 0.514 -> 0.586, object points within 10 mm
-    77.5% -> 90.8%."""
+    frames 0-11) object IoU 0.553 -> 0.665, object points within 10 mm 77.5% -> 91.4% (without
+    the object's reach 0.514 -> 0.621, 77.5% -> 91.2%)."""
     hand_hull_m: float = 0.015
     """With landmarks, the hand is kept within this distance (metres, at the palm's depth) of its 2D
     skeleton (``recon.constraints.hand_hull_mask``); 0 turns the hull off."""
@@ -133,8 +133,8 @@ class ReconstructionSettings:
     """The object is kept within this distance of the depth points on its surface, or behind them
     (`object_lateral_m`; `c2f reconstruct --object-reach`, which leaves it off for a take to
     animate); 0 turns it off. It trims the object the network spreads into the space the hand
-    hides and behind the forearm: on the real DexYCB take (with `still_object`) object IoU 0.586 ->
-    0.637, 3 cm the same (0.514 -> 0.553 without `still_object`). Measured before the depth lag: 4 cm (with
+    hides and behind the forearm: on the real DexYCB take (with `still_object`) object IoU 0.621 ->
+    0.665 (0.514 -> 0.553 without `still_object`, 3 cm the same). Measured before the depth lag: 4 cm (with
     the hand's 5 cm) gave raw F_o@10 0.648 -> 0.674 on the 50 benchmark frames, 0.453 -> 0.466 on
     the real-look ones, object IoU 0.469 -> 0.506 on the real DexYCB take. The animated takes fuse
     the per-frame objects, and there it cost (the 30-frame take's fused object 0.769 -> 0.786 cm²).

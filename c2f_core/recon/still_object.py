@@ -16,7 +16,11 @@ grasp, where the depth shows it still stands:
    from either frame's hand within `agree_m`) gets the source's object; the first frame that does
    not ends the walk (the object was elsewhere, or not there yet).
 
-Numpy only; meshes in metres, OpenCV camera frame.
+The copy is the grasp frame's mesh, whose side the fingers hid is the network's guess; seen
+whole before the grasp, that side shows, and what the copied frames' depth sees through is
+carved off it once (`carve_seen_through`).
+
+Meshes in metres, OpenCV camera frame.
 """
 
 from __future__ import annotations
@@ -27,9 +31,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from c2f_core.geometry.camera import project
+from c2f_core.geometry.grid import GridCube, index_to_point, linear_to_index
+from c2f_core.geometry.mesh_sdf import signed_distance
 from c2f_core.geometry.raster import rasterize_depth
+from c2f_core.recon.extract import keep_largest_component, marching_cubes_masked
 
-Mesh = tuple[np.ndarray, np.ndarray]
+Arrays = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,13 @@ class StillObjectSettings:
     in the 12 frames before the grasp."""
     min_pixels: int = 200
     """Fewer pixels than this to judge by: no judgement (the object is too small or too hidden)."""
+    carve_margin_m: float = 0.005
+    """What lies more than this in front of the copied frames' depth is carved off the copy (the
+    free-space margin of reconstruction, `ReconstructionSettings.free_space_m`)."""
+    carve_voxel_m: float = 0.0025
+    """Grid spacing of the carved copy (the network's meshes: 2.3 mm at 128^3)."""
+    carve_frames: int = 15
+    """At most this many of the copied frames' depth maps (spread over them) carve the copy."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +85,7 @@ class ObjectView:
 
 
 def object_view(
-    hand: Mesh, obj: Mesh, observed_m: np.ndarray, K: np.ndarray, settings: StillObjectSettings
+    hand: Arrays, obj: Arrays, observed_m: np.ndarray, K: np.ndarray, settings: StillObjectSettings
 ) -> ObjectView:
     """Render one frame's hand and object meshes into its (H, W) depth image's camera."""
     height, width = observed_m.shape
@@ -178,3 +193,37 @@ def find_still_object(
             frames.append(ids[earlier])
         return StillObject(ids[position], ids[source_position], tuple(frames))
     return None
+
+
+def carve_seen_through(
+    obj: Arrays, depths_m: Sequence[np.ndarray], K: np.ndarray, settings: StillObjectSettings
+) -> Arrays:
+    """The object with what the depth maps (H, W, metres, 0 missing; one camera) saw through
+    carved off: its signed distance on a grid, raised where a point lies more than `carve_margin_m`
+    in front of the per-pixel median depth (the free-space bound of reconstruction), meshed again;
+    the largest piece. The object as it was when nothing is left of it."""
+    vertices = np.asarray(obj[0], np.float64)
+    if len(vertices) == 0 or not len(depths_m):
+        return obj
+    stack = np.stack([np.where(d > 0, d, np.nan) for d in depths_m]).astype(np.float32)
+    with np.errstate(all="ignore"):
+        median = np.nanmedian(stack, axis=0)  # a hand passing in some frames is outvoted
+    voxel = settings.carve_voxel_m
+    low = vertices.min(0) - 3 * voxel
+    resolution = int(np.ceil((vertices.max(0) + 3 * voxel - low).max() / voxel)) + 1
+    cube = GridCube(origin=low, voxel_size=voxel, resolution=resolution)
+    points = index_to_point(linear_to_index(np.arange(cube.num_samples), resolution), cube)
+    sdf = signed_distance(points, vertices, np.asarray(obj[1], np.int64))
+    uv, z = project(points, K)
+    u, v = np.round(uv[:, 0]).astype(int), np.round(uv[:, 1]).astype(int)
+    inside = (z > 0) & (u >= 0) & (u < median.shape[1]) & (v >= 0) & (v < median.shape[0])
+    free = np.full(len(points), -np.inf)
+    free[inside] = median[v[inside], u[inside]] - z[inside] - settings.carve_margin_m
+    free[~np.isfinite(free)] = -np.inf  # pixels without depth say nothing
+    sdf = np.where(sdf <= 0, np.maximum(sdf, free), sdf)  # a sample on the surface too
+    mesh = keep_largest_component(
+        marching_cubes_masked(sdf.reshape((resolution,) * 3).astype(np.float32), cube)
+    )
+    if mesh.is_empty:
+        return obj
+    return mesh.vertices, mesh.faces

@@ -25,7 +25,7 @@ import numpy as np
 from c2f_core.detect.base import HandDetector, HandSide
 from c2f_core.detect.side_vote import MIN_VOTES, SideVote, vote_frames, vote_side
 from c2f_core.errors import C2FError, NoSpaceError
-from c2f_core.io.continuity import frames_follow, grey
+from c2f_core.io.continuity import frames_follow, grey, spread_frames
 from c2f_core.io.depth_lag import pair_depth
 from c2f_core.io.recon_output import (
     HAND_MESH_FIT,
@@ -48,6 +48,7 @@ from c2f_core.recon.still_object import (
     ObjectView,
     StillObject,
     StillObjectSettings,
+    carve_seen_through,
     find_still_object,
     object_view,
 )
@@ -434,6 +435,10 @@ def _place_still_object(run: _TakeRun, tally: _Tally) -> StillObject | None:
     source = _meshes_from_files(run.out, found.source, run.fmt)
     source_info = json.loads(frame_files(run.out, found.source, run.fmt).info.read_text())
     assert source is not None
+    seen = [run.take.read_frame(f, with_gt=False) for f in spread_frames(found.frames, STILL.carve_frames)]
+    copy = carve_seen_through(
+        (source[1].vertices, source[1].faces), [frame.depth_m for frame in seen], seen[0].K, STILL
+    )
     for frame_id in found.frames:
         files = frame_files(run.out, frame_id, run.fmt)
         hand = _meshes_from_files(run.out, frame_id, run.fmt)
@@ -446,7 +451,7 @@ def _place_still_object(run: _TakeRun, tally: _Tally) -> StillObject | None:
             run.out,
             frame_id,
             (hand[0].vertices, hand[0].faces),
-            (source[1].vertices, source[1].faces),
+            copy,
             info,
             run.fmt,
         )

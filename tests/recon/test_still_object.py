@@ -12,7 +12,12 @@ from c2f_core.io.take import Take, TakeWriter
 from c2f_core.recon import take_run
 from c2f_core.recon.extract import Mesh
 from c2f_core.recon.runner import FrameResult, ReconstructionSettings
-from c2f_core.recon.still_object import StillObjectSettings, find_still_object, object_view
+from c2f_core.recon.still_object import (
+    StillObjectSettings,
+    carve_seen_through,
+    find_still_object,
+    object_view,
+)
 
 K = np.array([[300.0, 0, 160], [0, 300.0, 120], [0, 0, 1]])
 SIZE = (240, 320)
@@ -106,14 +111,39 @@ def test_a_take_run_rewrites_the_frames_before_the_grasp(tmp_path, monkeypatch, 
         write_usd=False, on_event=events.append,
     )  # fmt: skip
     first = json.loads((out / "000000.json").read_text())
-    box_vertices = len(trimesh.load(out / "000004_object.ply").vertices)
+    copies = [trimesh.load(out / f"00000{f}_object.ply", process=False) for f in range(4)]
     if still_object:
         assert "frames 0-3 show it where frame 4 meshed it" in summary["still_object"]
         assert first["object_from_frame"] == 4
         assert first["object_center"] == pytest.approx(BOX.vertices.mean(0))
-        assert len(trimesh.load(out / "000000_object.ply").vertices) == box_vertices
-        assert first["meshes"]["object"]["vertices"] == box_vertices
+        # the box, meshed again after carving (nothing to carve: the depth shows it as it is)
+        np.testing.assert_allclose(copies[0].bounds, BOX.bounds, atol=0.004)
+        assert all(np.array_equal(c.vertices, copies[0].vertices) for c in copies)
+        assert first["meshes"]["object"]["vertices"] == len(copies[0].vertices)
         assert any(e["event"] == "still_object" for e in events)
     else:
         assert summary["still_object"] is None and "object_from_frame" not in first
-        assert len(trimesh.load(out / "000000_object.ply").vertices) != box_vertices
+        assert copies[0].bounds[1, 0] < 0  # the blob on the reaching hand
+
+
+def test_the_copy_loses_what_the_depth_sees_through():
+    swollen = trimesh.creation.box(
+        (0.1, 0.1, 0.06), trimesh.transformations.translation_matrix([0.05, 0, 0.55])
+    )
+    depth = observed(4)  # the 6 cm box where it stands, the hand beside it, the table
+    carved = carve_seen_through(_mesh(swollen), [depth, depth, np.zeros(SIZE)], K, StillObjectSettings())
+
+    def over_table(vertices):
+        uv = np.round(np.asarray(vertices)[:, :2] / np.asarray(vertices)[:, 2:] * 300 + [160, 120]).astype(
+            int
+        )
+        return float((depth[uv[:, 1], uv[:, 0]] >= TABLE_M).mean())
+
+    # around the box the camera sees the table through the swollen copy: that part goes
+    before = over_table(trimesh.sample.sample_surface(swollen, 4000, seed=0)[0])
+    assert before > 0.5 and over_table(carved[0]) < 0.1  # what is left: silhouette pixels
+    low, high = np.asarray(carved[0]).min(0), np.asarray(carved[0]).max(0)
+    assert low[0] < 0.02 - 0.01  # where the hand stands in front, nothing is seen through: kept
+    assert high[2] == pytest.approx(0.58, abs=0.004)  # the far side is hidden: kept
+    nothing = carve_seen_through((np.zeros((0, 3)), np.zeros((0, 3), int)), [depth], K, StillObjectSettings())
+    assert len(nothing[0]) == 0

@@ -38,6 +38,9 @@ from c2f_core.geometry.raster import rasterize_depth
 from c2f_core.recon.extract import keep_largest_component, marching_cubes_masked
 
 Arrays = tuple[np.ndarray, np.ndarray]
+MAX_CARVE_RESOLUTION = 160
+"""Samples per axis of the carving grid at most (4 M samples, about 0.3 GB and a few seconds while
+carving): an object larger than 38 cm is carved on a coarser grid."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,7 @@ def find_still_object(
         if any(v is None or same_place(first, v) < settings.same_iou for v in following):
             continue
         candidates = [first, *following]
-        scores = [support(v, settings) for v in candidates if v is not None]
+        scores = [support(v, settings) for v in candidates if v is not None]  # all are (checked above)
         best = int(np.argmax(scores))
         source_position = position + best
         source = candidates[best]
@@ -208,7 +211,8 @@ def carve_seen_through(
     stack = np.stack([np.where(d > 0, d, np.nan) for d in depths_m]).astype(np.float32)
     with np.errstate(all="ignore"):
         median = np.nanmedian(stack, axis=0)  # a hand passing in some frames is outvoted
-    voxel = settings.carve_voxel_m
+    extent = float((vertices.max(0) - vertices.min(0)).max())
+    voxel = max(settings.carve_voxel_m, extent / (MAX_CARVE_RESOLUTION - 7))  # a huge mesh: coarser
     low = vertices.min(0) - 3 * voxel
     resolution = int(np.ceil((vertices.max(0) + 3 * voxel - low).max() / voxel)) + 1
     cube = GridCube(origin=low, voxel_size=voxel, resolution=resolution)

@@ -147,3 +147,10 @@ def test_the_copy_loses_what_the_depth_sees_through():
     assert high[2] == pytest.approx(0.58, abs=0.004)  # the far side is hidden: kept
     nothing = carve_seen_through((np.zeros((0, 3)), np.zeros((0, 3), int)), [depth], K, StillObjectSettings())
     assert len(nothing[0]) == 0
+
+
+def test_a_huge_copy_is_carved_on_a_coarser_grid():
+    huge = trimesh.creation.box((2.0, 2.0, 0.06), trimesh.transformations.translation_matrix([0, 0, 0.55]))
+    carved = carve_seen_through(_mesh(huge), [observed(4)], K, StillObjectSettings())
+    spacing = np.diff(np.unique(np.round(np.asarray(carved[0])[:, 2], 6)))
+    assert len(carved[1]) > 0 and spacing.max() > 2 * StillObjectSettings().carve_voxel_m

@@ -25,6 +25,7 @@ Meshes in metres, OpenCV camera frame.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -209,7 +210,8 @@ def carve_seen_through(
     if len(vertices) == 0 or not len(depths_m):
         return obj
     stack = np.stack([np.where(d > 0, d, np.nan) for d in depths_m]).astype(np.float32)
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pixels without depth in any frame: NaN
         median = np.nanmedian(stack, axis=0)  # a hand passing in some frames is outvoted
     extent = float((vertices.max(0) - vertices.min(0)).max())
     voxel = max(settings.carve_voxel_m, extent / (MAX_CARVE_RESOLUTION - 7))  # a huge mesh: coarser

@@ -1,6 +1,7 @@
 """The object before the grasp: frames of a reach get the object where it stands."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -145,6 +146,11 @@ def test_the_copy_loses_what_the_depth_sees_through():
     low, high = np.asarray(carved[0]).min(0), np.asarray(carved[0]).max(0)
     assert low[0] < 0.02 - 0.01  # where the hand stands in front, nothing is seen through: kept
     assert high[2] == pytest.approx(0.58, abs=0.004)  # the far side is hidden: kept
+    holed = depth.copy()
+    holed[:20, :20] = 0  # no depth there in any frame: says nothing, quietly
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(carve_seen_through(_mesh(swollen), [holed, holed], K, StillObjectSettings())[1]) > 0
     nothing = carve_seen_through((np.zeros((0, 3)), np.zeros((0, 3), int)), [depth], K, StillObjectSettings())
     assert len(nothing[0]) == 0
 

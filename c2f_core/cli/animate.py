@@ -10,7 +10,7 @@ from pathlib import Path
 from c2f_core.errors import C2FError
 from c2f_core.io.animation_output import ANIMATION_DIR
 from c2f_core.io.lock import output_lock
-from c2f_core.recon.resume import recorded_setting
+from c2f_core.recon.resume import recorded_settings
 
 STAGES = {
     "evidence": "reading the frames",
@@ -58,7 +58,7 @@ def animate_folder(out: Path, take: Path | None, quiet: bool, jsonl: bool = Fals
         elif event.get("event") == "warning":
             print(f"c2f: warning: {event['message']}", file=sys.stderr)
 
-    reach = recorded_setting(out, "object_reach_m") or 0.0
+    reach = recorded_settings(out).get("object_reach_m") or 0.0
     if reach:
         emit({"event": "warning", "message": f"{out}'s objects were kept within {reach:g} m of their seen "
               "surface (--object-reach): the fused object is thinner than from the whole field; "

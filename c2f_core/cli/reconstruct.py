@@ -19,7 +19,7 @@ from c2f_core.io.mesh_io import MESH_FORMATS
 from c2f_core.io.take import Take
 from c2f_core.progress import progress
 from c2f_core.recon.crop import parse_bbox
-from c2f_core.recon.resume import recorded_setting
+from c2f_core.recon.resume import recorded_settings
 from c2f_core.recon.runner import ReconstructionSettings
 from c2f_core.recon.take_run import reconstruct_take
 
@@ -197,7 +197,7 @@ def _animate(out: Path, take: Take, quiet: bool, jsonl: bool, emit) -> int:
     return 0
 
 
-ANIMATE_OFF = ("object_reach_m", "still_object")
+ANIMATE_OFF: dict[str, object] = {"object_reach_m": 0.0, "still_object": False}
 """Settings `--animate` turns off unless asked: the take-level fit wants all the network saw of the
 object in each frame (trimmed objects fused worse: the 30-frame take's fused object 0.769 -> 0.786
 cm²), and carries the fused object back to where it stood before the grasp by itself (with the
@@ -208,8 +208,7 @@ def animate_defaults(
     settings: ReconstructionSettings, asked: dict[str, bool], animate: bool
 ) -> ReconstructionSettings:
     """`settings` with those of `ANIMATE_OFF` not `asked` for turned off for a take to animate."""
-    off = {"object_reach_m": 0.0, "still_object": False}
-    return dataclasses.replace(settings, **{k: v for k, v in off.items() if animate and not asked[k]})
+    return dataclasses.replace(settings, **{k: v for k, v in ANIMATE_OFF.items() if animate and not asked[k]})
 
 
 def follow_folder(
@@ -218,10 +217,10 @@ def follow_folder(
     """`settings` with those of `ANIMATE_OFF` not `asked` for as the frames in `out` were made, so
     that `--animate` on a folder reconstructed without it resumes (and `c2f animate` says what
     it got)."""
-    if overwrite:
-        return settings
-    earlier = {k: recorded_setting(out, k) for k in ANIMATE_OFF if not asked[k]}
-    return dataclasses.replace(settings, **{k: v for k, v in earlier.items() if v is not None})
+    earlier = {} if overwrite else recorded_settings(out)
+    return dataclasses.replace(
+        settings, **{k: earlier[k] for k in ANIMATE_OFF if not asked[k] and earlier.get(k) is not None}
+    )
 
 
 def _run(args: argparse.Namespace, emit) -> int:

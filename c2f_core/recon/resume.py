@@ -98,14 +98,15 @@ def _value_at(tree: object, dotted: str) -> object:
     return tree
 
 
-def recorded_setting(out: Path, key: str) -> Any:
-    """A setting the first frame JSON of `out` records in "made_with" (None: no frames, or not recorded)."""
+def recorded_settings(out: Path) -> dict[str, Any]:
+    """The settings the first frame JSON of `out` records in "made_with" (empty: no frames, or not recorded)."""
     if not out.is_dir():
-        return None
+        return {}
     for path in sorted(out.iterdir()):
         if FRAME_JSON.match(path.name):
             try:
-                return json.loads(path.read_text())["made_with"]["settings"].get(key)
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                return None
-    return None
+                settings = json.loads(path.read_text())["made_with"]["settings"]
+            except (OSError, ValueError, KeyError, TypeError):
+                return {}
+            return settings if isinstance(settings, dict) else {}
+    return {}

@@ -178,17 +178,16 @@ def find_still_object(
 
     for position in range(len(ids) - settings.run):
         first = view(position)
-        if first is None or support(first, settings) < settings.support:
+        first_support = 0.0 if first is None else support(first, settings)
+        if first is None or first_support < settings.support:
             continue
         following = [view(position + step) for step in range(1, settings.run + 1)]
         if any(v is None or same_place(first, v) < settings.same_iou for v in following):
             continue
-        candidates = [first, *following]
-        scores = [support(v, settings) for v in candidates if v is not None]  # all are (checked above)
+        candidates = [first, *(v for v in following if v is not None)]  # all are (checked above)
+        scores = [first_support, *(support(v, settings) for v in candidates[1:])]
         best = int(np.argmax(scores))
-        source_position = position + best
-        source = candidates[best]
-        assert source is not None
+        source_position, source = position + best, candidates[best]
         frames = []
         for earlier in range(position - 1, -1, -1):  # from the grasp on, each frame keeps its own
             frame = cache[earlier] if earlier in cache else view_of(ids[earlier])

@@ -58,7 +58,13 @@ def animate_folder(out: Path, take: Path | None, quiet: bool, jsonl: bool = Fals
         elif event.get("event") == "warning":
             print(f"c2f: warning: {event['message']}", file=sys.stderr)
 
-    reach = recorded_settings(out).get("object_reach_m") or 0.0
+    recorded = recorded_settings(out)
+    reach = recorded.get("object_reach_m") or 0.0
+    snap = recorded.get("depth_snap_m") or 0.0
+    if snap:
+        emit({"event": "warning", "message": f"{out}'s meshes were moved onto the depth (--depth-snap "
+              f"{snap:g}): the rigged hand fits them worse than the network's own; reconstruct with "
+              "--depth-snap 0 (as --animate does) to animate it"})  # fmt: skip
     if reach:
         emit({"event": "warning", "message": f"{out}'s objects were kept within {reach:g} m of their seen "
               "surface (--object-reach): the fused object is thinner than from the whole field; "

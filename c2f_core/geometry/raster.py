@@ -17,6 +17,8 @@ from c2f_core.geometry.camera import project
 SMALL_TRIANGLE_PX = 8
 """Triangles whose pixel box fits in this many pixels a side are rasterised together, vectorised;
 larger ones one at a time."""
+WINDOW_SIZES = (2, 4, SMALL_TRIANGLE_PX)
+"""Window sides (pixels) the small triangles are grouped by; the last is `SMALL_TRIANGLE_PX`."""
 NEAR_PLANE_M = 1e-3
 """Triangles with a corner closer to the camera than this are skipped (they cannot be projected)."""
 
@@ -75,8 +77,15 @@ def rasterize_depth(
     span = (hi - lo + 1).max(1)
     small = onscreen & (span <= SMALL_TRIANGLE_PX)
     pieces = []
-    for chunk in np.array_split(np.nonzero(small)[0], max(1, int(small.sum()) // 20_000 + 1)):
-        pieces.append(_cover(uv[chunk], z[chunk], lo[chunk], SMALL_TRIANGLE_PX)[1:])
+    # a window per triangle as small as its pixel box allows: a pixel-sized triangle (the usual
+    # marching-cubes one) tests 4 pixels, not 64
+    below = 0
+    for size in WINDOW_SIZES:
+        group = np.nonzero(small & (span > below) & (span <= size))[0]
+        below = size
+        for chunk in np.array_split(group, max(1, len(group) * size * size // 1_280_000 + 1)):
+            if len(chunk):
+                pieces.append(_cover(uv[chunk], z[chunk], lo[chunk], size)[1:])
     for index in np.nonzero(onscreen & ~small)[0]:
         # Clip the window to the image so a huge triangle costs at most one image of pixels.
         x0, y0 = max(lo[index, 0], 0), max(lo[index, 1], 0)

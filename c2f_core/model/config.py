@@ -59,6 +59,12 @@ class HeadsConfig:
     """Hand surface points regressed directly (an unordered set, Chamfer loss)."""
     heatmap_channels: int = 256
     """Channels of the upsampling neck of the volumetric heatmap head."""
+    joints: Literal["regress", "pixel"] = "regress"
+    """How the joints are predicted: "regress" from the pooled bottleneck (the reference), or
+    "pixel": a heatmap and a depth per joint over the pixel feature map, lifted through the crop
+    camera (``model.heads.PixelJointHead``)."""
+    joint_channels: int = 64
+    """Channels of the pixel joint head's convolutions (with ``joints: pixel``)."""
 
 
 @dataclass
@@ -105,6 +111,10 @@ class ModelConfig:
         for name in ("latent", "pix_hidden", "lift_neighbours", "query_chunk", "xyz_frequencies"):
             if getattr(self, name) < 1:
                 raise C2FError(f"model.{name} must be >= 1, found {getattr(self, name)}")
+        if self.heads.joints not in ("regress", "pixel"):
+            raise C2FError(f"model.heads.joints must be 'regress' or 'pixel', found {self.heads.joints!r}")
+        if self.heads.joint_channels < 1:
+            raise C2FError(f"model.heads.joint_channels must be >= 1, found {self.heads.joint_channels}")
         if self.pifu.k < 1:
             raise C2FError(f"model.pifu.k must be >= 1, found {self.pifu.k}")
         if self.encoder.width <= 0 or self.encoder.feat_channels < 1:

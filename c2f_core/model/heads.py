@@ -3,7 +3,10 @@
 All 3D outputs are in net units around the reference point (``geometry.frames``), so inference
 needs no ground truth (method B.8-B.10, with our differences):
 
-- Joints: 21 x 3 regressed directly (the joint order of ``c2f_core.hands``).
+- Joints: 21 x 3 regressed directly (the joint order of ``c2f_core.hands``), or, with
+  ``heads.joints: pixel``, placed in the image: a heatmap per joint over the pixel feature map,
+  soft-argmaxed to a crop pixel, and a depth per joint read from a map that starts at the observed
+  surface, so the joint is lifted through the crop camera (integral regression of 2.5D poses).
 - Hand surface points: a fixed-size unordered set regressed directly and trained with a Chamfer
   loss against points sampled on the GT hand surface, so any hand model's mesh (MANO, the open
   hand) can supervise it; the reference poses MANO instead (no MANO in this project).
@@ -20,8 +23,9 @@ import math
 import torch
 from torch import nn
 
+from c2f_core.geometry.frames import depth_valid_mask
 from c2f_core.model.config import HeadsConfig
-from c2f_core.model.layers import MLP, norm2d, upsample2
+from c2f_core.model.layers import MLP, conv_norm_relu, norm2d, upsample2
 
 NUM_JOINTS = 21
 """Hand joints predicted (the 21-joint order of ``c2f_core.hands``)."""
@@ -51,6 +55,61 @@ class PoseHeads(nn.Module):
             self.hand_points(x).view(batch, self.n_hand_points, 3),
             self.object_center(x),
         )
+
+
+class PixelJointHead(nn.Module):
+    """Pixel features + observed depth -> per-joint heatmaps and depths -> joints (B, 21, 3) nu.
+
+    Where the regressed joints must guess from a pooled vector where the hand lies, these follow
+    the image: a joint sits where its heatmap peaks, at the depth its map gives there. The depth map
+    is an offset on the observed surface's depth (zero where there is none), so before training
+    a joint lies on the surface it is seen on; training moves it inside the finger or behind an
+    occluder.
+    """
+
+    def __init__(self, feat_channels: int, channels: int, stride: int, norm: str):
+        super().__init__()
+        self.stride = stride
+        self.body = nn.Sequential(
+            conv_norm_relu(feat_channels + 2, channels, 3, 1, norm),
+            conv_norm_relu(channels, channels, 3, 1, norm),
+            nn.Conv2d(channels, channels, 3, padding=2, dilation=2, bias=False),
+            norm2d(norm, channels),
+            nn.ReLU(inplace=True),
+        )
+        self.heatmaps = nn.Conv2d(channels, NUM_JOINTS, 1)
+        self.depths = nn.Conv2d(channels, NUM_JOINTS, 1)
+        nn.init.zeros_(self.depths.weight)
+        nn.init.zeros_(self.depths.bias)
+
+    def forward(
+        self,
+        feat_map: torch.Tensor,
+        depth_norm: torch.Tensor,
+        K_crop: torch.Tensor,
+        ref_m: torch.Tensor,
+        cube_half_m: float,
+        depth_half_m: float,
+    ) -> torch.Tensor:
+        """Joints (B, 21, 3) nu from the feature map (B, F, h, w) and the crop's depth (B, 1, S, S)."""
+        stride, offset = self.stride, self.stride // 2
+        batch, _, height, width = feat_map.shape
+        picked = depth_norm[:, :, offset::stride, offset::stride][..., :height, :width].float()
+        valid = depth_valid_mask(picked).float()
+        surface_nu = picked * valid * (depth_half_m / cube_half_m)
+        x = self.body(torch.cat([feat_map, surface_nu.to(feat_map.dtype), valid.to(feat_map.dtype)], 1))
+        weights = torch.softmax(self.heatmaps(x).float().flatten(2), -1)  # (B, 21, h*w)
+        z_nu = (weights * (self.depths(x).float() + surface_nu).flatten(2)).sum(-1)
+        rows = torch.arange(height, device=x.device, dtype=torch.float32) * stride + offset
+        cols = torch.arange(width, device=x.device, dtype=torch.float32) * stride + offset
+        v = (weights.view(batch, NUM_JOINTS, height, width).sum(-1) * rows).sum(-1)
+        u = (weights.view(batch, NUM_JOINTS, height, width).sum(-2) * cols).sum(-1)
+        K = K_crop.float()
+        z_m = ref_m[:, None, 2].float() + z_nu * cube_half_m
+        x_m = (u - K[:, None, 0, 2]) / K[:, None, 0, 0] * z_m
+        y_m = (v - K[:, None, 1, 2]) / K[:, None, 1, 1] * z_m
+        joints_m = torch.stack([x_m, y_m, z_m], -1)
+        return (joints_m - ref_m[:, None].float()) / cube_half_m
 
 
 class HeatmapHead(nn.Module):

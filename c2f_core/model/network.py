@@ -32,7 +32,7 @@ from c2f_core.model.config import ModelConfig
 from c2f_core.model.decoder import XYZEncoding
 from c2f_core.model.encoder import DOWNSAMPLE, FEATURE_STRIDE, build_encoder
 from c2f_core.model.fine import FineSDF
-from c2f_core.model.heads import HeatmapHead, PoseHeads, open_hand_from_joints
+from c2f_core.model.heads import HeatmapHead, PixelJointHead, PoseHeads, open_hand_from_joints
 from c2f_core.model.lifting import lift_features, lifted_pixel_points
 from c2f_core.model.pifu3d import PointAlignedFeatures
 from c2f_core.model.pixel import PixelAlignedFeatures
@@ -131,6 +131,11 @@ class C2FNetwork(nn.Module):
             self.pifu = PointAlignedFeatures(config.pifu, config.coarse_refinement)
         self.fine = FineSDF(config.latent, config.point_features, config.sdf_decoder, xyz)
         self.pose = PoseHeads(bottleneck, config.heads, config.norm)
+        self.pixel_joints = (
+            PixelJointHead(feat, config.heads.joint_channels, FEATURE_STRIDE, config.norm)
+            if config.heads.joints == "pixel"
+            else None
+        )
         self.heatmap = HeatmapHead(
             bottleneck,
             crop_size // DOWNSAMPLE,
@@ -174,6 +179,10 @@ class C2FNetwork(nn.Module):
             lifted = lift_features(feat_map, pixel_points, pcl_nu, self.config.lift_neighbours)
             pcl_feat = self.points(lifted, pcl_nu, pcl_sdf)
         joints, hand_points, center = self.pose(bottleneck)
+        if self.pixel_joints is not None:
+            joints = self.pixel_joints(
+                feat_map, depth_norm, K_crop, ref_m, frames.cube_half_m, frames.depth_half_m
+            )
         return EncodedFrames(
             feat_map=feat_map,
             pix_map=pix_map,

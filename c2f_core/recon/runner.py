@@ -48,6 +48,7 @@ from c2f_core.recon.constraints import (
 )
 from c2f_core.recon.crop import Box
 from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
+from c2f_core.recon.depth_snap import snap_parts_to_depth
 from c2f_core.recon.extract import ExtractionResult, Mesh, separate_fields
 from c2f_core.recon.hand_fit import Landmarks, fit_open_hand
 from c2f_core.recon.locate import FrameCrop, LocateSettings
@@ -144,6 +145,10 @@ class ReconstructionSettings:
     """Behind what was seen of the object, within this distance of its silhouette, the object may
     reach any depth (its own far side: a mug's back lies behind its front). The hand has none:
     its spurious thickness lies behind its own silhouette."""
+    depth_snap_m: float = 0.02
+    """Each part's seen side moves onto the measured depth where it lies within this distance, the
+    rest of the part following smoothly (``recon.depth_snap``; `c2f reconstruct --depth-snap`); 0
+    turns it off. With `hand` "fit" the open hand is fitted to the moved hand's surface."""
     seen_band_m: float = 0.01
     """Depth points within this distance of a part's zero level (and nearer it than the other's)
     are that part's seen surface for `object_reach_m` and `hand_reach_m`."""
@@ -366,7 +371,11 @@ def reconstruct_frame(
     with torch.no_grad():
         joints = state.to_cam(state.joints_nu)[0].cpu().numpy()
         centre = state.to_cam(state.object_center_nu[:, None])[0, 0].cpu().numpy()
-    hand = result.meshes["hand"]
+    hand, obj = result.meshes["hand"], result.meshes["object"]
+    if settings.depth_snap_m > 0:
+        t = time.perf_counter()
+        hand, obj = snap_parts_to_depth(hand, obj, frame.depth_m, frame.K, settings.depth_snap_m)
+        timings["depth_snap"] = time.perf_counter() - t
     network_joints = None
     if region is not None:
         # The landmarks, trained on real hands, place the joints better than the network does.
@@ -386,7 +395,7 @@ def reconstruct_frame(
     timings["total"] = time.perf_counter() - start
     return FrameResult(
         hand=hand,
-        object=result.meshes["object"],
+        object=obj,
         joints=joints.astype(np.float64),
         object_center=centre.astype(np.float64),
         box=crop.box,

@@ -94,10 +94,17 @@ def _load_failure(path: Path, exc: Exception) -> str:
     return f"{path} is not a readable c2f checkpoint (corrupt or truncated?): {reason}"
 
 
-def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load a state dict strictly, turning key or shape mismatches into a C2FError naming the first."""
+def load_state(
+    module: torch.nn.Module, state: dict[str, torch.Tensor], source: str, new: tuple[str, ...] = ()
+) -> list[str]:
+    """Load a state dict strictly, turning key or shape mismatches into a C2FError naming the first.
+
+    Weights whose names start with a prefix in ``new`` may be missing from ``state`` (a head the
+    network gained since): they keep their initial values and are returned.
+    """
     own = module.state_dict()
-    missing = [k for k in own if k not in state]
+    fresh = [k for k in own if k not in state and k.startswith(new)] if new else []
+    missing = [k for k in own if k not in state and k not in fresh]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
         detail = f"missing '{missing[0]}'" if missing else f"unexpected '{unexpected[0]}'"
@@ -111,7 +118,8 @@ def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: 
                 f"{source}: weight '{key}' has shape {tuple(value.shape)}, the network expects "
                 f"{tuple(own[key].shape)} (wrong architecture or config)"
             )
-    module.load_state_dict(state)
+    module.load_state_dict(state, strict=not fresh)
+    return fresh
 
 
 def load_model(

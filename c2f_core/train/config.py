@@ -53,6 +53,10 @@ class TrainConfig:
     init_weights: str = ""
     """Checkpoint whose network weights start a new run (fine-tuning; its optimizer state and step
     are not used; the architecture must match). Ignored by ``--resume``."""
+    trainable: list[str] = field(default_factory=list)
+    """Prefixes of the weights this run trains (e.g. ``["pixel_joints."]``); the others stay as
+    ``init_weights`` has them. Empty: all train. Weights that ``init_weights`` lacks (a new head)
+    are accepted only when listed here."""
     amp: bool = True
     """bf16 autocast on CUDA (ignored on CPU)."""
     num_workers: int = 8

@@ -161,6 +161,20 @@ class StepBatchSampler(Sampler[list[int]]):
         return max(0, self.end_step - self.start_step)
 
 
+def _trained_parameters(network: torch.nn.Module, prefixes: list[str]) -> list[torch.nn.Parameter]:
+    """The parameters a run trains (all when ``prefixes`` is empty); the others are frozen."""
+    if not prefixes:
+        return list(network.parameters())
+    trained = []
+    for name, parameter in network.named_parameters():
+        parameter.requires_grad_(name.startswith(tuple(prefixes)))
+        if parameter.requires_grad:
+            trained.append(parameter)
+    if not trained:
+        raise C2FError(f"train.trainable {prefixes} names no weight of this network")
+    return trained
+
+
 def _lr_factor(config: C2FConfig) -> Callable[[int], float]:
     decay_step = math.ceil(config.train.lr_decay_at * config.train.steps)
     factor = config.train.lr_decay_factor
@@ -312,7 +326,8 @@ def train(
     network = C2FNetwork(config.model, config.frames, config.data.crop_size).to(ctx.device)
     if ctx.world_size > 1 and config.model.norm == "batch" and ctx.device.startswith("cuda"):
         network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    trained = _trained_parameters(network, tcfg.trainable)
+    optimizer = torch.optim.AdamW(trained, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config))
     start_step, best_val = 0, None
     if checkpoint is not None:
@@ -322,11 +337,18 @@ def train(
         start_step, best_val = int(checkpoint["step"]), checkpoint.get("best_val")
     elif tcfg.init_weights:
         init_path = Path(tcfg.init_weights).expanduser()
-        load_state(network, load_checkpoint(init_path)["model"], str(init_path))
+        fresh = load_state(
+            network, load_checkpoint(init_path)["model"], str(init_path), tuple(tcfg.trainable)
+        )
+        if fresh and ctx.is_main and not quiet:
+            print(f"c2f train: {len(fresh)} weights are new (not in {init_path}): {fresh[0]} ...")
     model: torch.nn.Module = network
     if ctx.world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(
-            network, device_ids=[ctx.device] if ctx.device.startswith("cuda") else None
+            network,
+            device_ids=[ctx.device] if ctx.device.startswith("cuda") else None,
+            # the pixel joint head leaves the regressed joints' layer without a gradient
+            find_unused_parameters=config.model.heads.joints != "regress",
         )
 
     end_step = tcfg.steps if max_steps is None else min(tcfg.steps, max_steps)
@@ -387,7 +409,7 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 losses["total"].backward()
                 if tcfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(network.parameters(), tcfg.grad_clip)
+                    torch.nn.utils.clip_grad_norm_(trained, tcfg.grad_clip)
                 lr = optimizer.param_groups[0]["lr"]
                 optimizer.step()
                 scheduler.step()

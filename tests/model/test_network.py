@@ -308,3 +308,69 @@ def test_forward_runs_under_bf16_autocast(batch):
         out = net(batch)
     assert all(torch.isfinite(v.float()).all() for v in out.values())
     sum(v.float().square().mean() for v in out.values()).backward()
+
+
+def _flat_depth_input(crop: int, depth_m: float, ref_m, half_depth: float):
+    """A crop whose every pixel sees a plane at ``depth_m``, normalised around ``ref_m``."""
+    depth_norm = torch.full((1, 1, crop, crop), (depth_m - ref_m[2]) / half_depth)
+    K = torch.tensor([[[100.0, 0.0, 30.0], [0.0, 110.0, 20.0], [0.0, 0.0, 1.0]]])
+    return depth_norm, K, torch.tensor([ref_m])
+
+
+def test_pixel_joints_start_on_the_surface_at_the_heatmap_mean():
+    from c2f_core.model.heads import PixelJointHead
+
+    head = PixelJointHead(8, 8, 4, "group")
+    torch.nn.init.zeros_(head.heatmaps.weight)
+    torch.nn.init.zeros_(head.heatmaps.bias)  # uniform heatmaps: the mean pixel
+    ref, half_cube, half_depth = [0.01, -0.02, 0.5], 0.2, 0.3
+    depth_norm, K, ref_t = _flat_depth_input(64, 0.55, ref, half_depth)
+    joints_nu = head(torch.randn(1, 8, 16, 16), depth_norm, K, ref_t, half_cube, half_depth)
+    centre = np.arange(16).mean() * 4 + 2  # feature pixel i covers crop pixel 4 i + 2
+    z = 0.55
+    expected_m = torch.tensor([(centre - 30.0) / 100.0 * z, (centre - 20.0) / 110.0 * z, z])
+    expected_nu = cam_to_nu(expected_m, torch.tensor(ref), half_cube).float()
+    assert joints_nu.shape == (1, 21, 3)
+    torch.testing.assert_close(joints_nu[0], expected_nu.expand(21, 3), atol=1e-5, rtol=0)
+
+
+def test_pixel_joints_follow_the_heatmap_peak_and_the_depth_offset():
+    from c2f_core.model.heads import PixelJointHead
+
+    head = PixelJointHead(8, 8, 4, "group")
+
+    class FirstChannels(torch.nn.Module):
+        def forward(self, x):
+            return x[:, :8]
+
+    head.body = FirstChannels()
+    with torch.no_grad():
+        head.heatmaps.weight.zero_()
+        head.heatmaps.bias.zero_()
+        head.heatmaps.weight[:, 0] = 60.0  # every joint peaks where channel 0 is lit
+        head.depths.bias.fill_(0.1)  # 0.1 nu behind the observed surface
+    feat = torch.zeros(1, 8, 16, 16)
+    feat[0, 0, 5, 9] = 1.0
+    ref, half_cube, half_depth = [0.0, 0.0, 0.6], 0.2, 0.3
+    depth_norm, K, ref_t = _flat_depth_input(64, 0.58, ref, half_depth)
+    depth_norm[..., :8, :8] = 1.0  # missing depth elsewhere does not matter at the peak
+    joints_m = head(feat, depth_norm, K, ref_t, half_cube, half_depth) * half_cube + ref_t
+    u, v, z = 9 * 4 + 2, 5 * 4 + 2, 0.58 + 0.1 * half_cube
+    expected = torch.tensor([(u - 30.0) / 100.0 * z, (v - 20.0) / 110.0 * z, z])
+    torch.testing.assert_close(joints_m[0], expected.expand(21, 3), atol=1e-4, rtol=0)
+
+
+def test_pixel_joint_network_trains_its_head_and_loads(batch):
+    config = config_for()
+    config.model.heads.joints = "pixel"
+    torch.manual_seed(0)
+    net = C2FNetwork(config.model, config.frames, config.data.crop_size)
+    out = net(batch)
+    assert out["joints"].shape == (2, 21, 3)
+    out["joints"].square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.pixel_joints.parameters())
+    assert net.pose.joints.weight.grad is None  # the regressed joints are not used
+    with pytest.raises(C2FError, match="model.heads.joints"):
+        bad = copy.deepcopy(config)
+        bad.model.heads.joints = "volume"
+        bad.model.validate()

@@ -359,10 +359,29 @@ def test_seen_surface_reaches_are_asked_for_in_metres_and_recorded(
         reconstruct(capsys, tiny_setup, folder, *args, *options)
         settings = json.loads((folder / "000000.json").read_text())["made_with"]["settings"]
         assert (settings["object_reach_m"], settings["still_object"]) == (reach, still)
+        assert settings["depth_snap_m"] == (0.0 if "--animate" in options else 0.02)
     # --animate on a folder made without it resumes with what made its frames
     folder = tmp_path / "default00.04True"
     code, _, err = reconstruct(capsys, tiny_setup, folder, *args, "--animate")
     assert "holds frames made with" not in err
+
+
+def test_the_depth_snap_is_asked_for_in_metres_recorded_and_moves_the_hand(
+    tiny_setup, sphere_network, capsys, tmp_path
+):
+    args = ["--method", "dense", "--resolution", "32", "--bbox", "90,60,230,200", "--frames", "0", "--quiet"]
+    code, _, err = reconstruct(capsys, tiny_setup, tmp_path / "bad", *args, "--depth-snap", "-0.01")
+    assert code == 2 and "--depth-snap is a distance in metres from 0 (off) to 1, found -0.01" in err
+    hands = {}
+    for snap in ("0", "0.02"):
+        out = tmp_path / f"snap{snap}"
+        code, _, err = reconstruct(capsys, tiny_setup, out, *args, "--depth-snap", snap)
+        assert code == 0, err
+        record = json.loads((out / "000000.json").read_text())
+        assert record["made_with"]["settings"]["depth_snap_m"] == float(snap)
+        assert ("depth_snap" in record["timings"]) == (snap != "0")
+        hands[snap] = np.asarray(read_mesh(out / "000000_hand.ply").vertices)
+    assert hands["0"].shape == hands["0.02"].shape and not np.allclose(hands["0"], hands["0.02"])
 
 
 def test_a_depth_lag_pairs_each_frame_with_a_later_depth_file_and_is_recorded(

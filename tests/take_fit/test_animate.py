@@ -79,8 +79,10 @@ def test_animate_bridges_a_failed_frame(reconstructed, tmp_path: Path, capsys) -
     summary["failed"] = {"3": "no surface found"}
     summary_path.write_text(json.dumps(summary))
     assert main(["animate", str(out), "-q"]) == 0
-    # reconstructed without --animate: its objects were trimmed to their seen surface, and it says so
-    assert "reconstruct with --object-reach 0" in capsys.readouterr().err
+    # reconstructed without --animate: its objects were trimmed to their seen surface and its
+    # meshes moved onto the depth, and it says so
+    err = capsys.readouterr().err
+    assert "reconstruct with --object-reach 0" in err and "reconstruct with --depth-snap 0" in err
     poses = read_poses(out)
     assert poses["frames"] == list(range(FRAMES))
     assert [f["bridged"] for f in poses["hand"]["per_frame"]] == [t == 3 for t in range(FRAMES)]

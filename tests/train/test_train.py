@@ -408,3 +408,23 @@ def test_cli_trains_resumes_and_reports_errors(tmp_path, capsys):
         _cli(["train", "--out", str(tmp_path / "new"), "--data", str(take)])
     with pytest.raises(C2FError, match="checkpoint not found"):
         _cli(["train", "--out", str(tmp_path / "new"), "--resume", "--data", str(take)])
+
+
+def test_a_new_head_trains_alone_from_weights_that_lack_it(frames, tmp_path):
+    train(tiny(steps=1), [frames], tmp_path / "a", quiet=True)
+    before = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    config = tiny(steps=3, lr=1e-2, init_weights=str(tmp_path / "a" / "last.pt"))
+    config.model.heads.joints = "pixel"
+    with pytest.raises(C2FError, match="missing 'pixel_joints."):
+        train(config, [frames], tmp_path / "b", quiet=True)  # a new head must be named as trained
+    config.train.trainable = ["pixel_joints."]
+    train(config, [frames], tmp_path / "c", quiet=True)
+    after = load_checkpoint(tmp_path / "c" / "last.pt")["model"]
+    new = [k for k in after if k not in before]
+    assert new and all(k.startswith("pixel_joints.") for k in new)
+    assert all(torch.equal(after[k], v) for k, v in before.items())  # the rest stays as it was
+    network, loaded = load_model(tmp_path / "c" / "last.pt")
+    assert loaded.model.heads.joints == "pixel" and network.pixel_joints is not None
+    config.train.trainable = ["no_such_part."]
+    with pytest.raises(C2FError, match="names no weight"):
+        train(config, [frames], tmp_path / "d", quiet=True)

@@ -143,8 +143,9 @@ class C2FSettings(bpy.types.PropertyGroup):
             "For a sequence (a take of 2 or more frames with a frame rate, timestamps, or frames that "
             "show one scene): also fit one hand rig and one rigid object over the whole take (c2f "
             "animate, about 4 s per frame more on a CPU); the import then brings the keyed rig and "
-            "object. Off, the per-frame meshes are trimmed to what the camera saw of the object and "
-            "the frames before the grasp get the object where it stands. Single frames and takes of "
+            "object. Off, the per-frame meshes are trimmed to what the camera saw of the object, their "
+            "seen sides laid onto the depth, and the frames before the grasp get the object where it "
+            "stands. Single frames and takes of "
             "independent frames are reconstructed frame by frame whatever it says"
         ),
         default=True,

@@ -96,6 +96,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="with --sequence: also turn the grasp steadily through DEGREES over the take, about the "
         "forearm as the camera sees it, so the object's far side comes into view (e.g. 180)",
     )
+    parser.add_argument(
+        "--reach",
+        type=int,
+        metavar="FRAMES",
+        help="with --sequence: start with the hand reaching for the standing object, its fingers "
+        "closing, and meet the grasp at frame FRAMES (the ground truth says `reaching` before it)",
+    )
     parser.add_argument("--size", default="640x480", help="image size WxH (default 640x480)")
     parser.add_argument(
         "--contact-sheet", type=Path, metavar="FILE", help="also write a PNG overview of up to 16 frames"
@@ -142,12 +149,17 @@ def run(args: argparse.Namespace) -> int:
             raise C2FError(f"{flag} must be at least 1, got {value}")
     if args.turn is not None and not args.sequence:
         raise C2FError(f"--turn {args.turn:g} turns a sequence's grasp: add --sequence")
+    if args.reach is not None and not (args.sequence and 0 < args.reach < args.frames):
+        raise C2FError(
+            f"--reach {args.reach} is the frame a sequence's hand meets its grasp: add --sequence, "
+            f"and give it from 1 to --frames - 1 ({args.frames - 1})"
+        )
     config = dataclasses.replace(
         SynthConfig(),
         sdf_samples_per_mesh=args.sdf_samples,
         sensor=SensorConfig(enabled=not args.no_noise),
         look=args.look,
-        motion=MotionConfig(turn_deg=args.turn or 0.0),
+        motion=MotionConfig(turn_deg=args.turn or 0.0, reach_frames=args.reach or 0),
     )
     with output_lock(args.out, "synth", clean=(".", *FRAME_FOLDERS)):
         prepare_take_folder(args.out, synth_settings(args, size), args.overwrite)

@@ -10,7 +10,7 @@ Convention: metres in whatever frame the mesh is given in; signed distance is ne
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -52,11 +52,11 @@ class MeshSDF:
     """
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray):
-        """Build the trees for `vertices` (V, 3) and `faces` (F, 3)."""
+        """Build the winding-number hierarchy of `vertices` (V, 3) and `faces` (F, 3); the distance
+        tree follows on the first distance asked (an inside test needs none)."""
         igl = _igl()
         self.vertices, self.faces = _check_mesh(vertices, faces)
-        self._tree = igl.AABB()
-        self._tree.init(self.vertices, self.faces)
+        self._tree: Any = None
         self._winding = igl.FastWindingNumberBVH()
         self._winding.init(self.vertices, self.faces, 2)
 
@@ -87,6 +87,9 @@ class MeshSDF:
         points = _check_points(points)
         if len(points) == 0:
             return np.zeros(0), np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
+        if self._tree is None:
+            self._tree = _igl().AABB()
+            self._tree.init(self.vertices, self.faces)
         sq, face_ids, closest = self._tree.squared_distance(self.vertices, self.faces, points)
         return np.sqrt(np.maximum(sq, 0.0)), np.asarray(closest), np.asarray(face_ids)
 

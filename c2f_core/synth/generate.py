@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from c2f_core.errors import C2FError
+from c2f_core.geometry.camera import sees
 from c2f_core.geometry.mesh_sdf import MeshSDF
 from c2f_core.geometry.sdf_samples import joint_bounds, make_sdf_samples
 from c2f_core.hands.open_hand import OpenHandLayer
@@ -46,11 +47,13 @@ from c2f_core.synth.scene import (
     wrist_loop,
 )
 from c2f_core.synth.sensor import SensorConfig, color_gain, color_sensor, depth_sensor
-from c2f_core.synth.sequence import Motion, MotionConfig, smooth_motion, turn_axis
+from c2f_core.synth.sequence import Motion, MotionConfig, reach_plan, smooth_motion, turn_axis
 
 LOOKS = ("classic", "real")
 SEQUENCE_FPS = 30.0
 INTRINSICS_STREAM = 0x1C
+REACH_STREAM = 0x4EAC
+"""Random stream of a sequence's reach: its own, so a take without one draws as before."""
 """Second seed word of the random stream that draws a take's intrinsics."""
 MIN_VISIBLE_FRACTION = 0.3
 """A single frame is redrawn (new viewpoint) when less of the hand or object than this is visible."""
@@ -256,12 +259,13 @@ class TakeGenerator:
         translation: np.ndarray,
         hand_hand: np.ndarray,
         surroundings: Surroundings,
+        forearm: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> RenderOutput:
         meshes = grasp_meshes(
             actor.grasp,
             actor.obj,
             self.hand_faces,
-            actor.forearm,
+            actor.forearm if forearm is None else forearm,
             actor.hand_albedo,
             actor.object_albedo,
             actor.forearm_albedo,
@@ -346,12 +350,43 @@ class TakeGenerator:
         centre = 0.5 * (grasp_cam.min(0) + grasp_cam.max(0))
         turn = (centre, turn_axis(rotation0 @ forearm_dir, centre))
         motion = smooth_motion(frames, SEQUENCE_FPS, pivot, rng, self.config.motion, turn)
-        swept = np.concatenate([motion.apply(i, group_cam) for i in range(frames)])
+        reach = self.config.motion.reach_frames
+        if reach and not 0 < reach < frames:
+            raise C2FError(f"a reach of {reach} frames needs a sequence of more frames, not {frames}")
+        motion = motion.held_until(reach) if reach else motion
+        offsets, flexion = reach_plan(  # the reaching hand's distance from its grasp, hand frame
+            frames,
+            self.config.motion,
+            grasp.hand_vertices.mean(0),
+            grasp.object_to_hand(actor.obj.vertices).mean(0),
+            forearm_dir,
+            np.random.default_rng([self.seed, REACH_STREAM]),
+            lambda offset: sees(
+                motion.apply(reach, (grasp.hand_vertices + offset) @ rotation0.T + translation0).mean(0),
+                self.K,
+                self.size,
+                margin=0.1,
+            ),
+        )
+        arm = np.concatenate([grasp.hand_vertices, actor.forearm[0]])
+        swept = np.concatenate(
+            [motion.apply(i, group_cam) for i in range(frames)]
+            + [motion.apply(i, (arm + offsets[i]) @ rotation0.T + translation0) for i in range(reach)]
+        )
         surroundings = build_surroundings(swept, viewpoint, self.K, self.size, rng, self.config.scene)
-        angles = grasp.angles[None] + motion.finger_offsets
+        angles = grasp.angles[None] * flexion[:, None, None] + motion.finger_offsets
         hands, joints = self._pose_hand(grasp, angles)
         self._sequence = _SequenceState(
-            actor, surroundings, motion, rotation0, translation0, angles, hands, joints, color_gain(rng)
+            actor,
+            surroundings,
+            motion,
+            rotation0,
+            translation0,
+            angles,
+            hands + offsets[:, None],
+            joints + offsets[:, None],
+            color_gain(rng),
+            offsets if reach else None,
         )
 
     def sequence_frame(self, index: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -362,7 +397,12 @@ class TakeGenerator:
         frame_rng = np.random.default_rng([self.seed, 0x5E0, index])
         rotation = state.motion.rotations[index] @ state.rotation0
         translation = state.motion.apply(index, state.translation0[None])[0]
-        render = self._render(state.actor, rotation, translation, state.hands[index], state.surroundings)
+        offset = None if state.reach_offsets is None else state.reach_offsets[index]
+        arm, faces = state.actor.forearm
+        forearm = (arm if offset is None else arm + offset, faces)
+        render = self._render(
+            state.actor, rotation, translation, state.hands[index], state.surroundings, forearm
+        )
         # One exposure and white balance for the whole sequence, as a camera holds them.
         color, depth = self._finish(render, frame_rng, state.gain)
         gt = self._ground_truth(
@@ -375,7 +415,10 @@ class TakeGenerator:
             render,
             state.surroundings,
             frame_rng,
+            hand_offset=offset,
         )
+        if offset is not None:
+            gt["reaching"] = np.bool_(index < self.config.motion.reach_frames)
         return color, depth, gt
 
 
@@ -393,6 +436,8 @@ class _SequenceState:
     joints: np.ndarray
     gain: np.ndarray
     """(3,) colour gain of the whole sequence."""
+    reach_offsets: np.ndarray | None = None
+    """(N, 3) the reaching hand's distance from its grasp per frame, hand frame (None: no reach)."""
 
 
 _WORKER: TakeGenerator | None = None

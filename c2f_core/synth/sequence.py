@@ -1,6 +1,10 @@
 """Smooth motion for synthetic sequences: the hand carries the object along a smooth path, rotating,
 while its fingers relax and tighten slightly around the grasp.
 
+Optionally the take starts with a reach (`MotionConfig.reach_frames`): the object stands still
+where it will be grasped while the hand comes to it from away, its fingers closing, and the grasp
+is met at frame `reach_frames`; from there the hand carries the object as above.
+
 Everything is a sum of a few low-frequency sinusoids, so positions, rotations and joint angles are
 smooth (infinitely differentiable) in time, and consecutive frames differ by millimetres and
 degrees at 30 fps. Optionally the whole grasp also turns steadily (`MotionConfig.turn_deg`), so the
@@ -9,12 +13,18 @@ camera sees the object's other side by the end of the take.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from c2f_core.hands.open_hand import FINGER_BONES
+
+REACH_SHRINK = 0.85
+"""Factor a reach's start distance shrinks by while the hand would be out of view there."""
+REACH_SHRINK_STEPS = 12
+"""At most this many shrinks (to 14% of the distance drawn)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,13 @@ class MotionConfig:
     turn_deg: float = 0.0
     """Steady turn of the grasp over the take (degrees, first to last frame) about `turn_axis`,
     before the small motion; 0 leaves sequences as they were."""
+    reach_frames: int = 0
+    """Frames at the start in which the hand reaches for the standing object (the grasp is met at
+    this frame); 0 leaves sequences as they were."""
+    reach_distance_m: tuple[float, float] = (0.25, 0.35)
+    """Range of the distance the reaching hand starts from its grasp."""
+    reach_opening: tuple[float, float] = (0.15, 0.5)
+    """Range of the share of the grasp's finger flexion the reaching hand starts with."""
 
 
 @dataclass
@@ -51,6 +68,64 @@ class Motion:
     def apply(self, index: int, points: np.ndarray) -> np.ndarray:
         """Move camera-frame points (M, 3) of frame 0 to frame `index`."""
         return (points - self.pivot) @ self.rotations[index].T + self.pivot + self.translations[index]
+
+    def held_until(self, frame: int) -> Motion:
+        """This motion with every frame before `frame` where `frame` is (the grasp stands still)."""
+        rotations, translations, offsets = (
+            a.copy() for a in (self.rotations, self.translations, self.finger_offsets)
+        )
+        rotations[:frame], translations[:frame], offsets[:frame] = (
+            rotations[frame],
+            translations[frame],
+            offsets[frame],
+        )
+        return Motion(rotations, translations, self.pivot, offsets)
+
+
+def reach_progress(frames: int, reach_frames: int) -> np.ndarray:
+    """(N,) how far the hand has come to its grasp: 0 at frame 0, 1 from `reach_frames` on.
+
+    Smoothstep in between, so the hand starts and arrives at rest, as a reaching hand does.
+    """
+    if reach_frames <= 0:
+        return np.ones(frames)
+    t = np.clip(np.arange(frames) / reach_frames, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def reach_plan(
+    frames: int,
+    config: MotionConfig,
+    hand_centre: np.ndarray,
+    object_centre: np.ndarray,
+    forearm_direction: np.ndarray,
+    rng: np.random.Generator,
+    in_view: Callable[[np.ndarray], bool] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The reaching hand per frame: its offset (N, 3) metres from the grasp and its flexion (N,).
+
+    It starts back along its forearm and away from the object (each a unit vector, summed, a little
+    noise), `config.reach_distance_m` away, or nearer until `in_view(offset)` (the hand seen there),
+    its fingers at a share of the grasp's flexion drawn from `config.reach_opening`, and meets the
+    grasp at frame `config.reach_frames` (offset 0, flexion 1 from there on). All in the hand
+    frame; without a reach nothing is drawn.
+    """
+    if config.reach_frames <= 0:
+        return np.zeros((frames, 3)), np.ones(frames)
+    away = hand_centre - object_centre
+    direction = away / max(np.linalg.norm(away), 1e-9)
+    direction = direction + forearm_direction / max(np.linalg.norm(forearm_direction), 1e-9)
+    direction = direction + rng.normal(0.0, 0.2, 3)
+    direction = direction / max(np.linalg.norm(direction), 1e-9)
+    start, opening = direction * rng.uniform(*config.reach_distance_m), rng.uniform(*config.reach_opening)
+    for _ in range(REACH_SHRINK_STEPS):
+        if in_view is None or in_view(start):
+            break
+        start = (
+            start * REACH_SHRINK
+        )  # the hand moves along a line to its grasp: seen at both ends, seen throughout
+    progress = reach_progress(frames, config.reach_frames)
+    return (1.0 - progress)[:, None] * start, opening + (1.0 - opening) * progress
 
 
 def _waves(

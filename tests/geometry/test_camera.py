@@ -11,6 +11,7 @@ from c2f_core.geometry.camera import (
     depth_units_to_metres,
     metres_to_depth_units,
     project,
+    sees,
 )
 
 K = np.array([[600.0, 0, 318.2], [0, 590.0, 241.7], [0, 0, 1]])
@@ -75,3 +76,13 @@ def test_depth_units_round_trip():
 def test_bad_K_shape(bad):
     with pytest.raises(ValueError, match="K must be"):
         project(np.zeros(3), bad)
+
+
+def test_sees_points_in_the_image_and_its_margin() -> None:
+    K = np.array([[100.0, 0, 50], [0, 100.0, 40], [0, 0, 1]])
+    size = (100, 80)
+    assert sees(np.array([0.0, 0.0, 1.0]), K, size)  # the principal point
+    assert not sees(np.array([0.0, 0.0, -1.0]), K, size)  # behind the camera
+    assert not sees(np.array([0.6, 0.0, 1.0]), K, size)  # u = 110
+    edge = np.array([0.45, 0.0, 1.0])  # u = 95: in the image, not 10% inside it
+    assert sees(edge, K, size) and not sees(edge, K, size, margin=0.1)

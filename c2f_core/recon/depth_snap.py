@@ -2,17 +2,23 @@
 
 The network's zero levels are learned guesses: on a real take the hand's visible side lies a few
 millimetres in front of or behind the measured surface (on the DexYCB take 8% of the hand pixels
-it covers miss their depth by more than 5 mm). The depth is a measurement of exactly that side,
-so each vertex of a part that the camera sees (the nearest surface at its pixel, not the other
-part's) and whose measured depth lies within `max_offset_m` moves along its ray onto it. The
-other vertices follow smoothly: the per-vertex offsets s minimise
+it covers miss their depth by more than 5 mm). The depth is a measurement of exactly that side:
 
-    sum_seen (s_i - r_i)^2 + sum_edges (s_i - s_j)^2 + screen * sum_all s_i^2,
+1. Where the part is the nearest surface (not the other part, whose mesh may explain the depth
+   better), the gap between the measured depth and the part's rendered depth, within
+   `max_offset_m`, is smoothed over the image (normalised Gaussian convolution): one correction
+   per patch of surface, so the mesh keeps its own relief and the sensor's speckle stays out.
+2. Every vertex of the seen side (facing the camera, at most 1 cm behind the part's nearest
+   surface at its pixel) takes that correction as its target offset along its ray. The other
+   vertices follow smoothly: the offsets s minimise
 
-r_i being the seen vertices' distances to their depth, a sparse linear solve over the mesh's
-edges (conjugate gradients), so the hidden side moves with the seen side near it and keeps its
-shape. Vertices within `contact_m` of the other part stay where they are (the grasp's contact),
-and a vertex the move would put inside the other part is held too (one more solve).
+       sum_seen (s_i - r_i)^2 + sum_edges (s_i - s_j)^2 + screen * sum_all s_i^2,
+
+   a sparse linear solve over the mesh's edges (conjugate gradients), so the hidden side moves
+   with the seen side near it and the part keeps its thickness.
+3. Vertices within `contact_m` of the other part stay (the grasp's contact), a vertex the move
+   would put inside the other part is held too (one more solve), and faces the move would turn
+   over (marching cubes' slivers) are mended.
 
 Convention: metres, OpenCV camera frame; offsets are along each vertex's camera ray, in depth.
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import scipy.sparse.linalg as sparse_linalg
 from scipy import sparse
@@ -30,12 +37,23 @@ from c2f_core.geometry.mesh_sdf import MeshSDF
 from c2f_core.geometry.raster import rasterize_depth
 from c2f_core.recon.extract import Mesh
 
-VISIBLE_TOLERANCE_M = 0.003
-"""A vertex is seen when the mesh's nearest surface at its pixel lies within this of it."""
+SEEN_DEPTH_M = 0.01
+"""A vertex facing the camera is on the seen side when the part's nearest surface at its pixel
+lies within this in front of it (farther: a layer of the part hidden behind another)."""
 HOLD = 1000.0
 """Weight keeping a held vertex's offset at 0, relative to one seen vertex: in effect fixed."""
 CG_STEPS = 2000
-"""Upper bound on the conjugate-gradient iterations of the offsets' solve (it takes ~100)."""
+"""Upper bound on the conjugate-gradient iterations of the offsets' solve (it takes ~150)."""
+OFFSET_BLUR_PX = 3.0
+"""Gaussian sigma (pixels) of the smoothing of the depth-minus-surface field."""
+FIELD_SUPPORT = 0.25
+"""The smoothed field holds where at least this share of its Gaussian weight had a gap to go on."""
+SMOOTHING = 1.0
+"""Weight of the offsets' differences along the mesh's edges, relative to a seen vertex's fit."""
+MAX_TURN_COSINE = 0.7071
+"""A face whose normal the move turns by more than 45 degrees is mended (`_unflip`)."""
+UNFLIP_PASSES = 8
+"""Passes of `_unflip` at most (a sliver is usually mended in one or two)."""
 SCREEN = 0.01
 """Weight pulling every offset towards 0, relative to one seen vertex: far from any seen vertex the
 mesh keeps its place."""
@@ -70,6 +88,40 @@ def _entered(other: Mesh, tree: cKDTree, before: np.ndarray, after: np.ndarray, 
         inside = MeshSDF(other.vertices.astype(np.float64), other.faces)
         entered[near] = inside.contains(after[near]) & ~inside.contains(before[near])
     return entered
+
+
+def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unnormalised face normals (F, 3): twice each face's area along its normal."""
+    corners = vertices[faces]
+    return np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+
+
+def _unflip(vertices: np.ndarray, faces: np.ndarray, shift: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The vertices moved by `shift` along their rays, with no face turned far from its normal.
+
+    Marching cubes leaves slivers a hundredth of a square millimetre in area; a smooth offset
+    field still differs across one by enough to turn it over, and an angle-weighted normal (as
+    Blender shades) then shows a pit. A face turned by more than 45 degrees has its corners take
+    their mean offset (a few passes).
+    """
+    before = _face_normals(vertices, faces)
+    shift = shift.copy()
+    for _ in range(UNFLIP_PASSES):
+        moved = vertices * (1.0 + shift / z)[:, None]
+        after = _face_normals(moved, faces)
+        cosine = np.einsum("ij,ij->i", after, before) / np.maximum(
+            np.linalg.norm(after, axis=1) * np.linalg.norm(before, axis=1), 1e-30
+        )
+        turned = cosine < MAX_TURN_COSINE
+        if not turned.any():
+            break
+        corners = faces[turned]
+        total, count = np.zeros(len(shift)), np.zeros(len(shift))
+        np.add.at(total, corners.ravel(), np.repeat(shift[corners].mean(1), 3))
+        np.add.at(count, corners.ravel(), 1.0)
+        touched = count > 0
+        shift[touched] = total[touched] / count[touched]
+    return vertices * (1.0 + shift / z)[:, None]
 
 
 def _window(vertices: np.ndarray, K: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
@@ -125,13 +177,27 @@ def snap_to_depth(
     v = np.round(vertices[:, 1] / z * K[1, 1] + K[1, 2]).astype(np.int64) - y0
     inside = (u >= 0) & (u < x1 - x0) & (v >= 0) & (v < y1 - y0)
     u, v = np.clip(u, 0, x1 - x0 - 1), np.clip(v, 0, y1 - y0 - 1)
-    nearest = own_depth[v, u]
-    seen = inside & (np.abs(nearest - z) < VISIBLE_TOLERANCE_M) & (nearest <= other_depth[v, u])
-    measured = depth_m[y0:y1, x0:x1][v, u].astype(np.float64)
-    offset = measured - z
-    seen &= (measured > 0) & (np.abs(offset) < max_offset_m)
+    window = depth_m[y0:y1, x0:x1].astype(np.float64)
+    # per pixel where this part is the nearest surface: how far the measured depth lies behind it
+    gap = window - own_depth
+    front = np.isfinite(own_depth) & (own_depth <= other_depth) & (window > 0) & (np.abs(gap) < max_offset_m)
     # a depth the other part's mesh explains better is the other's, seen past this one's edge
-    seen &= ~(np.abs(other_depth[v, u] - measured) < np.abs(offset))
+    front &= ~(np.abs(other_depth - window) < np.abs(gap))
+    # smoothed over the image (normalised convolution): one correction for a whole patch of
+    # surface, so the mesh keeps its own relief and the sensor's speckle is not printed into it
+    weight = cv2.GaussianBlur(front.astype(np.float32), (0, 0), OFFSET_BLUR_PX)
+    field = cv2.GaussianBlur(np.where(front, gap, 0.0).astype(np.float32), (0, 0), OFFSET_BLUR_PX)
+    known = weight > FIELD_SUPPORT
+    field = np.where(known, field / np.maximum(weight, 1e-6), 0.0)
+    # every vertex of the seen side takes the field at its pixel, not only those the z-buffer
+    # shows: sparse anchors would pull single vertices out of the surface (pits)
+    normals = np.zeros_like(vertices)  # area-weighted, unnormalised: only their sign is asked
+    face_normals = _face_normals(vertices, part.faces)
+    for corner in range(3):
+        np.add.at(normals, part.faces[:, corner], face_normals)
+    facing = np.einsum("ij,ij->i", normals, vertices) < 0.0
+    seen = inside & facing & (z - own_depth[v, u] < SEEN_DEPTH_M) & known[v, u] & front[v, u]
+    offset = field[v, u].astype(np.float64)
     held = np.zeros(len(vertices), dtype=bool)
     other_tree = None
     if not other.is_empty:
@@ -147,7 +213,9 @@ def snap_to_depth(
     def solve() -> np.ndarray:
         # symmetric positive definite: Jacobi-preconditioned conjugate gradients, ~8x faster than
         # a sparse LU on a 10,000-vertex hand (6 against 43 ms), to a micrometre
-        system = (sparse.diags(seen.astype(np.float64) + HOLD * held + SCREEN) + laplacian).tocsr()
+        system = (
+            sparse.diags(seen.astype(np.float64) + HOLD * held + SCREEN) + SMOOTHING * laplacian
+        ).tocsr()
         jacobi = sparse.diags(1.0 / system.diagonal())
         rhs = np.where(seen, offset, 0.0)
         shift, _ = sparse_linalg.cg(system, rhs, rtol=1e-6, maxiter=CG_STEPS, M=jacobi)
@@ -157,12 +225,14 @@ def snap_to_depth(
     shift = solve()
     moved = vertices * (1.0 + shift / z)[:, None]
     if other_tree is not None:
-        entered = _entered(other, other_tree, vertices, moved, max_offset_m)
+        # a move is at most max_offset_m (the offsets are weighted means of the seen ones)
+        entered = _entered(other, other_tree, vertices, moved, max_offset_m + contact_m)
         if entered.any():
             held |= entered
             seen &= ~entered
             shift = solve()
             moved = vertices * (1.0 + shift / z)[:, None]
+    moved = _unflip(vertices, part.faces, shift, z)
     mesh = Mesh(moved.astype(part.vertices.dtype), part.faces)
     return SnapResult(mesh, int(seen.sum()), int(held.sum()), mean_offset)
 

@@ -48,7 +48,7 @@ from c2f_core.recon.constraints import (
 )
 from c2f_core.recon.crop import Box
 from c2f_core.recon.dense import DenseExtractor, DenseExtractorConfig
-from c2f_core.recon.depth_snap import snap_parts_to_depth
+from c2f_core.recon.depth_snap import snap_parts_to_depth, snap_to_depth
 from c2f_core.recon.extract import ExtractionResult, Mesh, separate_fields
 from c2f_core.recon.hand_fit import Landmarks, fit_open_hand
 from c2f_core.recon.locate import FrameCrop, LocateSettings
@@ -148,7 +148,8 @@ class ReconstructionSettings:
     depth_snap_m: float = 0.02
     """Each part's seen side moves onto the measured depth where it lies within this distance, the
     rest of the part following smoothly (``recon.depth_snap``; `c2f reconstruct --depth-snap`); 0
-    turns it off. With `hand` "fit" the open hand is fitted to the moved hand's surface."""
+    turns it off. With `hand` "fit" the open hand is fitted to the moved hand's surface, then
+    moved onto the depth itself (its topology kept)."""
     seen_band_m: float = 0.01
     """Depth points within this distance of a part's zero level (and nearer it than the other's)
     are that part's seen surface for `object_reach_m` and `hand_reach_m`."""
@@ -392,6 +393,11 @@ def reconstruct_frame(
         network_joints = joints if network_joints is None else network_joints
         joints = fit.joints
         timings["hand_fit"] = fit.seconds
+        if settings.depth_snap_m > 0:
+            # the fitted template's skin lies off the depth where this hand's shape differs from it
+            t = time.perf_counter()
+            hand = snap_to_depth(hand, obj, frame.depth_m, frame.K, settings.depth_snap_m).mesh
+            timings["depth_snap"] += time.perf_counter() - t
     timings["total"] = time.perf_counter() - start
     return FrameResult(
         hand=hand,

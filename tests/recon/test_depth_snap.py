@@ -112,3 +112,22 @@ def test_both_parts_meet_their_depth_and_stay_apart():
     assert not hand_sdf.contains(moved_object.vertices.astype(np.float64)).any()
     unmoved = snap_parts_to_depth(hand, obj, depth, K, max_offset_m=0.0)
     assert unmoved[0] is hand and unmoved[1] is obj
+
+
+def test_no_face_is_turned_over_by_the_move():
+    from c2f_core.recon.depth_snap import MAX_TURN_COSINE, _face_normals, _unflip
+
+    made = trimesh.creation.icosphere(3, 0.04).apply_translation([0.0, 0.0, 0.5])
+    vertices, faces = np.asarray(made.vertices), np.asarray(made.faces)
+    shift = np.random.default_rng(0).normal(0.0, 0.004, len(vertices))  # rough: folds many faces
+
+    def turned(moved):
+        before, after = _face_normals(vertices, faces), _face_normals(moved, faces)
+        cosine = (before * after).sum(1) / np.linalg.norm(before, axis=1) / np.linalg.norm(after, axis=1)
+        return int((cosine < MAX_TURN_COSINE).sum())
+
+    assert turned(vertices * (1.0 + shift / vertices[:, 2])[:, None]) > 100
+    mended = _unflip(vertices, faces, shift, vertices[:, 2])
+    assert turned(mended) == 0
+    # each vertex still moves along its own ray
+    np.testing.assert_allclose(np.cross(mended, vertices), 0.0, atol=1e-12)

@@ -298,6 +298,16 @@ def test_hand_fit_option_writes_the_open_hand(tiny_setup, sphere_network, capsys
     assert np.isfinite(hand.vertices).all()
     # The fitted hand stays near the sphere it covers (the stand-in network's hand surface).
     assert np.linalg.norm(hand.vertices.mean(0) - HAND_CENTRE) < 0.1
+    # by default the fitted hand's seen side is then laid onto the depth, its topology kept
+    assert info["timings"]["depth_snap"] > 0
+    unsnapped = tmp_path / "unsnapped"
+    code, _, err = reconstruct(
+        capsys, tiny_setup, unsnapped, "--hand", "fit", "--resolution", "32", "--bbox", "90,60,230,200",
+        "--frames", "0:0", "--depth-snap", "0", "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    fitted = read_mesh(unsnapped / "000000_hand.ply")
+    assert np.array_equal(fitted.faces, hand.faces) and not np.allclose(fitted.vertices, hand.vertices)
 
 
 def test_a_batch_goes_on_past_a_take_that_fails_whole(tiny_setup, sphere_network, capsys, tmp_path):

@@ -75,17 +75,15 @@ def run(args: argparse.Namespace) -> int:
         sequence=True,
         quiet=args.quiet,
     )
-    # the optional takes: (folder, what it is, frames, seed, whether a sequence, config)
+    # the optional takes: (folder, what it is with {} for its frames, frames, seed, a sequence?, config)
     optional = [
-        ("real_look", "real-look frames", args.real_look_frames, REAL_LOOK_SEED, False, SynthConfig(look="real")),
-        ("sequence_turn", "-frame turning sequence", args.turn_frames, TURN_SEED, True,
+        ("real_look", "{} real-look frames", args.real_look_frames, REAL_LOOK_SEED, False, SynthConfig(look="real")),
+        ("sequence_turn", "{}-frame turning sequence", args.turn_frames, TURN_SEED, True,
          SynthConfig(motion=MotionConfig(turn_deg=TURN_DEG))),
-        ("sequence_reach", "-frame reaching sequence", args.reach_take_frames, REACH_SEED, True,
+        ("sequence_reach", "{}-frame reaching sequence", args.reach_take_frames, REACH_SEED, True,
          SynthConfig(motion=MotionConfig(reach_frames=REACH_FRAMES))),
     ]  # fmt: skip
-    written = [
-        f"{sequence['frames']}-frame sequence in {args.out / 'sequence'}",
-    ]
+    written = [f"{sequence['frames']}-frame sequence in {args.out / 'sequence'}"]
     for folder, what, count, seed, is_sequence, config in optional:
         if count > 0:
             made = generate_take(
@@ -96,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 quiet=args.quiet,
                 config=config,
             )
-            gap = "" if what.startswith("-") else " "
-            written.append(f"{made['frames']}{gap}{what} in {args.out / folder}")
+            written.append(f"{what.format(made['frames'])} in {args.out / folder}")
     if not args.quiet:
         print(f"benchmark: {frames['frames']} frames in {args.out / 'frames'}, " + ", ".join(written))
     return 0

@@ -76,10 +76,9 @@ def project(points_cam: Any, K: Any) -> tuple[Any, Any]:
 
 def sees(point_cam: np.ndarray, K: np.ndarray, size: tuple[int, int], margin: float = 0.0) -> bool:
     """True when a camera point (3,) projects into a `size` (W, H) image, a `margin` share off its edges."""
-    x, y, z = (float(c) for c in point_cam)
+    (u, v), z = project(np.asarray(point_cam, np.float64), np.asarray(K, np.float64))
     if z <= 0:
         return False
-    u, v = K[0, 0] * x / z + K[0, 2], K[1, 1] * y / z + K[1, 2]
     (width, height), m = size, margin
     return bool(m * width <= u <= (1 - m) * width and m * height <= v <= (1 - m) * height)
 

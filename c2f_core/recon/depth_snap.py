@@ -33,6 +33,7 @@ import scipy.sparse.linalg as sparse_linalg
 from scipy import sparse
 from scipy.spatial import cKDTree
 
+from c2f_core.geometry.camera import project
 from c2f_core.geometry.mesh_sdf import MeshSDF
 from c2f_core.geometry.raster import rasterize_depth
 from c2f_core.recon.extract import Mesh
@@ -124,11 +125,9 @@ def _unflip(vertices: np.ndarray, faces: np.ndarray, shift: np.ndarray, z: np.nd
     return vertices * (1.0 + shift / z)[:, None]
 
 
-def _window(vertices: np.ndarray, K: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
-    """The pixel box (x0, y0, x1, y1) the vertices project into, clipped to the image."""
-    z = np.maximum(vertices[:, 2], 1e-6)
-    u = vertices[:, 0] / z * K[0, 0] + K[0, 2]
-    v = vertices[:, 1] / z * K[1, 1] + K[1, 2]
+def _window(uv: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
+    """The pixel box (x0, y0, x1, y1) around projected points (N, 2), clipped to the image."""
+    u, v = uv[:, 0], uv[:, 1]
     x0, x1 = int(np.clip(np.floor(u.min()) - 1, 0, width)), int(np.clip(np.ceil(u.max()) + 2, 0, width))
     y0, y1 = int(np.clip(np.floor(v.min()) - 1, 0, height)), int(np.clip(np.ceil(v.max()) + 2, 0, height))
     return x0, y0, x1, y1
@@ -167,14 +166,15 @@ def snap_to_depth(
         return SnapResult(part, 0, 0, 0.0)
     vertices = part.vertices.astype(np.float64)
     height, width = depth_m.shape
-    box = _window(vertices, K, width, height)
+    uv, z = project(vertices, np.asarray(K, np.float64))
+    z = np.maximum(z, 1e-6)  # the moves scale along rays by 1 + shift / z
+    box = _window(uv, width, height)
     x0, y0, x1, y1 = box
     if x1 <= x0 or y1 <= y0:
         return SnapResult(part, 0, 0, 0.0)
     own_depth, other_depth = _render(part, K, box), _render(other, K, box)
-    z = np.maximum(vertices[:, 2], 1e-6)
-    u = np.round(vertices[:, 0] / z * K[0, 0] + K[0, 2]).astype(np.int64) - x0
-    v = np.round(vertices[:, 1] / z * K[1, 1] + K[1, 2]).astype(np.int64) - y0
+    u = np.round(uv[:, 0]).astype(np.int64) - x0
+    v = np.round(uv[:, 1]).astype(np.int64) - y0
     inside = (u >= 0) & (u < x1 - x0) & (v >= 0) & (v < y1 - y0)
     u, v = np.clip(u, 0, x1 - x0 - 1), np.clip(v, 0, y1 - y0 - 1)
     window = depth_m[y0:y1, x0:x1].astype(np.float64)
@@ -231,7 +231,6 @@ def snap_to_depth(
             held |= entered
             seen &= ~entered
             shift = solve()
-            moved = vertices * (1.0 + shift / z)[:, None]
     moved = _unflip(vertices, part.faces, shift, z)
     mesh = Mesh(moved.astype(part.vertices.dtype), part.faces)
     return SnapResult(mesh, int(seen.sum()), int(held.sum()), mean_offset)

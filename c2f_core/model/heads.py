@@ -23,6 +23,7 @@ import math
 import torch
 from torch import nn
 
+from c2f_core.geometry.camera import backproject_pixels
 from c2f_core.geometry.frames import depth_valid_mask
 from c2f_core.model.config import HeadsConfig
 from c2f_core.model.layers import MLP, conv_norm_relu, norm2d, upsample2
@@ -104,11 +105,8 @@ class PixelJointHead(nn.Module):
         cols = torch.arange(width, device=x.device, dtype=torch.float32) * stride + offset
         v = (weights.view(batch, NUM_JOINTS, height, width).sum(-1) * rows).sum(-1)
         u = (weights.view(batch, NUM_JOINTS, height, width).sum(-2) * cols).sum(-1)
-        K = K_crop.float()
         z_m = ref_m[:, None, 2].float() + z_nu * cube_half_m
-        x_m = (u - K[:, None, 0, 2]) / K[:, None, 0, 0] * z_m
-        y_m = (v - K[:, None, 1, 2]) / K[:, None, 1, 1] * z_m
-        joints_m = torch.stack([x_m, y_m, z_m], -1)
+        joints_m = backproject_pixels(u, v, z_m, K_crop.float()[:, None])
         return (joints_m - ref_m[:, None].float()) / cube_half_m
 
 

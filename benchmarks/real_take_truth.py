@@ -11,6 +11,13 @@ marks. Per frame this script measures, without any reconstruction:
 - `off_skeleton_by_depth`: the same share with the depth file frame + k instead: where depth runs
   behind the colour the labels were made on, another k fits best (`c2f_core.io.depth_lag`; on the
   shared DexYCB take k = +1);
+- `seg_shift_px`: the image shift (dx, dy) that lays the hand segmentation's outline best onto
+  the frame's own edges, the colour image's and the depth's (two sensors) summed, each normalised
+  by its mean around the outline, searched over +-15 px: (0, 0) when the truth is in place;
+- `seg_shift_colour_px`, `seg_shift_depth_px`: the same from each image alone (they should agree);
+- `moved_seg_iou`: the IoU of the hand segmentation with itself moved by `seg_shift_px`: what a
+  silhouette that follows the images exactly scores against the truth, if the segmentation's
+  shape is right (a ceiling on the hand IoU that no reconstruction can pass);
 
 and, given a reconstruction folder (`--recon OUT`, from `c2f reconstruct`), with the segmentation
 and labels of the frames before and after each frame (offset k):
@@ -18,7 +25,9 @@ and labels of the frames before and after each frame (offset k):
 - `iou_by_offset`: the hand silhouette IoU of the frame's meshes against ``seg`` of frame + k;
 - `landmarks_by_offset`: the mean distance (px) of the frame's detected 2D landmarks (from the
   colour image, `landmarks_2d` of the frame JSON) to ``joint_2d`` of frame + k;
-- `joints_by_offset`: the mean distance (mm) of the frame's 3D joints to ``joint_3d`` of frame + k.
+- `joints_by_offset`: the mean distance (mm) of the frame's 3D joints to ``joint_3d`` of frame + k;
+- `iou_to_moved_seg`: the hand silhouette IoU against the segmentation moved by `seg_shift_px`
+  (a diagnostic of where the meshes sit, never a score).
 
 When the truth is in step with the images, k = 0 fits best; a labelled frame that fits the images
 of another frame better says the labels are displaced there (by the hand's motion over k frames).
@@ -34,6 +43,7 @@ import functools
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from c2f_core.cli.inputs import parse_frames
@@ -49,6 +59,10 @@ OFF_SKELETON_M = 0.03
 """Hand-labelled depth points farther than this from every labelled bone are not on the hand."""
 OFFSETS = (-2, -1, 0, 1, 2)
 """Frame offsets k of the truth compared with each frame's images."""
+SHIFT_RADIUS_PX = 15
+"""Image shifts of the segmentation's outline tried: -15 .. 15 px in x and y."""
+DEPTH_EDGE_CAP_MM = 400.0
+"""A depth gradient (Sobel, mm) above this counts as one edge: a far cliff must not outweigh the rest."""
 
 
 def distance_to_skeleton(points: np.ndarray, joints: np.ndarray) -> np.ndarray:
@@ -71,6 +85,66 @@ def off_skeleton_share(depth_m: np.ndarray, K: np.ndarray, seg: np.ndarray, join
     if len(hand) == 0:
         return float("nan")
     return float((distance_to_skeleton(hand, joints) > OFF_SKELETON_M).mean())
+
+
+def _normalised(edges: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """`edges` over its mean inside `band` (zeros when the band holds no edge)."""
+    mean = float(edges[band].mean()) if band.any() else 0.0
+    return edges / mean if mean > 0 else np.zeros_like(edges)
+
+
+def colour_edges(color: np.ndarray) -> np.ndarray:
+    """(H, W) gradient magnitude of an (H, W, 3) uint8 RGB image's grey level, lightly blurred."""
+    grey = cv2.cvtColor(color, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    magnitude = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    return cv2.GaussianBlur(magnitude, (5, 5), 1.5)
+
+
+def depth_edges(depth_m: np.ndarray) -> np.ndarray:
+    """(H, W) gradient magnitude of a depth map (metres, 0 = missing), capped, zero at holes."""
+    depth_mm = cv2.medianBlur((1000.0 * depth_m).astype(np.float32), 5)
+    magnitude = np.hypot(cv2.Sobel(depth_mm, cv2.CV_32F, 1, 0), cv2.Sobel(depth_mm, cv2.CV_32F, 0, 1))
+    magnitude = np.minimum(magnitude, DEPTH_EDGE_CAP_MM) * (depth_mm > 0)
+    return cv2.GaussianBlur(magnitude, (5, 5), 1.5)
+
+
+def outline_shift(
+    mask: np.ndarray, edge_maps: list[np.ndarray], radius: int = SHIFT_RADIUS_PX
+) -> tuple[int, int]:
+    """The shift (dx, dy) in pixels that lays the outline of `mask` on the strongest edges.
+
+    Each (H, W) edge map is normalised by its mean in the band the outline sweeps, so maps of
+    different units weigh alike; their sum is averaged along the shifted outline. (0, 0) for an
+    empty mask or a mask without an outline inside the image.
+    """
+    outline = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    rows, cols = np.nonzero(outline)
+    if len(rows) == 0:
+        return 0, 0
+    band = cv2.dilate(outline.astype(np.uint8), np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)) > 0
+    edges = sum(_normalised(e.astype(np.float32), band) for e in edge_maps)
+    height, width = mask.shape
+    best, best_shift = -np.inf, (0, 0)
+    # ties go to the smaller shift: the truth is taken as in place unless the images say otherwise
+    for dy, dx in sorted(
+        ((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)),
+        key=lambda s: s[0] ** 2 + s[1] ** 2,
+    ):
+        score = float(edges[np.clip(rows + dy, 0, height - 1), np.clip(cols + dx, 0, width - 1)].mean())
+        if score > best + 1e-9:
+            best, best_shift = score, (dx, dy)
+    return best_shift
+
+
+def moved(mask: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
+    """`mask` moved by (dx, dy) pixels; what leaves the image is lost, what enters is False."""
+    dx, dy = shift
+    height, width = mask.shape
+    out = np.zeros_like(mask)
+    out[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = mask[
+        max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
+    ]
+    return out
 
 
 def main() -> None:
@@ -102,6 +176,14 @@ def main() -> None:
                 for k in OFFSETS
                 if frame + k in raw.depth_files
             }
+        if seg is not None and (seg == SEG_HAND).any():
+            hand_truth = seg == SEG_HAND
+            by_colour, by_depth = colour_edges(data.color), depth_edges(data.depth_m)
+            shift = outline_shift(hand_truth, [by_colour, by_depth])
+            row["seg_shift_px"] = list(shift)
+            row["seg_shift_colour_px"] = list(outline_shift(hand_truth, [by_colour]))
+            row["seg_shift_depth_px"] = list(outline_shift(hand_truth, [by_depth]))
+            row["moved_seg_iou"] = silhouette_iou(moved(hand_truth, shift), hand_truth)
         if recon is not None and frame in recon.frames:
             meshes = read_frame_meshes(recon, frame)
             height, width = data.depth_m.shape
@@ -114,6 +196,10 @@ def main() -> None:
             frame_json = json.loads((recon.root / f"{frame:06d}.json").read_text())
             landmarks, joints_m = frame_json.get("landmarks_2d"), frame_json.get("joints")
             row["iou_by_offset"], row["landmarks_by_offset"], row["joints_by_offset"] = {}, {}, {}
+            if "seg_shift_px" in row:
+                row["iou_to_moved_seg"] = silhouette_iou(
+                    hand_sil, moved(seg == SEG_HAND, tuple(row["seg_shift_px"]))
+                )
             for k in OFFSETS:
                 if frame + k not in ids:
                     continue
@@ -160,6 +246,35 @@ def main() -> None:
                 else "against the truth of frame + k"
             )
             print(f"{unit} {against}: {cells}; best k per frame: {summary[key + '_best_k_count']}")
+    shifted = [r for r in rows if "seg_shift_px" in r]
+    if shifted:
+        shifts = np.array([r["seg_shift_px"] for r in shifted], float)
+        agree = np.mean(
+            [
+                np.abs(np.subtract(r["seg_shift_colour_px"], r["seg_shift_depth_px"])).max() <= 3
+                for r in shifted
+            ]
+        )
+        summary["seg_shift_mean_px"] = shifts.mean(0).tolist()
+        summary["seg_shift_median_length_px"] = float(np.median(np.linalg.norm(shifts, axis=1)))
+        summary["seg_shift_colour_depth_agree"] = float(agree)
+        summary["moved_seg_iou_mean"] = float(np.mean([r["moved_seg_iou"] for r in shifted]))
+        print(
+            f"hand segmentation outline onto the images' edges: mean shift (dx, dy) "
+            f"({shifts[:, 0].mean():+.1f}, {shifts[:, 1].mean():+.1f}) px, median length "
+            f"{summary['seg_shift_median_length_px']:.1f} px; colour and depth alone agree within 3 px "
+            f"in {100 * agree:.0f}% of the frames"
+        )
+        print(
+            f"IoU of the hand segmentation with itself moved onto the images (a silhouette that "
+            f"follows the images exactly): {summary['moved_seg_iou_mean']:.3f} (mean over frames)"
+        )
+        moved_iou = [r["iou_to_moved_seg"] for r in shifted if "iou_to_moved_seg" in r]
+        if moved_iou:
+            summary["iou_to_moved_seg_mean"] = float(np.mean(moved_iou))
+            print(
+                f"the meshes' hand IoU against the moved segmentation (diagnostic): {np.mean(moved_iou):.3f}"
+            )
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "per_frame": rows}, indent=1) + "\n")
 

@@ -127,7 +127,22 @@ def test_no_face_is_turned_over_by_the_move():
         return int((cosine < MAX_TURN_COSINE).sum())
 
     assert turned(vertices * (1.0 + shift / vertices[:, 2])[:, None]) > 100
-    mended = _unflip(vertices, faces, shift, vertices[:, 2])
+    mended = _unflip(vertices, faces, shift, vertices[:, 2], np.zeros(len(vertices), bool))
     assert turned(mended) == 0
     # each vertex still moves along its own ray
     np.testing.assert_allclose(np.cross(mended, vertices), 0.0, atol=1e-12)
+
+
+def test_mending_a_turned_face_keeps_its_held_corners():
+    from c2f_core.recon.depth_snap import _unflip
+
+    made = trimesh.creation.icosphere(3, 0.04).apply_translation([0.0, 0.0, 0.5])
+    vertices, faces = np.asarray(made.vertices), np.asarray(made.faces)
+    shift = np.random.default_rng(0).normal(0.0, 0.004, len(vertices))
+    held = np.zeros(len(vertices), bool)
+    held[: len(vertices) // 3] = True  # a contact band: their offsets are the solve's, ~0
+    shift[held] = 0.0
+    free = _unflip(vertices, faces, shift, vertices[:, 2], np.zeros(len(vertices), bool))
+    assert np.abs(free[held] - vertices[held]).max() > 1e-3  # unheld mending would move them
+    kept = _unflip(vertices, faces, shift, vertices[:, 2], held)
+    np.testing.assert_array_equal(kept[held], vertices[held])

@@ -13,7 +13,8 @@ marks. Per frame this script measures, without any reconstruction:
   shared DexYCB take k = +1);
 - `seg_shift_px`: the image shift (dx, dy) that lays the hand segmentation's outline best onto
   the frame's own edges, the colour image's and the depth's (two sensors) summed, each normalised
-  by its mean around the outline, searched over +-15 px: (0, 0) when the truth is in place;
+  by its mean around the outline, searched over +-15 px (`c2f_core.eval.truth_check`, which
+  `c2f evaluate --real` also reports): (0, 0) when the truth is in place;
 - `seg_shift_colour_px`, `seg_shift_depth_px`: the same from each image alone (they should agree);
 - `moved_seg_iou`: the IoU of the hand segmentation with itself moved by `seg_shift_px`: what a
   silhouette that follows the images exactly scores against the truth, if the segmentation's
@@ -43,11 +44,11 @@ import functools
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from c2f_core.cli.inputs import parse_frames
 from c2f_core.eval.real_capture import silhouette_iou
+from c2f_core.eval.truth_check import colour_edges, depth_edges, moved, outline_shift
 from c2f_core.geometry.camera import depth_to_points
 from c2f_core.geometry.raster import visible_silhouettes
 from c2f_core.hands.base import PARENTS
@@ -59,10 +60,6 @@ OFF_SKELETON_M = 0.03
 """Hand-labelled depth points farther than this from every labelled bone are not on the hand."""
 OFFSETS = (-2, -1, 0, 1, 2)
 """Frame offsets k of the truth compared with each frame's images."""
-SHIFT_RADIUS_PX = 15
-"""Image shifts of the segmentation's outline tried: -15 .. 15 px in x and y."""
-DEPTH_EDGE_CAP_MM = 400.0
-"""A depth gradient (Sobel, mm) above this counts as one edge: a far cliff must not outweigh the rest."""
 
 
 def distance_to_skeleton(points: np.ndarray, joints: np.ndarray) -> np.ndarray:
@@ -85,66 +82,6 @@ def off_skeleton_share(depth_m: np.ndarray, K: np.ndarray, seg: np.ndarray, join
     if len(hand) == 0:
         return float("nan")
     return float((distance_to_skeleton(hand, joints) > OFF_SKELETON_M).mean())
-
-
-def _normalised(edges: np.ndarray, band: np.ndarray) -> np.ndarray:
-    """`edges` over its mean inside `band` (zeros when the band holds no edge)."""
-    mean = float(edges[band].mean()) if band.any() else 0.0
-    return edges / mean if mean > 0 else np.zeros_like(edges)
-
-
-def colour_edges(color: np.ndarray) -> np.ndarray:
-    """(H, W) gradient magnitude of an (H, W, 3) uint8 RGB image's grey level, lightly blurred."""
-    grey = cv2.cvtColor(color, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    magnitude = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
-    return cv2.GaussianBlur(magnitude, (5, 5), 1.5)
-
-
-def depth_edges(depth_m: np.ndarray) -> np.ndarray:
-    """(H, W) gradient magnitude of a depth map (metres, 0 = missing), capped, zero at holes."""
-    depth_mm = cv2.medianBlur((1000.0 * depth_m).astype(np.float32), 5)
-    magnitude = np.hypot(cv2.Sobel(depth_mm, cv2.CV_32F, 1, 0), cv2.Sobel(depth_mm, cv2.CV_32F, 0, 1))
-    magnitude = np.minimum(magnitude, DEPTH_EDGE_CAP_MM) * (depth_mm > 0)
-    return cv2.GaussianBlur(magnitude, (5, 5), 1.5)
-
-
-def outline_shift(
-    mask: np.ndarray, edge_maps: list[np.ndarray], radius: int = SHIFT_RADIUS_PX
-) -> tuple[int, int]:
-    """The shift (dx, dy) in pixels that lays the outline of `mask` on the strongest edges.
-
-    Each (H, W) edge map is normalised by its mean in the band the outline sweeps, so maps of
-    different units weigh alike; their sum is averaged along the shifted outline. (0, 0) for an
-    empty mask or a mask without an outline inside the image.
-    """
-    outline = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-    rows, cols = np.nonzero(outline)
-    if len(rows) == 0:
-        return 0, 0
-    band = cv2.dilate(outline.astype(np.uint8), np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)) > 0
-    edges = sum(_normalised(e.astype(np.float32), band) for e in edge_maps)
-    height, width = mask.shape
-    best, best_shift = -np.inf, (0, 0)
-    # ties go to the smaller shift: the truth is taken as in place unless the images say otherwise
-    for dy, dx in sorted(
-        ((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)),
-        key=lambda s: s[0] ** 2 + s[1] ** 2,
-    ):
-        score = float(edges[np.clip(rows + dy, 0, height - 1), np.clip(cols + dx, 0, width - 1)].mean())
-        if score > best + 1e-9:
-            best, best_shift = score, (dx, dy)
-    return best_shift
-
-
-def moved(mask: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
-    """`mask` moved by (dx, dy) pixels; what leaves the image is lost, what enters is False."""
-    dx, dy = shift
-    height, width = mask.shape
-    out = np.zeros_like(mask)
-    out[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = mask[
-        max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
-    ]
-    return out
 
 
 def main() -> None:

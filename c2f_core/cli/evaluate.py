@@ -11,7 +11,7 @@ from pathlib import Path
 from c2f_core.cli.inputs import parse_frames
 from c2f_core.errors import C2FError
 from c2f_core.eval.protocol import PROTOCOLS, evaluate_folder, format_table
-from c2f_core.eval.real_capture import evaluate_real_take, format_real_table
+from c2f_core.eval.real_capture import evaluate_real_take, format_real_table, format_truth_check
 from c2f_core.io.atomic import check_output_file, write_text_atomic
 from c2f_core.io.labels import has_labels
 from c2f_core.io.recon_output import read_reconstruction
@@ -137,6 +137,8 @@ def _run_real(args: argparse.Namespace) -> int:
     frames = parse_frames(args.frames, Take.open(args.gt).frame_ids) if args.frames else None
     report = evaluate_real_take(str(args.pred), str(args.gt), args.object_id, frames, quiet=args.quiet)
     print(format_real_table(report))
+    if format_truth_check(report):
+        print(format_truth_check(report))
     missing = report["frames"] - report["meshed"]
     if missing:
         print(f"{missing} frame(s) without a reconstruction score 0 (IoU and points within)")

@@ -9,7 +9,11 @@ Five numbers per frame (DexYCB-style truth, `c2f_core.io.labels`):
 - joint error: the mean distance (mm) of the 21 joints of the frame JSON to the labelled ``joint_3d``;
   the network joint error the same for the network's own joints (``network_joints`` where the
   frame's joints came from the hand detector or the fit);
-- object silhouette IoU and observed object points within 10 mm, the same for ``seg == object_id``.
+- object silhouette IoU and observed object points within 10 mm, the same for ``seg == object_id``;
+
+and, of the truth alone (`eval.truth_check`), where the hand segmentation lies against the
+frame's colour and depth edges and the hand IoU a silhouette that follows the images exactly
+would score against it: a ceiling to read the hand IoU against.
 
 A frame without a result (failed or not run) scores 0 on the four mesh numbers and has no joint
 error; it is counted in the means, so "every frame meshed" shows in them. Frames whose truth is
@@ -24,6 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from c2f_core.errors import C2FError
+from c2f_core.eval.truth_check import segmentation_ceiling
 from c2f_core.geometry.camera import depth_to_points
 from c2f_core.geometry.mesh_sdf import point_mesh_distance
 from c2f_core.geometry.raster import visible_silhouettes
@@ -61,6 +66,11 @@ class RealFrameScore:
     """The network's own joints against the labels (the frame's joints may come from landmarks)."""
     problem: str | None = None
     """Why the frame has no result, None when it was meshed."""
+    seg_shift_px: tuple[int, int] | None = None
+    """The shift (dx, dy) that lays the hand segmentation on the frame's images (None: no hand in it)."""
+    seg_ceiling_iou: float = float("nan")
+    """The hand segmentation's IoU with itself moved by `seg_shift_px`: the best a silhouette that
+    follows the images can score."""
 
 
 def silhouette_iou(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -194,12 +204,17 @@ def evaluate_real_take(
     for frame in progress(ids, total=len(ids), desc="scoring", quiet=quiet, unit="frame"):
         seg = read_segmentation(take.root, frame)
         labels = read_joint_labels(take.root, frame)
+        data = take.read_frame(frame, with_gt=False, check=False)
         if frame not in recon.frames:
             reason = recon.failed.get(frame, "no reconstruction for this frame")
-            scores.append(_missing_score(frame, reason, seg is not None))
-            continue
-        depth_m = take.read_frame(frame, with_gt=False, check=False).depth_m
-        scores.append(score_recon_frame(recon, frame, depth_m, take.intrinsics.K, seg, labels, object_id))
+            score = _missing_score(frame, reason, seg is not None)
+        else:
+            score = score_recon_frame(recon, frame, data.depth_m, take.intrinsics.K, seg, labels, object_id)
+        if seg is not None and (seg == SEG_HAND).any():
+            score.seg_shift_px, score.seg_ceiling_iou = segmentation_ceiling(
+                seg == SEG_HAND, data.color, data.depth_m
+            )
+        scores.append(score)
     return {
         "prediction": str(recon.root),
         "take": str(take.root),
@@ -208,8 +223,37 @@ def evaluate_real_take(
         "frames": len(ids),
         "meshed": sum(s.problem is None for s in scores),
         "summary": summarize_real(scores),
+        "truth_check": summarize_truth(scores),
         "per_frame": [asdict(s) for s in scores],
     }
+
+
+def summarize_truth(scores: list[RealFrameScore]) -> dict:
+    """The hand segmentation's mean shift onto the images and the ceiling IoU's mean and median
+    over the frames that have a hand in their segmentation (empty when none has)."""
+    checked = [s for s in scores if s.seg_shift_px is not None]
+    if not checked:
+        return {}
+    ceiling = np.array([s.seg_ceiling_iou for s in checked])
+    return {
+        "frames": len(checked),
+        "seg_shift_mean_px": np.mean([s.seg_shift_px for s in checked], axis=0).tolist(),
+        "ceiling_hand_iou": {"mean": float(ceiling.mean()), "median": float(np.median(ceiling))},
+    }
+
+
+def format_truth_check(report: dict) -> str:
+    """One line on where the take's hand segmentation lies and the hand IoU it allows ('' without one)."""
+    check = report.get("truth_check") or {}
+    if not check:
+        return ""
+    # where it lies is minus the shift that brings it onto the images (+ 0.0: no "-0.0")
+    dx, dy = (0.0 - v + 0.0 for v in check["seg_shift_mean_px"])
+    return (
+        f"the take's hand segmentation lies ({dx:+.1f}, {dy:+.1f}) px from the hand its images show "
+        f"(mean over {check['frames']} frame(s); x right, y down): a silhouette that follows the images "
+        f"exactly would score hand IoU {check['ceiling_hand_iou']['mean']:.3f} against it"
+    )
 
 
 REAL_COLUMNS = (

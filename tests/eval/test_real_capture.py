@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from c2f_core.eval.real_capture import evaluate_real_take, silhouette_iou
+from c2f_core.eval.real_capture import evaluate_real_take, format_truth_check, silhouette_iou
 from c2f_core.io.intrinsics import Intrinsics
 from c2f_core.io.recon_output import write_frame_result, write_reconstruction_summary
 from c2f_core.io.take import TakeWriter
@@ -140,3 +140,27 @@ def test_cli_scores_a_real_take_and_asks_for_the_object(labelled, tmp_path):
     assert "| mean | 0.375 |" in done.stdout
     assert "1 frame(s) without a reconstruction" in done.stdout
     assert report.is_file()
+
+
+def test_the_report_says_where_the_segmentation_lies_and_the_hand_iou_it_allows(tmp_path):
+    take = tmp_path / "take"
+    hand = np.zeros((30, 40), bool)
+    hand[10:20, 8:28] = True  # what colour and depth show: a bright hand 10 cm before the wall
+    color = np.where(hand[..., None], 200, 30).astype(np.uint8).repeat(3, axis=2)
+    depth = np.where(hand, 0.8, 0.9).astype(np.float32)
+    with TakeWriter(take, INTR) as writer:
+        writer.write(0, color, depth)
+    (take / "seg").mkdir()
+    seg = np.zeros((30, 40), np.uint8)
+    seg[7:17, 8:28] = 255  # the labels' hand 3 px above it
+    Image.fromarray(seg).save(take / "seg" / "000000.png")
+    out = tmp_path / "recon"
+    write_frame_result(out, 0, square(7.5, 9.5, 27.5, 19.5, 0.8), square(0.5, 0.5, 2.5, 2.5, 0.9), {})
+    write_reconstruction_summary(out, name="take", intrinsics=INTR, frames=[0], failed={})
+    report = evaluate_real_take(str(out), str(take), OBJECT_ID, quiet=True)
+    check = report["truth_check"]
+    assert check["frames"] == 1 and check["seg_shift_mean_px"] == [0.0, 3.0]
+    # 10 rows moved 3 down: 7 shared of 13; the mesh on the images' hand scores the same
+    assert check["ceiling_hand_iou"]["mean"] == pytest.approx(7 / 13)
+    assert report["summary"]["hand_iou"]["mean"] == pytest.approx(7 / 13)
+    assert "(+0.0, -3.0) px" in format_truth_check(report) and "0.538" in format_truth_check(report)

@@ -137,8 +137,9 @@ def _run_real(args: argparse.Namespace) -> int:
     frames = parse_frames(args.frames, Take.open(args.gt).frame_ids) if args.frames else None
     report = evaluate_real_take(str(args.pred), str(args.gt), args.object_id, frames, quiet=args.quiet)
     print(format_real_table(report))
-    if format_truth_check(report):
-        print(format_truth_check(report))
+    truth_line = format_truth_check(report)
+    if truth_line:
+        print(truth_line)
     missing = report["frames"] - report["meshed"]
     if missing:
         print(f"{missing} frame(s) without a reconstruction score 0 (IoU and points within)")

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from c2f_core.errors import C2FError
-from c2f_core.eval.truth_check import segmentation_ceiling
+from c2f_core.eval.truth_check import moved, segmentation_shift
 from c2f_core.geometry.camera import depth_to_points
 from c2f_core.geometry.mesh_sdf import point_mesh_distance
 from c2f_core.geometry.raster import visible_silhouettes
@@ -79,6 +79,16 @@ def silhouette_iou(pred: np.ndarray, truth: np.ndarray) -> float:
     if union == 0:
         return float("nan")
     return float((pred & truth).sum()) / union
+
+
+def segmentation_ceiling(
+    hand_truth: np.ndarray, color: np.ndarray, depth_m: np.ndarray
+) -> tuple[tuple[int, int], float]:
+    """The shift that lays a hand segmentation (H, W) on its frame's images (`eval.truth_check`), and
+    the segmentation's IoU with itself moved there: the best a silhouette that follows the images
+    can score against it (NaN for an empty segmentation)."""
+    shift = segmentation_shift(hand_truth, color, depth_m)
+    return shift, silhouette_iou(moved(hand_truth, shift), hand_truth)
 
 
 def fraction_within(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, tol_m: float) -> float:
@@ -210,9 +220,10 @@ def evaluate_real_take(
             score = _missing_score(frame, reason, seg is not None)
         else:
             score = score_recon_frame(recon, frame, data.depth_m, take.intrinsics.K, seg, labels, object_id)
-        if seg is not None and (seg == SEG_HAND).any():
+        hand_truth = None if seg is None else seg == SEG_HAND
+        if hand_truth is not None and hand_truth.any():
             score.seg_shift_px, score.seg_ceiling_iou = segmentation_ceiling(
-                seg == SEG_HAND, data.color, data.depth_m
+                hand_truth, data.color, data.depth_m
             )
         scores.append(score)
     return {
@@ -248,7 +259,7 @@ def format_truth_check(report: dict) -> str:
     if not check:
         return ""
     # where it lies is minus the shift that brings it onto the images (+ 0.0: no "-0.0")
-    dx, dy = (0.0 - v + 0.0 for v in check["seg_shift_mean_px"])
+    dx, dy = (-v + 0.0 for v in check["seg_shift_mean_px"])
     return (
         f"the take's hand segmentation lies ({dx:+.1f}, {dy:+.1f}) px from the hand its images show "
         f"(mean over {check['frames']} frame(s); x right, y down): a silhouette that follows the images "

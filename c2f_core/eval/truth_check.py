@@ -9,7 +9,7 @@ the images' own hand. Per frame:
   colour image and its depth (two sensors), each edge map normalised by its mean in the band the
   outline sweeps, searched within +-`SHIFT_RADIUS_PX`;
 - the IoU of the segmentation with itself moved by that shift: what a silhouette that follows the
-  images exactly scores, if the segmentation's shape is right.
+  images exactly scores, if the segmentation's shape is right (`eval.real_capture.segmentation_ceiling`).
 
 On the shared DexYCB take the segmentation lies 5.2 px above the images on average (3-5 px in
 the still grasp, 7-11 px in the lift) and that ceiling is 0.775.
@@ -86,15 +86,6 @@ def moved(mask: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def segmentation_ceiling(
-    hand_truth: np.ndarray, color: np.ndarray, depth_m: np.ndarray
-) -> tuple[tuple[int, int], float]:
-    """The shift that lays a hand segmentation on its frame's images, and its IoU with itself moved there.
-
-    NaN IoU for an empty segmentation.
-    """
-    if not hand_truth.any():
-        return (0, 0), float("nan")
-    shift = outline_shift(hand_truth, [colour_edges(color), depth_edges(depth_m)])
-    shifted = moved(hand_truth, shift)
-    return shift, float((shifted & hand_truth).sum()) / float((shifted | hand_truth).sum())
+def segmentation_shift(hand_truth: np.ndarray, color: np.ndarray, depth_m: np.ndarray) -> tuple[int, int]:
+    """The shift (dx, dy) that lays a hand segmentation (H, W) on its frame's colour (RGB) and depth edges."""
+    return outline_shift(hand_truth, [colour_edges(color), depth_edges(depth_m)])

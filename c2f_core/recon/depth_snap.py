@@ -34,6 +34,7 @@ from scipy import sparse
 from scipy.spatial import cKDTree
 
 from c2f_core.geometry.camera import project
+from c2f_core.geometry.mesh_normals import face_normals, vertex_normals
 from c2f_core.geometry.mesh_sdf import MeshSDF
 from c2f_core.geometry.raster import rasterize_depth
 from c2f_core.recon.extract import Mesh
@@ -93,12 +94,6 @@ def _entered(other: Mesh, tree: cKDTree, before: np.ndarray, after: np.ndarray, 
     return entered
 
 
-def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Unnormalised face normals (F, 3): twice each face's area along its normal."""
-    corners = vertices[faces]
-    return np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-
-
 def _unflip(
     vertices: np.ndarray, faces: np.ndarray, shift: np.ndarray, z: np.ndarray, fixed: np.ndarray
 ) -> np.ndarray:
@@ -111,7 +106,7 @@ def _unflip(
     other part's contact keeps its place), for a few passes; a pass after the first asks only the
     faces whose corners the last one changed.
     """
-    before = _face_normals(vertices, faces)
+    before = face_normals(vertices, faces)
     before /= np.maximum(np.linalg.norm(before, axis=1, keepdims=True), 1e-30)
     shift = shift.copy()
     asked = np.arange(len(faces))
@@ -209,11 +204,7 @@ def snap_to_depth(
     field = np.where(known, field / np.maximum(weight, 1e-6), 0.0)
     # every vertex of the seen side takes the field at its pixel, not only those the z-buffer
     # shows: sparse anchors would pull single vertices out of the surface (pits)
-    normals = np.zeros_like(vertices)  # area-weighted, unnormalised: only their sign is asked
-    face_normals = _face_normals(vertices, part.faces)
-    for corner in range(3):
-        np.add.at(normals, part.faces[:, corner], face_normals)
-    facing = np.einsum("ij,ij->i", normals, vertices) < 0.0
+    facing = np.einsum("ij,ij->i", vertex_normals(vertices, part.faces), vertices) < 0.0
     seen = inside & facing & (z - own_depth[v, u] < SEEN_DEPTH_M) & known[v, u] & front[v, u]
     offset = field[v, u].astype(np.float64)
     held = np.zeros(len(vertices), dtype=bool)

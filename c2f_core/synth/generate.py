@@ -23,6 +23,7 @@ import torch
 
 from c2f_core.errors import C2FError
 from c2f_core.geometry.camera import sees
+from c2f_core.geometry.mesh_normals import vertex_normals
 from c2f_core.geometry.mesh_sdf import MeshSDF
 from c2f_core.geometry.sdf_samples import joint_bounds, make_sdf_samples
 from c2f_core.hands.open_hand import OpenHandLayer
@@ -32,7 +33,7 @@ from c2f_core.progress import progress
 from c2f_core.synth.grasp import Grasp, GraspConfig, GraspSynthesizer
 from c2f_core.synth.objects import FAMILIES, ObjectMesh, random_object
 from c2f_core.synth.real_scene import RealSceneConfig, RealSurroundings
-from c2f_core.synth.render import LABEL_HAND, LABEL_OBJECT, Renderer, RenderOutput, vertex_normals, view_score
+from c2f_core.synth.render import LABEL_HAND, LABEL_OBJECT, Renderer, RenderOutput, view_score
 from c2f_core.synth.scene import (
     HandAppearance,
     SceneConfig,

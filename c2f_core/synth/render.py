@@ -30,6 +30,7 @@ import numpy as np
 
 from c2f_core.errors import C2FError
 from c2f_core.geometry.camera import project
+from c2f_core.geometry.mesh_normals import face_normals, vertex_normals
 
 LABEL_BACKGROUND, LABEL_HAND, LABEL_OBJECT, LABEL_FOREARM = 0, 1, 2, 3
 
@@ -130,17 +131,6 @@ def view_score(render: RenderOutput, min_fraction: float, min_pixels: int) -> tu
     )
     score = fraction + min(hand_pixels / min_pixels, 1.0)
     return score, bool(fraction >= min_fraction and hand_pixels >= min_pixels)
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (V, 3) of a triangle mesh."""
-    corners = vertices[faces]
-    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], face_normals)
-    norm = np.linalg.norm(normals, axis=1, keepdims=True)
-    return normals / np.maximum(norm, 1e-12)
 
 
 def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
@@ -259,11 +249,10 @@ class Renderer:
             positions, normals, colors, indices = vertices, vertex_normals(vertices, faces), albedo, faces
         else:
             # Unshared vertices with one normal per face keep sharp edges sharp.
-            corners = vertices[faces]
-            face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-            face_normals /= np.maximum(np.linalg.norm(face_normals, axis=1, keepdims=True), 1e-12)
-            positions = corners.reshape(-1, 3)
-            normals = np.repeat(face_normals, 3, axis=0)
+            per_face = face_normals(vertices, faces)
+            per_face /= np.maximum(np.linalg.norm(per_face, axis=1, keepdims=True), 1e-12)
+            positions = vertices[faces].reshape(-1, 3)
+            normals = np.repeat(per_face, 3, axis=0)
             colors = albedo[faces].reshape(-1, 3)
             indices = np.arange(len(positions)).reshape(-1, 3)
         lit = shade(positions + view_offset, normals, colors, lighting, item)

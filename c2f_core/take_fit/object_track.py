@@ -37,6 +37,7 @@ from scipy.spatial import cKDTree
 from c2f_core.errors import C2FError
 from c2f_core.geometry.camera import backproject_pixels, project
 from c2f_core.geometry.grid import GridCube
+from c2f_core.geometry.mesh_normals import vertex_normals
 from c2f_core.geometry.mesh_sdf import MeshSDF
 from c2f_core.recon.extract import Mesh
 from c2f_core.take_fit.evidence import LABEL_OBJECT, LABEL_OTHER, FrameEvidence, TakeEvidence
@@ -140,13 +141,7 @@ class ObjectTrack:
 def _mesh_surface(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
     """Vertices (V, 3) and area-weighted unit vertex normals (V, 3) of a mesh."""
     vertices = mesh.vertices.astype(np.float64)
-    corners = vertices[mesh.faces]
-    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(normals, mesh.faces[:, k], face_normals)
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    return vertices, normals
+    return vertices, vertex_normals(vertices, mesh.faces)
 
 
 def without_support(frame: FrameEvidence, config: ObjectTrackConfig) -> FrameEvidence:

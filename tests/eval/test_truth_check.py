@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from c2f_core.eval import truth_check as truth
+from c2f_core.eval.real_capture import segmentation_ceiling
 
 
 def _square_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -54,10 +55,10 @@ def test_depth_edges_ignore_holes_and_cap_cliffs() -> None:
 
 def test_the_ceiling_is_the_segmentations_iou_with_itself_moved_onto_the_images() -> None:
     color, depth, mask = _square_scene()
-    shift, iou = truth.segmentation_ceiling(truth.moved(mask, (0, -6)), color, depth)
+    shift, iou = segmentation_ceiling(truth.moved(mask, (0, -6)), color, depth)
     assert shift == (0, 6)
     # a 30 x 40 square against itself 6 px lower: 24 rows of 30 shared out of 36
     assert iou == pytest.approx(24 / 36)
-    assert truth.segmentation_ceiling(mask, color, depth) == ((0, 0), 1.0)
-    shift, iou = truth.segmentation_ceiling(np.zeros_like(mask), color, depth)
+    assert segmentation_ceiling(mask, color, depth) == ((0, 0), 1.0)
+    shift, iou = segmentation_ceiling(np.zeros_like(mask), color, depth)
     assert shift == (0, 0) and np.isnan(iou)

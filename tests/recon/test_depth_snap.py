@@ -115,14 +115,15 @@ def test_both_parts_meet_their_depth_and_stay_apart():
 
 
 def test_no_face_is_turned_over_by_the_move():
-    from c2f_core.recon.depth_snap import MAX_TURN_COSINE, _face_normals, _unflip
+    from c2f_core.geometry.mesh_normals import face_normals
+    from c2f_core.recon.depth_snap import MAX_TURN_COSINE, _unflip
 
     made = trimesh.creation.icosphere(3, 0.04).apply_translation([0.0, 0.0, 0.5])
     vertices, faces = np.asarray(made.vertices), np.asarray(made.faces)
     shift = np.random.default_rng(0).normal(0.0, 0.004, len(vertices))  # rough: folds many faces
 
     def turned(moved):
-        before, after = _face_normals(vertices, faces), _face_normals(moved, faces)
+        before, after = face_normals(vertices, faces), face_normals(moved, faces)
         cosine = (before * after).sum(1) / np.linalg.norm(before, axis=1) / np.linalg.norm(after, axis=1)
         return int((cosine < MAX_TURN_COSINE).sum())
 
